@@ -1,0 +1,121 @@
+"""Shared pieces of the CLI: options, opening the database, output, confirmation.
+
+Command modules import the core *inside* their functions: ``smart-suggest --help`` must
+not pay for numpy, scipy or textual (sqlite-utils alone pulls in numpy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from smart_suggest.store import Store
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="SMART_SUGGEST_DB",
+        help="Database file [env SMART_SUGGEST_DB; default: smart-suggest.db in your data dir].",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+# Markup and emoji codes are off: every string we print may contain user data.
+console = Console(highlight=False, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+
+@contextmanager
+def open_db(db: Path | None) -> Iterator[Store]:
+    from smart_suggest.store import open_store
+
+    store = open_store(db)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/Infinity: a non-finite float becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def emit_json(data: Any) -> None:
+    text = json.dumps(data, default=_json_default, ensure_ascii=False)
+    text = json.dumps(_finite(json.loads(text)), indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def safe(value: object, *, limit: int | None = None, style: str = "") -> Text:
+    """User data as a rich ``Text``: never parsed as markup, control characters visible."""
+    from smart_suggest.text import printable
+
+    return Text(printable(value, limit=limit), style=style)
+
+
+def make_table(title: str | None, columns: Sequence[str | tuple[str, str]]) -> Table:
+    """A table; a column given as (name, "right") is right-aligned."""
+    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    for col in columns:
+        if isinstance(col, tuple):
+            table.add_column(col[0], justify=col[1])  # type: ignore[arg-type]
+        else:
+            table.add_column(col, overflow="fold")
+    return table
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    from smart_suggest.clock import iso
+
+    return iso(ts).replace("T", " ").rstrip("Z")
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a destructive step; refuse without a terminal unless ``--yes``."""
+    from smart_suggest.errors import InputError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(f"{question.rstrip('?')}: refusing without a terminal; pass --yes")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Abort()
+
+
+def info(message: str) -> None:
+    """A status line for humans, on stderr so stdout stays clean for data."""
+    err_console.print(message)

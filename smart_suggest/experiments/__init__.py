@@ -1,0 +1,1 @@
+"""A/B experiments: lifecycle, assignment, serving, event logging, KPIs."""

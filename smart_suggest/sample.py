@@ -1,0 +1,561 @@
+"""Demo data and synthetic data with the same structure.
+
+``load_demo`` loads the shipped catalogue (``sample_data/``: 20 items, 50 users in three
+taste segments), a clustered interaction history and one active A/B experiment (v1 vs v2)
+with seven days of events in which the treatment truly performs better.
+
+``generate`` builds data of any size with the same structure: categories with their own
+vocabulary (so content-based filtering has text to work on), taste clusters in the
+interaction history (so neighbours exist), and a true treatment effect in the events.
+
+Both are deterministic for a given seed (timestamps are relative to ``clock.now()``; fix
+``SMART_SUGGEST_NOW`` for byte-identical databases) and write everything in one
+transaction after clearing the old data, so an interrupted seed leaves the previous data
+intact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from smart_suggest import clock
+from smart_suggest.errors import InputError
+from smart_suggest.experiments.assignment import assign_many
+from smart_suggest.store import TABLES, Store
+
+#: progress(stage, done, total): called as work advances, for progress bars.
+Progress = Callable[[str, int, int], None]
+
+DEMO_EXPERIMENT = "homepage-recs-v1-vs-v2"
+CATEGORIES = (
+    "electronics",
+    "books",
+    "clothing",
+    "sports",
+    "home appliances",
+    "health",
+    "beauty",
+)
+#: Taste clusters of the synthetic generator (the demo's are in sample_data/segments.json).
+SEGMENTS: dict[str, tuple[str, ...]] = {
+    "tech": ("electronics", "books"),
+    "active": ("sports", "health"),
+    "lifestyle": ("clothing", "home appliances", "beauty"),
+}
+_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "electronics": (
+        "wireless",
+        "battery",
+        "bluetooth",
+        "screen",
+        "smart",
+        "charger",
+        "audio",
+        "display",
+        "usb",
+        "digital",
+        "camera",
+        "processor",
+        "hd",
+        "speaker",
+    ),
+    "books": (
+        "novel",
+        "author",
+        "chapter",
+        "story",
+        "guide",
+        "edition",
+        "hardcover",
+        "programming",
+        "history",
+        "mystery",
+        "science",
+        "fiction",
+        "poetry",
+        "essays",
+    ),
+    "clothing": (
+        "cotton",
+        "jacket",
+        "denim",
+        "slim",
+        "fit",
+        "wool",
+        "casual",
+        "shirt",
+        "sleeve",
+        "winter",
+        "summer",
+        "style",
+        "knit",
+        "linen",
+    ),
+    "sports": (
+        "running",
+        "training",
+        "gym",
+        "yoga",
+        "outdoor",
+        "cycling",
+        "lightweight",
+        "grip",
+        "marathon",
+        "workout",
+        "hiking",
+        "football",
+        "tennis",
+        "swim",
+    ),
+    "home appliances": (
+        "kitchen",
+        "cleaning",
+        "vacuum",
+        "coffee",
+        "energy",
+        "blender",
+        "oven",
+        "washer",
+        "quiet",
+        "purifier",
+        "heater",
+        "fridge",
+        "steam",
+        "timer",
+    ),
+    "health": (
+        "vitamin",
+        "protein",
+        "supplement",
+        "immune",
+        "sleep",
+        "heart",
+        "recovery",
+        "natural",
+        "organic",
+        "wellness",
+        "fiber",
+        "omega",
+        "tracker",
+        "diet",
+    ),
+    "beauty": (
+        "skin",
+        "serum",
+        "hydrating",
+        "glow",
+        "lip",
+        "fragrance",
+        "cream",
+        "spf",
+        "makeup",
+        "hair",
+        "scent",
+        "cleanser",
+        "mask",
+        "balm",
+    ),
+}
+_COMMON_WORDS = ("premium", "classic", "new", "durable", "compact", "best", "everyday", "quality")
+
+#: The demo experiment's true rates: CTR 0.30 vs 0.42, purchase per impression 0.12 vs 0.18.
+DEMO_RATES = {
+    "A": {"ctr": 0.30, "purchase": 0.12, "engagement": 45.0},
+    "B": {"ctr": 0.42, "purchase": 0.18, "engagement": 55.0},
+}
+_ACTION_P = (0.65, 0.25, 0.10)  # view, click, purchase
+
+
+@dataclass(frozen=True, slots=True)
+class SeedReport:
+    users: int
+    items: int
+    interactions: int
+    experiments: int
+    assignments: int
+    events: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_sample(name: str) -> str:
+    return resources.files("smart_suggest.sample_data").joinpath(name).read_text("utf-8")
+
+
+def demo_catalogue() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, Any]]:
+    """(items, users, segments) as shipped in ``sample_data/``."""
+    items = list(csv.DictReader(io.StringIO(_read_sample("items.csv"))))
+    users = list(csv.DictReader(io.StringIO(_read_sample("users.csv"))))
+    segments = json.loads(_read_sample("segments.json"))
+    return items, users, segments
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _chunks(rows: Iterable[tuple[Any, ...]], size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+    buf: list[tuple[Any, ...]] = []
+    for row in rows:
+        buf.append(row)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _insert(
+    store: Store,
+    sql: str,
+    rows: Iterable[tuple[Any, ...]],
+    stage: str,
+    total: int,
+    progress: Progress,
+) -> int:
+    done = 0
+    progress(stage, 0, total)
+    for chunk in _chunks(rows):
+        store.conn.executemany(sql, chunk)
+        done += len(chunk)
+        progress(stage, done, total)
+    return done
+
+
+def _clear(store: Store) -> None:
+    for table in reversed(TABLES):
+        store.conn.execute(f"DELETE FROM {table}")
+
+
+def _insert_experiment(store: Store, name: str, description: str, created: float) -> int:
+    cur = store.conn.execute(
+        "INSERT INTO experiments(name, description, control, treatment, traffic_fraction, "
+        "treatment_share, primary_metric, status, created_at) "
+        "VALUES (?, ?, 'v1', 'v2', 1.0, 0.5, 'ctr', 'active', ?)",
+        (name, description, created),
+    )
+    return int(cur.lastrowid or 0)
+
+
+# -- the demo ----------------------------------------------------------------------------
+def load_demo(store: Store, *, seed: int = 42, progress: Progress | None = None) -> SeedReport:
+    """Replace all data with the demo catalogue, history and experiment."""
+    progress = progress or _noop
+    rng = np.random.default_rng(seed)
+    items, users, segments = demo_catalogue()
+    now = clock.now()
+    start = now - 7 * clock.DAY
+    by_category: dict[str, list[int]] = {}
+    for it in items:
+        by_category.setdefault(it["category"], []).append(int(it["id"]))
+    all_items = [int(it["id"]) for it in items]
+
+    with store.write():
+        _clear(store)
+        store.conn.executemany(
+            "INSERT INTO items(id, name, category, description, created_at) VALUES (?,?,?,?,?)",
+            [
+                (int(i["id"]), i["name"], i["category"], i["description"], start - 30 * clock.DAY)
+                for i in items
+            ],
+        )
+        store.conn.executemany(
+            "INSERT INTO users(id, username, created_at) VALUES (?, ?, ?)",
+            [(int(u["id"]), u["username"], start - 20 * clock.DAY) for u in users],
+        )
+        # Clustered history: most interactions inside the user's segment categories.
+        interactions: list[tuple[int, int, str, float]] = []
+        for u in users:
+            uid = int(u["id"])
+            liked = [
+                i for c in segments[u["segment"]]["categories"] for i in by_category.get(c, [])
+            ]
+            n = int(rng.integers(6, 13))
+            for _ in range(n):
+                pool = liked if rng.random() < 0.85 else all_items
+                item = int(rng.choice(pool))
+                action = str(rng.choice(("view", "click", "purchase"), p=_ACTION_P))
+                ts = float(start - rng.uniform(0, 14) * clock.DAY)
+                interactions.append((uid, item, action, round(ts, 3)))
+        interactions.sort(key=lambda r: r[3])
+        store.conn.executemany(
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, ?, ?)",
+            interactions,
+        )
+        exp_id = _insert_experiment(
+            store,
+            DEMO_EXPERIMENT,
+            "Home page recommendations: collaborative v1 (control) vs content-based v2.",
+            start,
+        )
+        user_ids = [int(u["id"]) for u in users]
+        variants = assign_many(exp_id, user_ids, 1.0, 0.5)
+        store.conn.executemany(
+            "INSERT INTO assignments(experiment_id, user_id, variant, assigned_at) "
+            "VALUES (?, ?, ?, ?)",
+            [(exp_id, uid, v, start) for uid, v in zip(user_ids, variants, strict=True) if v],
+        )
+        events = _demo_events(rng, exp_id, user_ids, variants, all_items, start)
+        store.conn.executemany(
+            "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            events,
+        )
+        progress("demo", 1, 1)
+    return SeedReport(
+        len(users), len(items), len(interactions), 1, sum(1 for v in variants if v), len(events)
+    )
+
+
+def _demo_events(
+    rng: np.random.Generator,
+    exp_id: int,
+    user_ids: list[int],
+    variants: list[str | None],
+    items: list[int],
+    start: float,
+) -> list[tuple[Any, ...]]:
+    """Seven days of sessions: 5 impressions each; clicks, purchases, engagement follow."""
+    events: list[tuple[Any, ...]] = []
+    for uid, variant in zip(user_ids, variants, strict=True):
+        if variant is None:
+            continue
+        rates = DEMO_RATES[variant]
+        for day in range(7):
+            for _ in range(int(rng.integers(1, 4))):
+                t = start + (day + rng.uniform(0.05, 0.9)) * clock.DAY
+                shown = rng.choice(items, size=5, replace=False)
+                for k, item in enumerate(shown):
+                    ts = round(float(t + k), 3)
+                    events.append((exp_id, variant, uid, int(item), "impression", None, ts))
+                    if rng.random() < rates["ctr"]:
+                        events.append((exp_id, variant, uid, int(item), "click", None, ts + 5))
+                        dwell = float(rng.lognormal(np.log(rates["engagement"]), 0.6))
+                        events.append(
+                            (exp_id, variant, uid, int(item), "engagement", round(dwell, 2), ts + 6)
+                        )
+                        # P(purchase | click) makes the per-impression purchase rate right.
+                        if rng.random() < rates["purchase"] / rates["ctr"]:
+                            events.append(
+                                (exp_id, variant, uid, int(item), "purchase", None, ts + 60)
+                            )
+    events.sort(key=lambda e: e[6])
+    return events
+
+
+# -- synthetic data at any size ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SyntheticSpec:
+    users: int = 10_000
+    items: int = 2_000
+    interactions: int = 1_000_000
+    events: int = 1_000_000
+    days: int = 14
+    seed: int = 42
+    ctr_a: float = 0.30
+    ctr_b: float = 0.42
+    purchase_a: float = 0.12
+    purchase_b: float = 0.18
+
+    def validate(self) -> None:
+        if self.users < 2 or self.items < len(CATEGORIES):
+            raise InputError(f"need at least 2 users and {len(CATEGORIES)} items")
+        if self.interactions < 0 or self.events < 0:
+            raise InputError("interaction and event counts must not be negative")
+        if self.days < 1:
+            raise InputError("--days must be at least 1")
+
+
+def _item_catalogue(rng: np.random.Generator, n_items: int) -> list[tuple[int, str, str, str]]:
+    rows = []
+    for item_id in range(1, n_items + 1):
+        category = CATEGORIES[(item_id - 1) % len(CATEGORIES)]
+        vocab = _VOCABULARY[category]
+        words = list(rng.choice(vocab, size=6, replace=False))
+        words += list(rng.choice(_COMMON_WORDS, size=2, replace=False))
+        rng.shuffle(words)
+        name = f"{words[0].capitalize()} {words[1]} {category.split()[0]} #{item_id}"
+        rows.append((item_id, name, category, " ".join(words)))
+    return rows
+
+
+def generate(store: Store, spec: SyntheticSpec, *, progress: Progress | None = None) -> SeedReport:
+    """Replace all data with synthetic data of the given size (one transaction)."""
+    spec.validate()
+    progress = progress or _noop
+    rng = np.random.default_rng(spec.seed)
+    now = clock.now()
+    exp_start = now - spec.days * clock.DAY
+    hist_start = exp_start - 60 * clock.DAY
+    n_cat = len(CATEGORIES)
+    catalogue = _item_catalogue(rng, spec.items)
+    item_cat = (np.arange(spec.items) % n_cat).astype(np.int64)  # item index -> category index
+    seg_names = list(SEGMENTS)
+    user_seg = rng.integers(0, len(seg_names), size=spec.users)
+
+    with store.write():
+        _clear(store)
+        _insert(
+            store,
+            "INSERT INTO items(id, name, category, description, created_at) VALUES (?, ?, ?, ?, ?)",
+            ((i, n, c, d, hist_start) for i, n, c, d in catalogue),
+            "items",
+            spec.items,
+            progress,
+        )
+        _insert(
+            store,
+            "INSERT INTO users(id, username, created_at) VALUES (?, ?, ?)",
+            ((u, f"user{u:06d}", hist_start) for u in range(1, spec.users + 1)),
+            "users",
+            spec.users,
+            progress,
+        )
+        rows = _synthetic_interactions(
+            rng, spec, user_seg, item_cat, seg_names, hist_start, exp_start
+        )
+        n_inter = _insert(
+            store,
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, ?, ?)",
+            rows,
+            "interactions",
+            spec.interactions,
+            progress,
+        )
+        exp_id = _insert_experiment(
+            store,
+            DEMO_EXPERIMENT,
+            "Synthetic experiment: collaborative v1 (control) vs content-based v2.",
+            exp_start,
+        )
+        user_ids = list(range(1, spec.users + 1))
+        variants = assign_many(exp_id, user_ids, 1.0, 0.5)
+        n_assigned = _insert(
+            store,
+            "INSERT INTO assignments(experiment_id, user_id, variant, assigned_at) "
+            "VALUES (?, ?, ?, ?)",
+            ((exp_id, u, v, exp_start) for u, v in zip(user_ids, variants, strict=True) if v),
+            "assignments",
+            spec.users,
+            progress,
+        )
+        is_b = np.array([v == "B" for v in variants], dtype=bool)
+        n_events = _insert(
+            store,
+            "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _synthetic_events(rng, spec, exp_id, is_b, exp_start),
+            "events",
+            spec.events,
+            progress,
+        )
+    return SeedReport(spec.users, spec.items, n_inter, 1, n_assigned, n_events)
+
+
+def _synthetic_interactions(
+    rng: np.random.Generator,
+    spec: SyntheticSpec,
+    user_seg: np.ndarray,
+    item_cat: np.ndarray,
+    seg_names: list[str],
+    start: float,
+    end: float,
+) -> Iterator[tuple[int, int, str, float]]:
+    """Users act mostly (85%) inside their segment's categories, with Zipf-like popularity."""
+    n = spec.interactions
+    if n == 0:
+        return
+    n_cat = len(CATEGORIES)
+    cat_items = [np.flatnonzero(item_cat == c) for c in range(n_cat)]
+    # Within a category, item popularity falls off like 1/rank^0.8.
+    cat_weights = []
+    for members in cat_items:
+        w = 1.0 / np.arange(1, len(members) + 1) ** 0.8
+        cat_weights.append(np.cumsum(w) / w.sum())
+    seg_cats = [np.array([CATEGORIES.index(c) for c in SEGMENTS[s]]) for s in seg_names]
+    # Activity per user is skewed too: a few heavy users, many light ones.
+    activity = rng.pareto(1.5, size=spec.users) + 1.0
+    activity /= activity.sum()
+    block = 200_000
+    for lo in range(0, n, block):
+        m = min(block, n - lo)
+        users = rng.choice(spec.users, size=m, p=activity)
+        in_segment = rng.random(m) < 0.85
+        cats = rng.integers(0, n_cat, size=m)
+        segs = user_seg[users]
+        for s, sc in enumerate(seg_cats):
+            mask = in_segment & (segs == s)
+            cats[mask] = sc[rng.integers(0, len(sc), size=int(mask.sum()))]
+        items = np.empty(m, dtype=np.int64)
+        u01 = rng.random(m)
+        for c in range(n_cat):
+            mask = cats == c
+            idx = np.searchsorted(cat_weights[c], u01[mask])
+            items[mask] = cat_items[c][np.minimum(idx, len(cat_items[c]) - 1)]
+        actions = rng.choice(3, size=m, p=_ACTION_P)
+        ts = np.round(rng.uniform(start, end, size=m), 3)
+        names = ("view", "click", "purchase")
+        yield from zip(
+            (users + 1).tolist(),
+            (items + 1).tolist(),
+            [names[a] for a in actions.tolist()],
+            ts.tolist(),
+            strict=True,
+        )
+
+
+def _synthetic_events(
+    rng: np.random.Generator,
+    spec: SyntheticSpec,
+    exp_id: int,
+    is_b: np.ndarray,
+    start: float,
+) -> Iterator[tuple[Any, ...]]:
+    """Impressions with true per-variant click and purchase rates; engagement per click.
+
+    Expected events per impression are 1 + 2*ctr + purchase, so the number of impressions
+    is chosen to land close to the requested event count.
+    """
+    target = spec.events
+    if target == 0:
+        return
+    ctr = np.where(is_b, spec.ctr_b, spec.ctr_a)
+    pur = np.where(is_b, spec.purchase_b, spec.purchase_a)
+    per_imp = 1 + 2 * float(ctr.mean()) + float(pur.mean())
+    n_imp = max(1, int(target / per_imp))
+    block = 200_000
+    emitted = 0
+    for lo in range(0, n_imp, block):
+        m = min(block, n_imp - lo)
+        users = rng.integers(0, spec.users, size=m)
+        items = rng.integers(1, spec.items + 1, size=m)
+        ts = np.sort(np.round(rng.uniform(start, start + spec.days * clock.DAY, size=m), 3))
+        clicked = rng.random(m) < ctr[users]
+        bought = clicked & (rng.random(m) < pur[users] / ctr[users])
+        dwell = np.round(rng.lognormal(np.log(np.where(is_b[users], 55.0, 45.0)), 0.6), 2)
+        var = np.where(is_b[users], "B", "A")
+        u_l, i_l, t_l, v_l = (users + 1).tolist(), items.tolist(), ts.tolist(), var.tolist()
+        c_l, b_l, d_l = clicked.tolist(), bought.tolist(), dwell.tolist()
+        for k in range(m):
+            if emitted >= target:
+                return
+            u, it, t, v = u_l[k], i_l[k], t_l[k], v_l[k]
+            yield (exp_id, v, u, it, "impression", None, t)
+            emitted += 1
+            if c_l[k]:
+                yield (exp_id, v, u, it, "click", None, t + 5)
+                yield (exp_id, v, u, it, "engagement", d_l[k], t + 6)
+                emitted += 2
+                if b_l[k]:
+                    yield (exp_id, v, u, it, "purchase", None, t + 60)
+                    emitted += 1

@@ -1,0 +1,346 @@
+"""Open, validate and migrate the SQLite database; its schema; the data revision.
+
+Everything smart-suggest knows lives in one SQLite file. ``open_store`` refuses a file that
+is not SQLite, belongs to another application or was written by a newer smart-suggest, and
+it does so *before* changing anything (no WAL switch, no table created), so a wrong ``--db``
+never damages someone else's file.
+
+The data revision: triggers bump a counter in ``revisions`` on every insert, update and
+delete of the tracked tables, in the same transaction as the change. Any process, reading
+the counter with one cheap query, sees that another process changed the data and can
+rebuild its caches (recommender snapshots, the TUI's panels) only then.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from smart_suggest.errors import DatabaseError
+
+#: ``PRAGMA application_id`` of a smart-suggest database ("SSUG" in ASCII).
+APPLICATION_ID = 0x53535547
+#: Current schema version (``PRAGMA user_version``); ``MIGRATIONS[v]`` upgrades v-1 to v.
+SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 30_000
+ENV_VAR = "SMART_SUGGEST_DB"
+
+#: Revision scopes: which tables bump which counter.
+#: ``catalog`` feeds the recommenders; ``experiments`` feeds KPIs and analysis.
+REVISION_SCOPES: dict[str, tuple[str, ...]] = {
+    "catalog": ("users", "items", "interactions"),
+    "experiments": ("experiments", "assignments", "events"),
+}
+
+_SCHEMA_V1 = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE CHECK (length(username) > 0),
+    created_at REAL NOT NULL
+);
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL CHECK (length(name) > 0),
+    category TEXT NOT NULL CHECK (length(category) > 0),
+    description TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE TABLE interactions (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    action TEXT NOT NULL CHECK (action IN ('view', 'click', 'purchase')),
+    ts REAL NOT NULL
+);
+CREATE INDEX interactions_user_ts ON interactions(user_id, ts);
+CREATE INDEX interactions_item ON interactions(item_id);
+CREATE TABLE experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE CHECK (length(name) > 0),
+    description TEXT NOT NULL DEFAULT '',
+    control TEXT NOT NULL,
+    treatment TEXT NOT NULL,
+    traffic_fraction REAL NOT NULL CHECK (traffic_fraction > 0 AND traffic_fraction <= 1),
+    treatment_share REAL NOT NULL CHECK (treatment_share > 0 AND treatment_share < 1),
+    primary_metric TEXT,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'stopped')),
+    created_at REAL NOT NULL,
+    stopped_at REAL
+);
+CREATE TABLE assignments (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    variant TEXT NOT NULL CHECK (variant IN ('A', 'B')),
+    assigned_at REAL NOT NULL,
+    PRIMARY KEY (experiment_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    variant TEXT NOT NULL CHECK (variant IN ('A', 'B')),
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    item_id INTEGER REFERENCES items(id) ON DELETE SET NULL,
+    type TEXT NOT NULL CHECK (type IN ('impression', 'click', 'purchase', 'engagement')),
+    value REAL,
+    ts REAL NOT NULL
+);
+CREATE INDEX events_exp_variant_type ON events(experiment_id, variant, type);
+CREATE INDEX events_exp_ts ON events(experiment_id, ts);
+CREATE INDEX events_exp_user ON events(experiment_id, user_id);
+CREATE TABLE revisions (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def _revision_sql() -> str:
+    parts = []
+    for scope, tables in REVISION_SCOPES.items():
+        parts.append(f"INSERT INTO revisions(name, value) VALUES ('{scope}', 0);")
+        for table in tables:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                parts.append(
+                    f"CREATE TRIGGER {table}_{op.lower()}_rev AFTER {op} ON {table} "
+                    f"BEGIN UPDATE revisions SET value = value + 1 WHERE name = '{scope}'; END;"
+                )
+    return "\n".join(parts)
+
+
+#: Forward migrations: ``MIGRATIONS[v]`` takes a database at version v-1 to version v.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1 + _revision_sql()}
+
+TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
+
+
+def default_db_path() -> Path:
+    """``$SMART_SUGGEST_DB``, else ``smart-suggest.db`` in the user's data directory (XDG)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # only needed for the default location
+
+    return platformdirs.user_data_path("smart-suggest") / "smart-suggest.db"
+
+
+class Store:
+    """An open smart-suggest database: a sqlite-utils ``Database`` plus transactions."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    # -- transactions -------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error.
+
+        IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
+        instead of failing with "database is locked" when a read lock cannot be upgraded.
+        Nested use joins the outer transaction.
+        """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot across several queries (a deferred transaction)."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    # -- queries --------------------------------------------------------------------------
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    # -- revision -------------------------------------------------------------------------
+    def revision(self, scope: str = "catalog") -> int:
+        """Counter that changes whenever a table of ``scope`` changes, in any process."""
+        value = self.scalar("SELECT value FROM revisions WHERE name = ?", (scope,))
+        if value is None:
+            raise KeyError(scope)
+        return int(value)
+
+    def counts(self) -> dict[str, int]:
+        with self.read():
+            return {t: int(self.scalar(f"SELECT count(*) FROM {t}")) for t in TABLES}
+
+    def is_empty(self) -> bool:
+        return not any(self.counts().values())
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                total += p.stat().st_size
+        return total
+
+    def clear(self) -> None:
+        """Delete every row of every table, in one transaction (all or nothing)."""
+        with self.write() as conn:
+            for table in reversed(TABLES):
+                conn.execute(f"DELETE FROM {table}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_file(path: Path) -> bool:
+    """Validate an existing file without writing to it; return True if it holds data."""
+    if path.is_dir():
+        raise DatabaseError(f"{path}: is a directory, not a database file")
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except PermissionError as exc:
+        raise DatabaseError(f"{path}: cannot read the file ({exc.strerror})") from None
+    except OSError as exc:
+        raise DatabaseError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if header == b"":
+        return False
+    if header != SQLITE_HEADER:
+        raise DatabaseError(f"{path}: not a SQLite database (wrong file header)")
+    return True
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{path}: cannot open the database ({exc})") from None
+    return conn
+
+
+def open_store(path: Path | str | None = None) -> Store:
+    """Open (creating if needed) and migrate the database at ``path`` (default: see above).
+
+    Raises ``DatabaseError`` with a one-line message naming the file and the cause; in
+    that case the file on disk is left exactly as it was.
+    """
+    explicit = path is not None or bool(os.environ.get(ENV_VAR))
+    path = Path(path).expanduser() if path is not None else default_db_path()
+    if not path.parent.exists():
+        if explicit:
+            raise DatabaseError(f"{path}: folder {path.parent} does not exist")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"{path}: cannot create folder ({exc.strerror})") from None
+    has_data = path.exists() and _check_file(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DatabaseError(f"{path}: the file is read-only")
+    if not path.exists() and not os.access(path.parent, os.W_OK):
+        raise DatabaseError(f"{path}: cannot create the database, folder is read-only")
+    conn = _connect(path)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if has_data:
+            _check_identity(conn, path)
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version < SCHEMA_VERSION:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise DatabaseError(f"{path}: cannot switch the database to WAL mode ({mode})")
+            _migrate(conn, version)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseError(f"{path}: {describe_sqlite_error(exc)}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return Store(path, conn)
+
+
+def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if app_id == APPLICATION_ID:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{path}: written by a newer smart-suggest (schema {version}, this version "
+                f"reads up to {SCHEMA_VERSION}); upgrade smart-suggest"
+            )
+        return
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id != 0 or tables:
+        raise DatabaseError(f"{path}: a SQLite database of another application, not smart-suggest")
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Apply every migration above ``version`` in one transaction (all or nothing)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read inside the lock: another process may have migrated meanwhile.
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for target in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _split_sql(MIGRATIONS[target]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into statements (``executescript`` would commit our transaction)."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def describe_sqlite_error(exc: sqlite3.Error) -> str:
+    msg = str(exc)
+    if "readonly" in msg or "read-only" in msg:
+        return "the database is read-only"
+    if "disk is full" in msg or "database or disk is full" in msg:
+        return "the disk is full"
+    if "file is not a database" in msg or "malformed" in msg:
+        return "not a valid SQLite database (corrupt or encrypted)"
+    return msg

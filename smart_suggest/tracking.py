@@ -1,0 +1,352 @@
+"""Users, items and interactions: validated writes and the reads built on them.
+
+``ACTION_WEIGHTS`` is the one definition of how much each action says about taste; the
+recommenders, profiles and sample data all read it from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from smart_suggest import clock
+from smart_suggest.errors import InputError, NotFoundError
+from smart_suggest.store import Store
+
+#: How strongly an action signals interest: view 1, click 3, purchase 5.
+ACTION_WEIGHTS: dict[str, int] = {"view": 1, "click": 3, "purchase": 5}
+ACTIONS: tuple[str, ...] = tuple(ACTION_WEIGHTS)
+
+#: SQL expression of an interaction's weight, generated from ``ACTION_WEIGHTS``.
+WEIGHT_SQL = (
+    "CASE action "
+    + " ".join(f"WHEN '{a}' THEN {w}" for a, w in ACTION_WEIGHTS.items())
+    + " ELSE 0 END"
+)
+
+MAX_NAME_LENGTH = 1_000_000  # generous; stops accidental multi-gigabyte pastes, not real names
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": clock.iso(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: int
+    name: str
+    category: str
+    description: str
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": clock.iso(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    id: int
+    user_id: int
+    item_id: int
+    item_name: str
+    category: str
+    action: str
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ts": clock.iso(self.ts)}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStats:
+    item: Item
+    actions: dict[str, int]
+    total: int
+    users: int
+    weighted_score: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item.to_dict(),
+            "actions": self.actions,
+            "total": self.total,
+            "users": self.users,
+            "weighted_score": self.weighted_score,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryScore:
+    category: str
+    interactions: int
+    weighted_score: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemScore:
+    item_id: int
+    name: str
+    category: str
+    weighted_score: int
+    interactions: int
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    user: User
+    actions: dict[str, int]
+    total: int
+    categories: list[CategoryScore] = field(default_factory=list)
+    top_items: list[ItemScore] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user.to_dict(),
+            "actions": self.actions,
+            "total": self.total,
+            "categories": [asdict(c) for c in self.categories],
+            "top_items": [asdict(i) for i in self.top_items],
+        }
+
+
+# -- validation --------------------------------------------------------------------------
+def clean_name(value: str, what: str) -> str:
+    """Reject empty (or whitespace-only) names; keep everything else byte for byte."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InputError(f"{what} is too long ({len(value):,} characters, at most 1,000,000)")
+    if "\x00" in value:
+        raise InputError(f"{what} must not contain NUL characters")
+    return value
+
+
+def check_action(action: str) -> str:
+    if action not in ACTION_WEIGHTS:
+        raise InputError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+    return action
+
+
+# -- users -------------------------------------------------------------------------------
+def add_user(store: Store, username: str, *, user_id: int | None = None) -> User:
+    username = clean_name(username, "username")
+    created = clock.now()
+    with store.write() as conn:
+        if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+            raise InputError(f"user {username!r} already exists")
+        if (
+            user_id is not None
+            and conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone()
+        ):
+            raise InputError(f"user id {user_id} already exists")
+        cur = conn.execute(
+            "INSERT INTO users(id, username, created_at) VALUES (?, ?, ?)",
+            (user_id, username, created),
+        )
+        new_id = int(cur.lastrowid or 0)
+    return User(new_id, username, created)
+
+
+def _user_from_row(row: tuple[Any, ...]) -> User:
+    return User(int(row[0]), str(row[1]), float(row[2]))
+
+
+def get_user(store: Store, ref: int | str) -> User:
+    """A user by numeric id or by username (an all-digit string is tried as id first)."""
+    sql = "SELECT id, username, created_at FROM users WHERE "
+    row = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        row = store.conn.execute(sql + "id = ?", (int(ref),)).fetchone()
+    if row is None and isinstance(ref, str):
+        row = store.conn.execute(sql + "username = ?", (ref,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no user {str(ref)!r} (give a user id or a username)")
+    return _user_from_row(row)
+
+
+def list_users(store: Store, *, limit: int | None = None, offset: int = 0) -> list[User]:
+    rows = store.conn.execute(
+        "SELECT id, username, created_at FROM users ORDER BY id LIMIT ? OFFSET ?",
+        (-1 if limit is None else limit, offset),
+    ).fetchall()
+    return [_user_from_row(r) for r in rows]
+
+
+def search_users(store: Store, text: str, *, limit: int = 200) -> list[User]:
+    """Users whose name contains ``text`` (case-insensitive), for pickers."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = store.conn.execute(
+        "SELECT id, username, created_at FROM users WHERE username LIKE ? ESCAPE '\\' "
+        "ORDER BY id LIMIT ?",
+        (pattern, limit),
+    ).fetchall()
+    return [_user_from_row(r) for r in rows]
+
+
+# -- items -------------------------------------------------------------------------------
+def add_item(
+    store: Store, name: str, category: str, description: str = "", *, item_id: int | None = None
+) -> Item:
+    name = clean_name(name, "item name")
+    category = clean_name(category, "category")
+    if description is None:
+        description = ""
+    if "\x00" in description:
+        raise InputError("description must not contain NUL characters")
+    if item_id is not None and item_id <= 0:
+        raise InputError("item id must be a positive integer")
+    created = clock.now()
+    with store.write() as conn:
+        if (
+            item_id is not None
+            and conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone()
+        ):
+            raise InputError(f"item id {item_id} already exists")
+        cur = conn.execute(
+            "INSERT INTO items(id, name, category, description, created_at) VALUES (?, ?, ?, ?, ?)",
+            (item_id, name, category, description, created),
+        )
+        new_id = int(cur.lastrowid or 0)
+    return Item(new_id, name, category, description, created)
+
+
+_ITEM_COLS = "id, name, category, description, created_at"
+
+
+def _item_from_row(row: tuple[Any, ...]) -> Item:
+    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]))
+
+
+def parse_item_id(ref: int | str) -> int:
+    if isinstance(ref, int):
+        return ref
+    text = str(ref).strip()
+    if not text.isdigit():
+        raise NotFoundError(f"no item {ref!r} (items are referred to by numeric id)")
+    return int(text)
+
+
+def get_item(store: Store, ref: int | str) -> Item:
+    item_id = parse_item_id(ref)
+    row = store.conn.execute(f"SELECT {_ITEM_COLS} FROM items WHERE id = ?", (item_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no item with id {item_id}")
+    return _item_from_row(row)
+
+
+def list_items(
+    store: Store, *, category: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[Item]:
+    where, params = ("WHERE category = ?", [category]) if category else ("", [])
+    rows = store.conn.execute(
+        f"SELECT {_ITEM_COLS} FROM items {where} ORDER BY id LIMIT ? OFFSET ?",
+        (*params, -1 if limit is None else limit, offset),
+    ).fetchall()
+    return [_item_from_row(r) for r in rows]
+
+
+def get_items(store: Store, ids: list[int]) -> dict[int, Item]:
+    """Items by id, in one query per 500 ids."""
+    found: dict[int, Item] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in store.conn.execute(
+            f"SELECT {_ITEM_COLS} FROM items WHERE id IN ({marks})", chunk
+        ).fetchall():
+            item = _item_from_row(row)
+            found[item.id] = item
+    return found
+
+
+def categories(store: Store) -> list[str]:
+    return [r[0] for r in store.conn.execute("SELECT DISTINCT category FROM items ORDER BY 1")]
+
+
+# -- interactions ------------------------------------------------------------------------
+def log_interaction(
+    store: Store, user: int | str, item: int | str, action: str, *, ts: float | None = None
+) -> Interaction:
+    action = check_action(action)
+    if ts is not None and not math.isfinite(ts):
+        raise InputError("timestamp must be a finite number")
+    with store.write() as conn:
+        u = get_user(store, user)
+        it = get_item(store, item)
+        when = clock.now() if ts is None else ts
+        cur = conn.execute(
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, ?, ?)",
+            (u.id, it.id, action, when),
+        )
+        new_id = int(cur.lastrowid or 0)
+    return Interaction(new_id, u.id, it.id, it.name, it.category, action, when)
+
+
+def history(store: Store, user: int | str, *, limit: int | None = 20) -> list[Interaction]:
+    """A user's interactions, newest first."""
+    u = get_user(store, user)
+    rows = store.conn.execute(
+        "SELECT x.id, x.user_id, x.item_id, i.name, i.category, x.action, x.ts "
+        "FROM interactions x JOIN items i ON i.id = x.item_id "
+        "WHERE x.user_id = ? ORDER BY x.ts DESC, x.id DESC LIMIT ?",
+        (u.id, -1 if limit is None else limit),
+    ).fetchall()
+    return [
+        Interaction(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows
+    ]
+
+
+def item_stats(store: Store, item: int | str) -> ItemStats:
+    it = get_item(store, item)
+    with store.read() as conn:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for action, n in conn.execute(
+            "SELECT action, count(*) FROM interactions WHERE item_id = ? GROUP BY action",
+            (it.id,),
+        ):
+            counts[action] = int(n)
+        users = int(
+            conn.execute(
+                "SELECT count(DISTINCT user_id) FROM interactions WHERE item_id = ?", (it.id,)
+            ).fetchone()[0]
+        )
+    score = sum(ACTION_WEIGHTS[a] * n for a, n in counts.items())
+    return ItemStats(it, counts, sum(counts.values()), users, score)
+
+
+def profile(store: Store, user: int | str, *, top: int = 5) -> Profile:
+    """Action breakdown, preferred categories and top items ranked by weighted score."""
+    u = get_user(store, user)
+    with store.read() as conn:
+        actions = dict.fromkeys(ACTIONS, 0)
+        for action, n in conn.execute(
+            "SELECT action, count(*) FROM interactions WHERE user_id = ? GROUP BY action",
+            (u.id,),
+        ):
+            actions[action] = int(n)
+        cats = [
+            CategoryScore(str(c), int(n), int(s))
+            for c, n, s in conn.execute(
+                f"SELECT i.category, count(*), sum({WEIGHT_SQL}) FROM interactions x "
+                "JOIN items i ON i.id = x.item_id WHERE x.user_id = ? "
+                "GROUP BY i.category ORDER BY 3 DESC, 2 DESC, 1",
+                (u.id,),
+            )
+        ]
+        items = [
+            ItemScore(int(i), str(n), str(c), int(s), int(k))
+            for i, n, c, s, k in conn.execute(
+                f"SELECT i.id, i.name, i.category, sum({WEIGHT_SQL}), count(*) "
+                "FROM interactions x JOIN items i ON i.id = x.item_id WHERE x.user_id = ? "
+                "GROUP BY i.id ORDER BY 4 DESC, 5 DESC, 1 LIMIT ?",
+                (u.id, top),
+            )
+        ]
+    return Profile(u, actions, sum(actions.values()), cats, items)
