@@ -523,8 +523,8 @@ def _synthetic_events(
 ) -> Iterator[tuple[Any, ...]]:
     """Impressions with true per-variant click and purchase rates; engagement per click.
 
-    Expected events per impression are 1 + 2*ctr + purchase, so the number of impressions
-    is chosen to land close to the requested event count.
+    Expected events per impression are 1 + 2*ctr + purchase; impressions are drawn in
+    blocks sized from that until exactly ``spec.events`` events have been produced.
     """
     target = spec.events
     if target == 0:
@@ -532,11 +532,11 @@ def _synthetic_events(
     ctr = np.where(is_b, spec.ctr_b, spec.ctr_a)
     pur = np.where(is_b, spec.purchase_b, spec.purchase_a)
     per_imp = 1 + 2 * float(ctr.mean()) + float(pur.mean())
-    n_imp = max(1, int(target / per_imp))
-    block = 200_000
     emitted = 0
-    for lo in range(0, n_imp, block):
-        m = min(block, n_imp - lo)
+    while emitted < target:
+        # Enough impressions for the remaining events (plus a margin); the loop below stops
+        # exactly at the target, and another round covers a rare shortfall.
+        m = min(200_000, int((target - emitted) / per_imp * 1.05) + 10)
         users = rng.integers(0, spec.users, size=m)
         items = rng.integers(1, spec.items + 1, size=m)
         ts = np.sort(np.round(rng.uniform(start, start + spec.days * clock.DAY, size=m), 3))
@@ -547,15 +547,17 @@ def _synthetic_events(
         u_l, i_l, t_l, v_l = (users + 1).tolist(), items.tolist(), ts.tolist(), var.tolist()
         c_l, b_l, d_l = clicked.tolist(), bought.tolist(), dwell.tolist()
         for k in range(m):
+            u, it, t, v = u_l[k], i_l[k], t_l[k], v_l[k]
+            session = [(exp_id, v, u, it, "impression", None, t)]
+            if c_l[k]:
+                session.append((exp_id, v, u, it, "click", None, t + 5))
+                session.append((exp_id, v, u, it, "engagement", d_l[k], t + 6))
+                if b_l[k]:
+                    session.append((exp_id, v, u, it, "purchase", None, t + 60))
+            # Stop exactly at the requested count (a cut session is still consistent:
+            # impression first, then click, engagement, purchase).
+            take = min(len(session), target - emitted)
+            yield from session[:take]
+            emitted += take
             if emitted >= target:
                 return
-            u, it, t, v = u_l[k], i_l[k], t_l[k], v_l[k]
-            yield (exp_id, v, u, it, "impression", None, t)
-            emitted += 1
-            if c_l[k]:
-                yield (exp_id, v, u, it, "click", None, t + 5)
-                yield (exp_id, v, u, it, "engagement", d_l[k], t + 6)
-                emitted += 2
-                if b_l[k]:
-                    yield (exp_id, v, u, it, "purchase", None, t + 60)
-                    emitted += 1

@@ -1,0 +1,172 @@
+"""The store: creation, validation of foreign files, migrations, revisions, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from smart_suggest import store as store_mod
+from smart_suggest.errors import DatabaseError
+from smart_suggest.store import APPLICATION_ID, SCHEMA_VERSION, TABLES, open_store
+
+
+def test_creates_all_tables_with_pragmas(db_path: Path) -> None:
+    s = open_store(db_path)
+    names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert set(TABLES) <= names
+    assert s.scalar("PRAGMA journal_mode") == "wal"
+    assert s.scalar("PRAGMA foreign_keys") == 1
+    assert s.scalar("PRAGMA busy_timeout") == store_mod.BUSY_TIMEOUT_MS
+    assert s.scalar("PRAGMA user_version") == SCHEMA_VERSION
+    assert s.scalar("PRAGMA application_id") == APPLICATION_ID
+    indexes = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {
+        "interactions_user_ts",
+        "interactions_item",
+        "events_exp_variant_type",
+        "events_exp_ts",
+    } <= indexes
+    s.close()
+
+
+def test_reopen_keeps_data(db_path: Path) -> None:
+    with open_store(db_path) as s:
+        s.conn.execute("INSERT INTO users(username, created_at) VALUES ('a', 0)")
+    with open_store(db_path) as s:
+        assert s.scalar("SELECT username FROM users") == "a"
+
+
+def _bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_refuses_non_sqlite_file_untouched(tmp_path: Path) -> None:
+    p = tmp_path / "notes.txt"
+    p.write_text("hello, not a database\n")
+    before = _bytes(p)
+    with pytest.raises(DatabaseError, match="not a SQLite database"):
+        open_store(p)
+    assert _bytes(p) == before
+    assert not Path(str(p) + "-wal").exists()
+
+
+def test_refuses_other_applications_sqlite_untouched(tmp_path: Path) -> None:
+    p = tmp_path / "other.db"
+    conn = sqlite3.connect(p)
+    conn.execute("CREATE TABLE recipes(id INTEGER PRIMARY KEY, title TEXT)")
+    conn.execute("INSERT INTO recipes(title) VALUES ('soup')")
+    conn.commit()
+    conn.close()
+    before = _bytes(p)
+    with pytest.raises(DatabaseError, match="another application"):
+        open_store(p)
+    assert _bytes(p) == before
+    assert not Path(str(p) + "-wal").exists()
+
+
+def test_refuses_newer_schema(tmp_path: Path) -> None:
+    p = tmp_path / "future.db"
+    open_store(p).close()
+    conn = sqlite3.connect(p)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = _bytes(p)
+    with pytest.raises(DatabaseError, match="newer smart-suggest"):
+        open_store(p)
+    assert _bytes(p) == before
+
+
+def test_empty_sqlite_file_is_initialised(tmp_path: Path) -> None:
+    p = tmp_path / "empty.db"
+    sqlite3.connect(p).close()  # zero-byte file
+    with open_store(p) as s:
+        assert s.scalar("PRAGMA user_version") == SCHEMA_VERSION
+
+
+def test_missing_folder_is_an_error_for_explicit_path(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="does not exist"):
+        open_store(tmp_path / "nope" / "x.db")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_default_location_is_created_under_xdg(tmp_path: Path) -> None:
+    s = open_store()
+    assert s.path.parent.exists()
+    assert str(s.path).startswith(str(tmp_path / "xdg-data"))
+    s.close()
+
+
+def test_env_var_chooses_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMART_SUGGEST_DB", str(tmp_path / "env.db"))
+    with open_store() as s:
+        assert s.path == tmp_path / "env.db"
+
+
+def test_migration_from_version_zero_is_transactional(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing migration leaves the file at its old version, with no half schema."""
+    p = tmp_path / "m.db"
+    sqlite3.connect(p).close()
+    broken = dict(store_mod.MIGRATIONS)
+    broken[1] = broken[1] + "\nCREATE TABLE users(x);"  # duplicate table -> fails at the end
+    monkeypatch.setattr(store_mod, "MIGRATIONS", broken)
+    with pytest.raises(DatabaseError):
+        open_store(p)
+    conn = sqlite3.connect(p)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    conn.close()
+
+
+def test_revision_changes_on_writes_from_another_connection(db_path: Path) -> None:
+    s = open_store(db_path)
+    cat0, exp0 = s.revision("catalog"), s.revision("experiments")
+    other = open_store(db_path)
+    other.conn.execute("INSERT INTO items(name, category, created_at) VALUES ('x', 'books', 0)")
+    assert s.revision("catalog") > cat0
+    assert s.revision("experiments") == exp0
+    other.conn.execute("UPDATE items SET name = 'y'")
+    cat1 = s.revision("catalog")
+    other.conn.execute("DELETE FROM items")
+    assert s.revision("catalog") > cat1
+    other.close()
+    s.close()
+
+
+def test_write_rolls_back_on_error(store: store_mod.Store) -> None:
+    with pytest.raises(RuntimeError), store.write() as conn:
+        conn.execute("INSERT INTO users(username, created_at) VALUES ('a', 0)")
+        raise RuntimeError("boom")
+    assert store.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_bulk_load_restores_indexes_and_triggers(store: store_mod.Store) -> None:
+    def ddl() -> list[tuple[str, str]]:
+        return store.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('index','trigger') "
+            "AND sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+
+    before, rev = ddl(), store.revision("catalog")
+    with store.bulk_load(("users", "items")) as conn:
+        conn.execute("INSERT INTO users(username, created_at) VALUES ('a', 0)")
+    assert ddl() == before
+    assert store.revision("catalog") == rev + 1
+
+
+def test_bulk_load_rolls_back_everything(store: store_mod.Store) -> None:
+    before = store.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    with pytest.raises(RuntimeError), store.bulk_load(TABLES) as conn:
+        conn.execute("INSERT INTO users(username, created_at) VALUES ('a', 0)")
+        raise RuntimeError("crash")
+    assert store.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == before
+    assert store.scalar("SELECT count(*) FROM users") == 0
+
+
+def test_clear_deletes_everything(demo_store: store_mod.Store) -> None:
+    assert not demo_store.is_empty()
+    demo_store.clear()
+    assert demo_store.is_empty()
