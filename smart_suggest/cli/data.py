@@ -44,7 +44,7 @@ def progress_bar(enabled: bool) -> Iterator[object]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        transient=False,
+        transient=True,
     )
     from rich.progress import TaskID
 

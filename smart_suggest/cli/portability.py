@@ -1,0 +1,85 @@
+"""CLI: export and import a whole database, online backups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smart_suggest.cli._common import (
+    DbOption,
+    JsonOption,
+    YesOption,
+    confirm,
+    emit_json,
+    info,
+    open_db,
+)
+from smart_suggest.cli.data import progress_bar
+
+
+def export(
+    directory: Annotated[Path, typer.Argument(help="New or empty folder to write into.")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="jsonl (lossless, default) or csv.")
+    ] = "jsonl",
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Export every table (JSON Lines or CSV) with a manifest of counts and checksums."""
+    from smart_suggest.portability import export_all
+
+    with open_db(db) as store, progress_bar(not json) as update:
+        report = export_all(store, directory, fmt=fmt, progress=update)  # type: ignore[arg-type]
+    if json:
+        emit_json(report.to_dict())
+    else:
+        rows = sum(report.tables.values())
+        info(f"Exported {rows:,} rows in {len(report.tables)} tables to {report.directory}")
+
+
+def import_all(
+    directory: Annotated[Path, typer.Argument(help="Folder written by `smart-suggest export`.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the data of a non-empty database.")
+    ] = False,
+    yes: YesOption = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Load an export into an empty database (all or nothing), keeping every id."""
+    from smart_suggest.portability import import_all as run_import
+
+    with open_db(db) as store:
+        if replace and not store.is_empty():
+            confirm(f"Replace all data in {store.path} with {directory}?", yes)
+        with progress_bar(not json) as update:
+            report = run_import(store, directory, replace=replace, progress=update)  # type: ignore[arg-type]
+    if json:
+        emit_json(report.to_dict())
+    else:
+        info(f"Imported {sum(report.tables.values()):,} rows from {report.directory}")
+
+
+def backup(
+    target: Annotated[Path, typer.Argument(help="Backup file to create.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Online backup of the database (safe while other processes write)."""
+    from smart_suggest.portability import backup as run_backup
+
+    with open_db(db) as store, progress_bar(not json) as update:
+        path = run_backup(store, target, overwrite=force, progress=update)  # type: ignore[arg-type]
+    if json:
+        emit_json({"backup": str(path), "size_bytes": path.stat().st_size})
+    else:
+        info(f"Backed up to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("import-all")(import_all)
+    app.command("backup")(backup)

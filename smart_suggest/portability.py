@@ -1,0 +1,288 @@
+"""Export, import and back up a whole database without loss.
+
+``export_all`` writes every table as JSON Lines (lossless: types, NULLs and every byte of
+text survive) or CSV (for spreadsheets and other tools), plus ``manifest.json`` with the
+schema version, row counts and SHA-256 of each file. It reads inside one transaction, so
+the export is a consistent snapshot even while other processes write.
+
+``import_all`` checks the manifest and the checksums first, then loads every table into
+an empty database in one transaction, keeping ids: either all of it lands or none.
+
+``backup`` uses SQLite's online backup API into a temporary file beside the target, checks
+the copy, then renames it into place: safe while other processes write, and a crash never
+leaves a half-written backup under the target name.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from smart_suggest import __version__, clock
+from smart_suggest.errors import InputError
+from smart_suggest.store import SCHEMA_VERSION, TABLES, Store
+
+Progress = Callable[[str, int, int], None]
+FORMATS = ("jsonl", "csv")
+MANIFEST = "manifest.json"
+_CHUNK = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class TransferReport:
+    directory: str
+    format: str
+    tables: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _columns(store: Store, table: str) -> list[tuple[str, str, bool]]:
+    """(name, declared type, nullable) of each column, in table order."""
+    return [
+        (str(r[1]), str(r[2]).upper(), not r[3] and not r[5])
+        for r in store.conn.execute(f"PRAGMA table_info({table})")
+    ]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _csv_value(value: Any) -> Any:
+    # repr() of a float round-trips exactly; csv's default str() would too, but be explicit.
+    return repr(value) if isinstance(value, float) else value
+
+
+def export_all(
+    store: Store, directory: Path, *, fmt: str = "jsonl", progress: Progress | None = None
+) -> TransferReport:
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}: use jsonl or csv")
+    progress = progress or _noop
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise InputError(f"{directory}: folder is not empty (export into a new or empty folder)")
+    if not directory.parent.exists():
+        raise InputError(f"{directory}: folder {directory.parent} does not exist")
+    directory.mkdir(exist_ok=True)
+    manifest: dict[str, Any] = {
+        "application": "smart-suggest",
+        "version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "format": fmt,
+        "exported_at": clock.iso(clock.now()),
+        "tables": {},
+    }
+    counts: dict[str, int] = {}
+    with store.read() as conn:
+        for table in TABLES:
+            cols = [c[0] for c in _columns(store, table)]
+            total = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            path = directory / f"{table}.{fmt}"
+            n = 0
+            cur = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1, 2")
+            with open(path, "w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh) if fmt == "csv" else None
+                if writer:
+                    writer.writerow(cols)
+                while rows := cur.fetchmany(_CHUNK):
+                    if writer:
+                        writer.writerows([_csv_value(v) for v in row] for row in rows)
+                    else:
+                        fh.writelines(
+                            json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n"
+                            for row in rows
+                        )
+                    n += len(rows)
+                    progress(table, n, total)
+            progress(table, n, max(total, n))
+            counts[table] = n
+            manifest["tables"][table] = {
+                "file": path.name,
+                "rows": n,
+                "columns": cols,
+                "sha256": _sha256(path),
+            }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return TransferReport(str(directory), fmt, counts)
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{directory}: no {MANIFEST} (not a smart-suggest export)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("application") != "smart-suggest":
+        raise InputError(f"{path}: not a smart-suggest export manifest")
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: exported by a newer smart-suggest (schema {version}); upgrade first"
+        )
+    if manifest.get("format") not in FORMATS:
+        raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict) or set(tables) != set(TABLES):
+        raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
+    return manifest
+
+
+def _convert(value: str, decl: str, nullable: bool, where: str) -> Any:
+    """A CSV field back to its column's type (CSV has no NULL: empty means NULL if allowed)."""
+    if value == "" and nullable:
+        return None
+    try:
+        if "INT" in decl:
+            return int(value)
+        if "REAL" in decl:
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number
+    except ValueError:
+        raise InputError(f"{where}: {value!r} is not a valid {decl.lower()}") from None
+    return value
+
+
+def _rows(
+    store: Store, path: Path, fmt: str, table: str, cols: list[str]
+) -> Iterator[tuple[Any, ...]]:
+    info = {c[0]: c for c in _columns(store, table)}
+    if set(cols) != set(info):
+        raise InputError(f"{path}: columns {cols} do not match table {table}")
+    with open(path, encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header != cols:
+                raise InputError(f"{path}: header does not match the manifest")
+            for line, rec in enumerate(reader, start=2):
+                if len(rec) != len(cols):
+                    raise InputError(f"{path}:{line}: expected {len(cols)} fields")
+                yield tuple(
+                    _convert(v, info[c][1], info[c][2], f"{path}:{line}")
+                    for c, v in zip(cols, rec, strict=True)
+                )
+        else:
+            for line, text in enumerate(fh, start=1):
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    raise InputError(f"{path}:{line}: not valid JSON") from None
+                if not isinstance(obj, dict) or set(obj) != set(cols):
+                    raise InputError(f"{path}:{line}: expected the columns {', '.join(cols)}")
+                yield tuple(obj[c] for c in cols)
+
+
+def import_all(
+    store: Store, directory: Path, *, replace: bool = False, progress: Progress | None = None
+) -> TransferReport:
+    """Load an export into this database (empty, or emptied first when ``replace``)."""
+    progress = progress or _noop
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such folder")
+    manifest = _read_manifest(directory)
+    fmt = manifest["format"]
+    for table in TABLES:
+        entry = manifest["tables"][table]
+        path = directory / str(entry.get("file", ""))
+        if path.parent != directory or not path.is_file():
+            raise InputError(f"{directory}: missing file for table {table}")
+        if _sha256(path) != entry.get("sha256"):
+            raise InputError(f"{path}: checksum does not match the manifest (file changed?)")
+    if not replace and not store.is_empty():
+        raise InputError(f"{store.path}: database is not empty (use --replace to overwrite it)")
+    counts: dict[str, int] = {}
+    try:
+        with store.bulk_load(TABLES) as conn:
+            for table in reversed(TABLES):
+                conn.execute(f"DELETE FROM {table}")
+            for table in TABLES:
+                entry = manifest["tables"][table]
+                cols = list(entry["columns"])
+                sql = (
+                    f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                )
+                n, batch = 0, []
+                total = int(entry.get("rows", 0))
+                for row in _rows(store, directory / entry["file"], fmt, table, cols):
+                    batch.append(row)
+                    if len(batch) >= _CHUNK:
+                        conn.executemany(sql, batch)
+                        n += len(batch)
+                        batch = []
+                        progress(table, n, total)
+                conn.executemany(sql, batch)
+                n += len(batch)
+                progress(table, n, max(total, n))
+                if n != total:
+                    raise InputError(f"{table}: {n} rows read but the manifest says {total}")
+                counts[table] = n
+            bad = conn.execute("PRAGMA foreign_key_check").fetchone()
+            if bad:
+                raise InputError(f"{bad[0]} row {bad[1]} refers to a missing {bad[2]} row")
+    except sqlite3.IntegrityError as exc:
+        raise InputError(f"{directory}: the export violates the schema ({exc})") from None
+    return TransferReport(str(directory), fmt, counts)
+
+
+def backup(
+    store: Store, target: Path, *, overwrite: bool = False, progress: Progress | None = None
+) -> Path:
+    """Copy the live database to ``target`` with SQLite's online backup API."""
+    progress = progress or _noop
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise InputError(f"{target}: already exists (use --force to overwrite it)")
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory")
+    if not target.parent.is_dir():
+        raise InputError(f"{target}: folder {target.parent} does not exist")
+    if target.resolve() == Path(store.path).resolve():
+        raise InputError(f"{target}: is the database itself")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        dest = sqlite3.connect(tmp)
+        try:
+
+            def report(status: int, remaining: int, total: int) -> None:
+                progress("backup", total - remaining, total)
+
+            # Page steps let writers in between; SQLite restarts the copy if the source
+            # changes under it, so the result is always one consistent snapshot.
+            store.conn.backup(dest, pages=4096, progress=report)
+            dest.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+            ok = dest.execute("PRAGMA integrity_check").fetchone()[0]
+            if ok != "ok":
+                raise InputError(f"{target}: backup failed its integrity check ({ok})")
+        finally:
+            dest.close()
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
