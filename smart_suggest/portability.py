@@ -54,8 +54,8 @@ def _noop(stage: str, done: int, total: int) -> None:
 def _columns(store: Store, table: str) -> list[tuple[str, str, bool]]:
     """(name, declared type, nullable) of each column, in table order."""
     return [
-        (str(r[1]), str(r[2]).upper(), not r[3] and not r[5])
-        for r in store.conn.execute(f"PRAGMA table_info({table})")
+        (c.name, str(c.type).upper(), not c.notnull and not c.is_pk)
+        for c in store.db[table].columns
     ]
 
 

@@ -20,14 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from smart_suggest.errors import DatabaseError
 
 #: ``PRAGMA application_id`` of a smart-suggest database ("SSUG" in ASCII).
 APPLICATION_ID = 0x53535547
 #: Current schema version (``PRAGMA user_version``); ``MIGRATIONS[v]`` upgrades v-1 to v.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 ENV_VAR = "SMART_SUGGEST_DB"
@@ -115,7 +113,22 @@ def _revision_sql() -> str:
 
 
 #: Forward migrations: ``MIGRATIONS[v]`` takes a database at version v-1 to version v.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1 + _revision_sql()}
+# v2: covering indexes for the experiment KPIs (see smart_suggest/experiments/kpis.py).
+# The per-user KPI pass groups an experiment's events by (variant, user) and reads type
+# and value; the timeline counts events per (variant, type) in ts ranges. With these two
+# indexes both read only the index, in order (no table lookups, no sort): results for
+# 10M events in ~5 s instead of ~60 s. They replace the three v1 event indexes (the
+# first extends (experiment_id, variant, type); (experiment_id, ts) and (experiment_id,
+# user_id) had no reader but these KPIs), so an insert maintains two indexes, not three.
+_SCHEMA_V2 = """
+DROP INDEX events_exp_variant_type;
+DROP INDEX events_exp_ts;
+DROP INDEX events_exp_user;
+CREATE INDEX events_exp_variant_type_ts ON events(experiment_id, variant, type, ts);
+CREATE INDEX events_exp_variant_user ON events(experiment_id, variant, user_id, type, ts, value);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1 + _revision_sql(), 2: _SCHEMA_V2}
 
 TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
 
@@ -131,12 +144,25 @@ def default_db_path() -> Path:
 
 
 class Store:
-    """An open smart-suggest database: a sqlite-utils ``Database`` plus transactions."""
+    """An open smart-suggest database: its connection, transactions and revisions."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        """A sqlite-utils ``Database`` over the same connection (schema introspection).
+
+        Imported on first use: sqlite-utils imports numpy (and pandas where installed) at
+        import time, which would add about a second to every CLI command.
+        """
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     # -- transactions -------------------------------------------------------------------
     @contextmanager
@@ -159,7 +185,9 @@ class Store:
         self.conn.execute("COMMIT")
 
     @contextmanager
-    def bulk_load(self, tables: tuple[str, ...]) -> Iterator[sqlite3.Connection]:
+    def bulk_load(
+        self, tables: tuple[str, ...], *, drop_indexes: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """Load many rows into ``tables`` fast, inside one write transaction.
 
         Per-row index maintenance and revision triggers dominate a million-row load, so
@@ -167,13 +195,17 @@ class Store:
         and the revisions bumped once. All of it is in the same transaction: a crash rolls
         back to the old data, indexes and triggers included. Worth it for large loads
         (seeding, importing into a mostly empty table); small appends should not use it.
+        ``drop_indexes=False`` drops only the triggers: for appending many rows to a table
+        already much bigger than the load (rebuilding its indexes would cost more).
         """
+        kinds = ("index", "trigger") if drop_indexes else ("trigger",)
         with self.write() as conn:
             marks = ",".join("?" * len(tables))
             saved = conn.execute(
-                "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') "
+                "SELECT type, name, sql FROM sqlite_master "
+                f"WHERE type IN ({','.join('?' * len(kinds))}) "
                 f"AND tbl_name IN ({marks}) AND sql IS NOT NULL",
-                tables,
+                (*kinds, *tables),
             ).fetchall()
             old_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
             conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while loading
@@ -252,6 +284,9 @@ def _check_file(path: Path) -> bool:
     """Validate an existing file without writing to it; return True if it holds data."""
     if path.is_dir():
         raise DatabaseError(f"{path}: is a directory, not a database file")
+    if not path.is_file():
+        # A FIFO would block the read below forever; a device would get a journal beside it.
+        raise DatabaseError(f"{path}: not a regular file (a device, pipe or socket)")
     try:
         with open(path, "rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
@@ -264,6 +299,16 @@ def _check_file(path: Path) -> bool:
     if header != SQLITE_HEADER:
         raise DatabaseError(f"{path}: not a SQLite database (wrong file header)")
     return True
+
+
+def _writable(path: Path) -> bool:
+    """Writable, and meant to be: root passes ``os.access`` whatever the mode bits say, so a
+    file or folder without any write bit counts as read-only for root too."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return os.access(path, os.W_OK) and bool(mode & 0o222)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -292,10 +337,15 @@ def open_store(path: Path | str | None = None) -> Store:
         except OSError as exc:
             raise DatabaseError(f"{path}: cannot create folder ({exc.strerror})") from None
     has_data = path.exists() and _check_file(path)
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and not _writable(path):
         raise DatabaseError(f"{path}: the file is read-only")
-    if not path.exists() and not os.access(path.parent, os.W_OK):
+    if not path.exists() and not _writable(path.parent):
         raise DatabaseError(f"{path}: cannot create the database, folder is read-only")
+    wal = Path(f"{path}-wal")
+    if path.exists() and not wal.exists() and not _writable(path.parent):
+        raise DatabaseError(
+            f"{path}: folder {path.parent} is read-only (SQLite must create {wal.name} there)"
+        )
     conn = _connect(path)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -322,16 +372,23 @@ def open_store(path: Path | str | None = None) -> Store:
 
 
 def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
-    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-    if app_id == APPLICATION_ID:
+    # One read snapshot: another process may be creating the schema right now, and reading
+    # application_id before its commit and sqlite_master after it would call our own fresh
+    # database "another application's".
+    conn.execute("BEGIN")
+    try:
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    finally:
+        conn.execute("COMMIT")
+    if app_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise DatabaseError(
                 f"{path}: written by a newer smart-suggest (schema {version}, this version "
                 f"reads up to {SCHEMA_VERSION}); upgrade smart-suggest"
             )
         return
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id != 0 or tables:
         raise DatabaseError(f"{path}: a SQLite database of another application, not smart-suggest")
 
@@ -373,6 +430,9 @@ def describe_sqlite_error(exc: sqlite3.Error) -> str:
         return "the database is read-only"
     if "disk is full" in msg or "database or disk is full" in msg:
         return "the disk is full"
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_WRITE":
+        # e.g. EFBIG (file size limit) or EIO: say it was a write, the likely causes.
+        return "disk I/O error while writing (the disk may be full or failing)"
     if "file is not a database" in msg or "malformed" in msg:
         return "not a valid SQLite database (corrupt or encrypted)"
     return msg

@@ -25,8 +25,8 @@ def test_creates_all_tables_with_pragmas(db_path: Path) -> None:
     assert {
         "interactions_user_ts",
         "interactions_item",
-        "events_exp_variant_type",
-        "events_exp_ts",
+        "events_exp_variant_type_ts",
+        "events_exp_variant_user",
     } <= indexes
     s.close()
 

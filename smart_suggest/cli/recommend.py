@@ -1,0 +1,545 @@
+"""CLI: recommend, similar, evaluate, import."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
+
+import typer
+
+from smart_suggest.cli._common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    err_console,
+    info,
+    make_table,
+    open_db,
+    safe,
+)
+
+if TYPE_CHECKING:
+    from smart_suggest.evaluate import Evaluation
+    from smart_suggest.store import Store
+
+DEFAULT_STRATEGIES = ("v1", "v2")
+
+StrategyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--strategy",
+        "-s",
+        help="Strategy: v1, v2 or popular (repeat or comma-separate) [default: v1 and v2].",
+        show_default=False,
+    ),
+]
+CountOption = Annotated[int, typer.Option("--count", "-n", min=1, max=1000, help="Items per user.")]
+NeighboursOption = Annotated[
+    int, typer.Option("--neighbours", "-k", min=1, help="v1: most similar users considered.")
+]
+ThresholdOption = Annotated[
+    float,
+    typer.Option("--threshold", min=0.0, max=1.0, help="v1: minimum user similarity (cosine)."),
+]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr fed by the core's ``progress(stage, done, total)``.
+
+    The bar appears with the first report (a quick command prints nothing) and is erased
+    when the command fails, so an error stays the one line on stderr.
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=max(total, 1))
+        bar.update(tasks[stage], completed=done, total=max(total, done, 1))
+
+    try:
+        yield update
+    except BaseException:
+        if tasks:
+            bar.live.transient = True
+            bar.stop()
+        raise
+    if tasks:
+        bar.stop()
+
+
+def _strategies(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
+    from smart_suggest.recommend import get_strategy
+
+    names: list[str] = []
+    for value in values or list(default):
+        for name in value.split(","):
+            name = name.strip()
+            if name and name not in names:
+                get_strategy(name)  # unknown name: InputError listing the valid ones
+                names.append(name)
+    if not names:
+        from smart_suggest.errors import InputError
+
+        raise InputError("no strategy given")
+    return names
+
+
+def _fmt_score(score: float) -> str:
+    return f"{score:.3f}" if abs(score) < 1000 else f"{score:,.0f}"
+
+
+# -- recommend -----------------------------------------------------------------------
+def recommend(
+    user: Annotated[
+        str | None,
+        typer.Argument(help="User id or username (omit with --all-users).", show_default=False),
+    ] = None,
+    strategy: StrategyOption = None,
+    count: CountOption = 10,
+    neighbours: NeighboursOption = 20,
+    threshold: ThresholdOption = 0.30,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Recommend for every user (export).")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="--all-users output: csv or jsonl.")] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="--all-users: write to FILE instead of stdout.", dir_okay=False
+        ),
+    ] = None,
+    user_key: Annotated[
+        str,
+        typer.Option(
+            "--user-key",
+            help="--all-users: identify users by id or by username (as in an imported file).",
+        ),
+    ] = "id",
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Recommend items to a user: v1 (collaborative) and v2 (content) side by side.
+
+    Each row shows the rank, the item, its category, the score and the reason. v1 lists
+    up to --count items, then (marked "new") items nobody has interacted with yet that
+    resemble the user's. With --all-users, writes user_id,item_id,rank,score for every
+    user as CSV (or JSON lines), with a progress bar on stderr.
+    """
+    from smart_suggest.errors import InputError
+    from smart_suggest.recommend import Options
+
+    Options(count, neighbours, threshold).validate()
+    if all_users:
+        if user is not None:
+            raise InputError("give a USER or --all-users, not both")
+        names = _strategies(strategy, ("v1",))
+        if len(names) != 1:
+            raise InputError("--all-users writes one strategy: pass a single --strategy")
+        if fmt not in ("csv", "jsonl"):
+            raise InputError(f"unknown format {fmt!r}: use csv or jsonl")
+        if user_key not in ("id", "username"):
+            raise InputError(f"unknown user key {user_key!r}: use id or username")
+        with open_db(db) as store:
+            _export_all(store, names[0], count, neighbours, threshold, fmt, output, user_key)
+        return
+    if user is None:
+        raise InputError("missing USER (a user id or username), or pass --all-users")
+    names = _strategies(strategy, DEFAULT_STRATEGIES)
+    from smart_suggest import tracking
+    from smart_suggest.recommend import Recommender
+
+    with open_db(db) as store:
+        who = tracking.get_user(store, user)
+        engine = Recommender(store)
+        lists = {
+            name: engine.recommend(who.id, name, count, neighbours=neighbours, threshold=threshold)
+            for name in names
+        }
+        items = tracking.get_items(store, sorted({r.item_id for rs in lists.values() for r in rs}))
+        snap = engine.snapshot()
+        row = snap.catalogue.user_index(who.id)
+        history = int(snap.history_length[row]) if row is not None else 0
+    rendered = {
+        name: [
+            {
+                "rank": rank,
+                "item_id": r.item_id,
+                "name": items[r.item_id].name,
+                "category": items[r.item_id].category,
+                "score": r.score,
+                "source": r.source,
+                "reason": r.reason,
+            }
+            for rank, r in enumerate(recs, start=1)
+        ]
+        for name, recs in lists.items()
+    }
+    if json:
+        emit_json(
+            {
+                "user": {"id": who.id, "username": who.username, "history_items": history},
+                "count": count,
+                "neighbours": neighbours,
+                "threshold": threshold,
+                "recommendations": rendered,
+            }
+        )
+        return
+    _print_lists(who.username, who.id, history, rendered)
+
+
+def _print_lists(username: str, user_id: int, history: int, lists: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from smart_suggest.recommend import STRATEGIES
+
+    console.print(
+        "Recommendations for ",
+        safe(username, style="bold"),
+        f"  (id {user_id}, {history} item{'s' if history != 1 else ''} in history)",
+        sep="",
+    )
+    tables: list[Table] = []
+    for name, rows in lists.items():
+        title = f"{name}: {STRATEGIES[name].split(':')[0]}"
+        table = make_table(
+            title, [("#", "right"), "item", "category", ("score", "right"), "reason"]
+        )
+        for row in rows:
+            label = safe(row["name"], limit=32)
+            if row["source"] == "cold-item":
+                label.append(" (new)", style="italic")
+            table.add_row(
+                str(row["rank"]),
+                label,
+                safe(row["category"], limit=20),
+                _fmt_score(row["score"]),
+                safe(row["reason"]),
+            )
+        if not rows:
+            table.add_row("", "(nothing to recommend)", "", "", "")
+        tables.append(table)
+    if len(tables) == 2 and console.width >= 140:
+        for table in tables:
+            table.expand = True
+        grid = Table.grid(expand=True, padding=(0, 1))
+        grid.add_column(ratio=1)
+        grid.add_column(ratio=1)
+        grid.add_row(*tables)
+        console.print(grid)
+    else:
+        for renderable in tables:
+            console.print(renderable)
+
+
+def _export_all(
+    store: Store,
+    strategy: str,
+    count: int,
+    neighbours: int,
+    threshold: float,
+    fmt: str,
+    output: Path | None,
+    user_key: str,
+) -> None:
+    import json as jsonlib
+
+    from smart_suggest.recommend import Recommender
+
+    engine = Recommender(store)
+    snap = engine.snapshot()
+    names = dict(zip(snap.catalogue.user_ids.tolist(), snap.catalogue.usernames, strict=True))
+    key_col = "user_id" if user_key == "id" else "user"
+    written = 0
+
+    def write(out: TextIO, update: Any) -> int:
+        rows = 0
+        if fmt == "csv":
+            out.write(f"{key_col},item_id,rank,score\n")
+        for user_id, recs in engine.recommend_all(
+            strategy,
+            count,
+            update,
+            neighbours=neighbours,
+            threshold=threshold,
+            explain=fmt == "jsonl",
+        ):
+            key: int | str = user_id if user_key == "id" else names[user_id]
+            if fmt == "csv":
+                text = _csv_key(key)
+                out.write(
+                    "".join(
+                        f"{text},{r.item_id},{rank},{r.score:.6g}\n"
+                        for rank, r in enumerate(recs, start=1)
+                    )
+                )
+            else:
+                for rank, r in enumerate(recs, start=1):
+                    record = {key_col: key, "rank": rank, **r.to_dict()}
+                    out.write(jsonlib.dumps(record, ensure_ascii=False) + "\n")
+            rows += len(recs)
+        return rows
+
+    with _progress(True) as update:
+        if output is None:
+            written = write(sys.stdout, update)
+            sys.stdout.flush()
+        else:
+            # Write next to the target and rename: a failed export leaves no half file.
+            tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+            try:
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    written = write(fh, update)
+                os.replace(tmp, output)
+            finally:
+                tmp.unlink(missing_ok=True)
+    if output is not None:
+        info(f"Wrote {written:,} recommendations ({strategy}) to {output}")
+
+
+def _csv_key(key: int | str) -> str:
+    if isinstance(key, int):
+        return str(key)
+    if any(ch in key for ch in ',"\r\n'):
+        return '"' + key.replace('"', '""') + '"'
+    return key
+
+
+# -- similar -------------------------------------------------------------------------
+def similar(
+    item: Annotated[str, typer.Argument(help="Item id.", show_default=False)],
+    count: CountOption = 10,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List the items most like ITEM (cosine of description tf-idf + category)."""
+    from smart_suggest import tracking
+    from smart_suggest.recommend import Recommender
+
+    with open_db(db) as store:
+        target = tracking.get_item(store, item)
+        pairs = Recommender(store).similar(target.id, count)
+        items = tracking.get_items(store, [i for i, _ in pairs])
+    rows = [
+        {
+            "rank": rank,
+            "item_id": i,
+            "name": items[i].name,
+            "category": items[i].category,
+            "similarity": sim,
+        }
+        for rank, (i, sim) in enumerate(pairs, start=1)
+    ]
+    if json:
+        emit_json({"item": target.to_dict(), "similar": rows})
+        return
+    console.print(
+        "Items like ",
+        safe(target.name, style="bold"),
+        f"  (id {target.id}, ",
+        safe(target.category),
+        ")",
+        sep="",
+    )
+    table = make_table(
+        None, [("#", "right"), ("id", "right"), "item", "category", ("similarity", "right")]
+    )
+    for row in rows:
+        table.add_row(
+            str(row["rank"]),
+            str(row["item_id"]),
+            safe(row["name"], limit=50),
+            safe(row["category"]),
+            f"{row['similarity']:.3f}",
+        )
+    console.print(table)
+
+
+# -- evaluate ------------------------------------------------------------------------
+def evaluate(
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Cut-off of the metrics.")] = 10,
+    split: Annotated[
+        str, typer.Option("--split", help="time (last part of each history) or random.")
+    ] = "time",
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Share of each user's history held out.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --split random.")] = 42,
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategies",
+            "--strategy",
+            "-s",
+            help="Strategies to evaluate (repeat or comma-separate) [default: all].",
+            show_default=False,
+        ),
+    ] = None,
+    neighbours: NeighboursOption = 20,
+    threshold: ThresholdOption = 0.30,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Offline evaluation: hold out the end of each history, score each strategy's top k.
+
+    Reports precision, recall, NDCG, MAP and hit rate at k, catalogue coverage and
+    intra-list category diversity per strategy (every strategy is fitted on the training
+    part only).
+    """
+    from smart_suggest.evaluate import check_split
+    from smart_suggest.evaluate import evaluate as run
+    from smart_suggest.recommend import STRATEGIES
+
+    names = _strategies(strategies, tuple(STRATEGIES))
+    check_split(split, test_fraction)
+    with open_db(db) as store, _progress(not json) as update:
+        result = run(
+            store,
+            strategies=names,
+            k=k,
+            split=split,
+            test_fraction=test_fraction,
+            seed=seed,
+            neighbours=neighbours,
+            threshold=threshold,
+            progress=update,
+        )
+    if json:
+        emit_json(result.to_dict())
+        return
+    _print_evaluation(result)
+
+
+def _print_evaluation(ev: Evaluation) -> None:
+    how = (
+        f"last {ev.test_fraction:.0%} of each history"
+        if ev.split == "time"
+        else f"random {ev.test_fraction:.0%} of each history (seed {ev.seed})"
+    )
+    console.print(
+        f"Held out the {how}: {ev.train_interactions:,} training and "
+        f"{ev.test_interactions:,} test interactions; {ev.users:,} users evaluated."
+    )
+    from rich import box
+
+    k = ev.k
+    columns = [
+        ("precision", f"P@{k}"),
+        ("recall", f"R@{k}"),
+        ("ndcg", f"NDCG@{k}"),
+        ("map", f"MAP@{k}"),
+        ("hit_rate", f"HR@{k}"),
+        ("coverage", "coverage"),
+        ("diversity", "diversity"),
+    ]
+    table = make_table(
+        f"Offline evaluation, k = {k} (best in bold)",
+        ["strategy", *((label, "right") for _, label in columns)],
+    )
+    table.box = box.SIMPLE_HEAD
+    table.padding = (0, 1)
+    table.pad_edge = False
+    table.show_edge = False
+    for column in table.columns:
+        column.no_wrap = True
+    best = {
+        metric: max((getattr(r, metric) for r in ev.results), default=0.0) for metric, _ in columns
+    }
+    for r in ev.results:
+        cells: list[Any] = [r.strategy]
+        for metric, _ in columns:
+            value = getattr(r, metric)
+            style = "bold" if len(ev.results) > 1 and value == best[metric] else ""
+            cells.append(safe(f"{value:.3f}", style=style))
+        table.add_row(*cells)
+    console.print(table)
+    console.print(
+        "P precision, R recall, HR hit rate; coverage: share of the catalogue recommended; "
+        "diversity: share of item pairs in a list from different categories. Time: "
+        + ", ".join(f"{r.strategy} {r.seconds:.2f} s" for r in ev.results)
+        + "."
+    )
+    if not ev.users:
+        info("No user has a held-out item that is not already in their training history.")
+
+
+# -- import --------------------------------------------------------------------------
+def import_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Interactions CSV: user, item, [action or rating], [timestamp].",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ],
+    items: Annotated[
+        Path | None,
+        typer.Option("--items", help="Items CSV: id, name, category, description.", dir_okay=False),
+    ] = None,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Import interactions (and an item catalogue) from CSV files, in one transaction.
+
+    Header names such as user/user_id/userId, item/item_id/movieId, action, rating and
+    timestamp/ts are recognised; without a header the columns are user, item, action or
+    rating, timestamp. Ratings map to actions: >= 4 purchase, >= 3 click, else view.
+    Users and items keep the file's identifiers. A bad row is reported with its line
+    number and nothing is written.
+    """
+    from smart_suggest.importer import import_interactions
+
+    with open_db(db) as store, _progress(not json) as update:
+        report = import_interactions(store, file, items_path=items, progress=update)
+    if json:
+        emit_json(report.to_dict())
+        return
+    console.print(
+        f"Imported {report.interactions:,} interactions from ",
+        safe(str(file)),
+        f" in {report.seconds:.1f} s: {report.users_created:,} new users, "
+        f"{report.items_created:,} new items"
+        + (f", {report.items_updated:,} items updated" if report.items_updated else ""),
+        sep="",
+    )
+    if report.user_ids != "id":
+        info(
+            "Users were identified by name: export recommendations with "
+            "`recommend --all-users --user-key username` to get the same identifiers."
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(recommend)
+    app.command("similar")(similar)
+    app.command("evaluate")(evaluate)
+    app.command("import")(import_cmd)

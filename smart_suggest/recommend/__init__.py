@@ -1,0 +1,215 @@
+"""Recommendation strategies behind one interface: v1 (collaborative), v2 (content), popular.
+
+    from smart_suggest.recommend import Recommender
+    engine = Recommender(store)            # keep it: it caches the snapshot
+    engine.recommend(user_id, "v1", 10)    # -> [Recommendation(item_id, score, reason, source)]
+
+``Recommender`` rebuilds its snapshot when ``store.revision("catalog")`` changes, so a user,
+item or interaction added by this or any other process shows up in the next answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+
+from smart_suggest.errors import NotFoundError
+from smart_suggest.recommend import collaborative, content, popular  # noqa: F401  (register)
+from smart_suggest.recommend._ops import top_rows
+from smart_suggest.recommend.base import (
+    DEFAULT_COUNT,
+    DEFAULT_NEIGHBOURS,
+    DEFAULT_THRESHOLD,
+    SOURCES,
+    Options,
+    Progress,
+    Ranking,
+    Recommendation,
+    Strategy,
+    get_strategy,
+    plain,
+    registry,
+)
+from smart_suggest.recommend.snapshot import (
+    Catalogue,
+    Snapshot,
+    block_size,
+    build_snapshot,
+)
+from smart_suggest.store import Store
+
+#: Strategy name -> one-line description ("v1", "v2", "popular").
+STRATEGIES: dict[str, str] = {
+    name: registry()[name].description for name in ("v1", "v2", "popular")
+}
+
+__all__ = [
+    "DEFAULT_COUNT",
+    "DEFAULT_NEIGHBOURS",
+    "DEFAULT_THRESHOLD",
+    "SOURCES",
+    "STRATEGIES",
+    "Catalogue",
+    "Options",
+    "Ranking",
+    "Recommendation",
+    "Recommender",
+    "Snapshot",
+    "Strategy",
+    "build_snapshot",
+    "get_strategy",
+    "rank_users",
+    "recommend",
+    "similar_in",
+    "similar_items",
+]
+
+
+def rank_users(
+    snap: Snapshot,
+    strategy: str,
+    rows: np.ndarray,
+    options: Options,
+    *,
+    progress: Progress | None = None,
+    stage: str | None = None,
+) -> Iterator[Ranking]:
+    """Rank the users at snapshot indices ``rows`` in blocks (bounded memory)."""
+    strat = get_strategy(strategy)
+    options = options.validate()
+    rows = np.asarray(rows, dtype=np.int64)
+    step = block_size(max(snap.catalogue.n_users, snap.catalogue.n_items))
+    total = len(rows)
+    label = stage or strategy
+    if progress and total:
+        progress(label, 0, total)
+    for lo in range(0, total, step):
+        block = rows[lo : lo + step]
+        yield strat.rank(snap, block, options)
+        if progress:
+            progress(label, min(lo + step, total), total)
+
+
+def similar_in(snap: Snapshot, item_index: int, count: int) -> list[tuple[int, float]]:
+    """The ``count`` items most similar to one item (cosine of content vectors, > 0)."""
+    x = snap.catalogue.features
+    sims = np.asarray((x[item_index] @ x.T).toarray(), dtype=np.float64)
+    sims[0, item_index] = 0.0
+    cols, vals = top_rows(sims, count)
+    keep = cols[0] >= 0
+    ids = snap.catalogue.item_ids[cols[0][keep]].tolist()
+    return list(zip(ids, vals[0][keep].tolist(), strict=True))
+
+
+class Recommender:
+    """A long-lived recommendation engine over one store.
+
+    Every call checks ``store.revision("catalog")`` (one tiny query) and rebuilds the
+    snapshot only when the data changed, in this process or another one.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> Snapshot:
+        """The snapshot of the current data revision (built on first use or after a change)."""
+        revision = self.store.revision("catalog")
+        with self._lock:
+            snap = self._snapshot
+            if snap is None or snap.revision != revision:
+                snap = build_snapshot(self.store)
+                self._snapshot = snap
+            return snap
+
+    def _user_row(self, snap: Snapshot, user_id: int) -> int:
+        row = snap.catalogue.user_index(int(user_id))
+        if row is None:
+            raise NotFoundError(f"no user with id {user_id}")
+        return row
+
+    def recommend(
+        self,
+        user_id: int,
+        strategy: str = "v1",
+        count: int = DEFAULT_COUNT,
+        *,
+        neighbours: int = DEFAULT_NEIGHBOURS,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> list[Recommendation]:
+        """Ranked recommendations for one user, with reasons.
+
+        v1 returns up to ``count`` items plus, appended after them, up to ``count`` cold
+        items (nobody has interacted with them yet) that resemble the user's items.
+        """
+        strat = get_strategy(strategy)
+        options = Options(count, neighbours, threshold).validate()
+        snap = self.snapshot()
+        rows = np.array([self._user_row(snap, user_id)], dtype=np.int64)
+        ranking = strat.rank(snap, rows, options)
+        return strat.explain(snap, ranking, options)[0]
+
+    def similar(self, item_id: int, count: int = DEFAULT_COUNT) -> list[tuple[int, float]]:
+        """(item_id, cosine) of the items whose content is most like ``item_id``'s."""
+        snap = self.snapshot()
+        index = snap.catalogue.item_index(int(item_id))
+        if index is None:
+            raise NotFoundError(f"no item with id {item_id}")
+        return similar_in(snap, index, max(0, count))
+
+    def recommend_all(
+        self,
+        strategy: str = "v1",
+        count: int = DEFAULT_COUNT,
+        progress: Progress | None = None,
+        *,
+        neighbours: int = DEFAULT_NEIGHBOURS,
+        threshold: float = DEFAULT_THRESHOLD,
+        explain: bool = True,
+        cold_items: bool = True,
+    ) -> Iterator[tuple[int, list[Recommendation]]]:
+        """(user_id, recommendations) for every user, in id order, computed in blocks.
+
+        ``explain=False`` leaves ``reason`` empty, which is much faster for exports.
+        """
+        strat = get_strategy(strategy)
+        options = Options(count, neighbours, threshold, cold_items).validate()
+        snap = self.snapshot()
+        rows = np.arange(snap.catalogue.n_users, dtype=np.int64)
+        for ranking in rank_users(snap, strategy, rows, options, progress=progress):
+            lists = strat.explain(snap, ranking, options) if explain else plain(ranking, snap)
+            user_ids = snap.catalogue.user_ids[ranking.rows].tolist()
+            yield from zip(user_ids, lists, strict=True)
+
+
+def recommend(
+    store: Store,
+    user_ref: int | str,
+    strategy: str = "v1",
+    count: int = DEFAULT_COUNT,
+    *,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> list[Recommendation]:
+    """Recommendations for a user given by id or username (one-off: builds a snapshot)."""
+    from smart_suggest import tracking
+
+    get_strategy(strategy)
+    Options(count, neighbours, threshold).validate()
+    user = tracking.get_user(store, user_ref)
+    return Recommender(store).recommend(
+        user.id, strategy, count, neighbours=neighbours, threshold=threshold
+    )
+
+
+def similar_items(
+    store: Store, item_ref: int | str, count: int = DEFAULT_COUNT
+) -> list[tuple[int, float]]:
+    """Items most like the item ``item_ref`` (an id), by content similarity."""
+    from smart_suggest import tracking
+
+    item = tracking.get_item(store, item_ref)
+    return Recommender(store).similar(item.id, count)

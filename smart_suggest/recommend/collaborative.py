@@ -1,0 +1,175 @@
+"""v1: user-based collaborative filtering.
+
+For a user u with weighted history r_u (a row of the snapshot matrix):
+
+1. sim(u, v) = cosine(r_u, r_v) against every other user v, as one sparse product;
+2. neighbours: the K (``--neighbours``, default 20) most similar users with
+   sim >= ``--threshold`` (default 0.30) and sim > 0; ties go to the lower user id;
+3. score(i) = sum over neighbours v of sim(u, v) x r_v[i], for items u never touched;
+4. the top N by score (ties: lower item id), source "neighbours";
+5. fewer than N such items (or no history at all): the free slots go to the most popular
+   unseen items, source "popular" (score = the weighted interaction count);
+6. cold items (nobody has interacted with them, so no neighbour can) are scored by their
+   content similarity to the user's items, sum of sim(c, j) x r_u[j] over pairs with
+   sim >= 0.25, times 0.05, and up to N of them are *appended* after the N slots above,
+   source "cold-item", so the count limit never crowds a new item out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from smart_suggest.recommend._ops import (
+    assemble,
+    mark,
+    row_of,
+    row_products,
+    short_name,
+    submatrix,
+    top_contributors,
+    top_rows,
+    weighted_rows,
+)
+from smart_suggest.recommend.base import (
+    SOURCE_CODE,
+    SOURCES,
+    Options,
+    Ranking,
+    Recommendation,
+    register,
+)
+from smart_suggest.recommend.content import content_scores
+from smart_suggest.recommend.popular import popular_block, popularity_text
+from smart_suggest.recommend.snapshot import Snapshot
+
+#: Discount of a cold item's content score relative to collaborative scores.
+COLD_ITEM_DISCOUNT = 0.05
+
+
+def neighbours(
+    snap: Snapshot, rows: np.ndarray, k: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` neighbours of each user in ``rows`` at or above ``threshold``.
+
+    Returns (users, similarities), each (rows x k), users -1 where there are fewer.
+    """
+    sims = row_products(snap.normalized, rows, snap.normalized_t)
+    sims[np.arange(len(rows)), rows] = 0.0  # never your own neighbour
+    sims[sims < threshold] = 0.0
+    return top_rows(sims, k)
+
+
+def cold_item_block(snap: Snapshot, rows: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` cold items per row by discounted content score: (items, scores)."""
+    cold = snap.cold_items
+    if len(cold) == 0 or count <= 0:
+        return np.full((len(rows), 0), -1, dtype=np.int64), np.zeros((len(rows), 0))
+    scores = content_scores(snap, rows)[:, cold] * COLD_ITEM_DISCOUNT
+    cols, vals = top_rows(scores, count)
+    items = np.where(cols >= 0, cold[np.maximum(cols, 0)], -1)
+    return items, vals
+
+
+class Collaborative:
+    name = "v1"
+    description = "collaborative: what the most similar users liked (cosine, top-K neighbours)"
+
+    def rank(self, snap: Snapshot, rows: np.ndarray, options: Options) -> Ranking:
+        count = options.count
+        rows = np.asarray(rows, dtype=np.int64)
+        b = len(rows)
+        nbr, nsim = neighbours(snap, rows, options.neighbours, options.threshold)
+        scores = weighted_rows(snap.matrix, nbr, nsim)
+        if scores is None:
+            r, k = np.nonzero(nbr >= 0)
+            weights = sp.csr_matrix((nsim[r, k], (r, nbr[r, k])), shape=(b, snap.catalogue.n_users))
+            scores = (weights @ snap.matrix).toarray()
+        seen = snap.seen_mask(rows)
+        scores[seen] = 0.0
+        top, top_scores = top_rows(scores, count)
+        segments = [(top, top_scores, SOURCE_CODE["neighbours"])]
+        need = count - (top >= 0).sum(axis=1)
+        if need.any():
+            mark(seen, top)
+            fill, fill_scores = popular_block(snap, seen, need)
+            segments.append((fill, fill_scores, SOURCE_CODE["popular"]))
+        if options.cold_items:
+            cold, cold_scores = cold_item_block(snap, rows, count)
+            segments.append((cold, cold_scores, SOURCE_CODE["cold-item"]))
+        ranking = assemble(rows, segments)
+        ranking.extra["neighbours"] = nbr
+        ranking.extra["similarity"] = nsim
+        ranking.extra["from_neighbours"] = (top >= 0).sum(axis=1)
+        return ranking
+
+    def explain(
+        self, snap: Snapshot, ranking: Ranking, options: Options
+    ) -> list[list[Recommendation]]:
+        cat = snap.catalogue
+        out: list[list[Recommendation]] = []
+        for b, row in enumerate(ranking.rows.tolist()):
+            valid = ranking.items[b] >= 0
+            items = ranking.items[b][valid]
+            scores = ranking.scores[b][valid].tolist()
+            sources = [SOURCES[int(c)] for c in ranking.sources[b][valid]]
+            reasons = [""] * len(items)
+            nbr_mask = ranking.extra["neighbours"][b] >= 0
+            nbrs = ranking.extra["neighbours"][b][nbr_mask]
+            sims = ranking.extra["similarity"][b][nbr_mask]
+            by_source: dict[str, list[int]] = {}
+            for at, src in enumerate(sources):
+                by_source.setdefault(src, []).append(at)
+            if "neighbours" in by_source:
+                pos = by_source["neighbours"]
+                contrib = submatrix(snap.matrix, nbrs, items[pos]) * sims[:, None]
+                for p, column in zip(pos, contrib.T, strict=True):
+                    best, more = top_contributors(column)
+                    names = ", ".join(
+                        f"{short_name(cat.usernames[nbrs[j]])} ({sims[j]:.2f})" for j in best
+                    )
+                    reasons[p] = f"liked by similar users {names}" + (
+                        f" and {more} more" if more else ""
+                    )
+            if "popular" in by_source:
+                has_history = bool(snap.history_length[row] > 0)
+                got = int(ranking.extra["from_neighbours"][b])
+                if not has_history:
+                    why = "popular (no history yet)"
+                elif len(nbrs) == 0:
+                    why = f"popular fill-in (no similar user at or above {options.threshold:g})"
+                else:
+                    why = f"popular fill-in (neighbours gave only {got})"
+                for p in by_source["popular"]:
+                    reasons[p] = f"{why}: {popularity_text(snap, int(items[p]))}"
+            if "cold-item" in by_source:
+                pos = by_source["cold-item"]
+                reasons_cold = _cold_reasons(snap, row, items[pos])
+                for p, text in zip(pos, reasons_cold, strict=True):
+                    reasons[p] = text
+            ids = cat.item_ids[items].tolist()
+            out.append(
+                [
+                    Recommendation(int(i), float(s), reason, src)
+                    for i, s, reason, src in zip(ids, scores, reasons, sources, strict=True)
+                ]
+            )
+        return out
+
+
+def _cold_reasons(snap: Snapshot, row: int, items: np.ndarray) -> list[str]:
+    cat = snap.catalogue
+    liked, weights = row_of(snap.matrix, row)
+    sims = cat.similarity_block(liked, items)
+    contrib = sims * weights[:, None]
+    reasons = []
+    for column in range(len(items)):
+        best, _more = top_contributors(contrib[:, column])
+        names = " and ".join(
+            f"{short_name(cat.item_names[liked[j]])} ({sims[j, column]:.2f})" for j in best
+        )
+        reasons.append(f"new item (no interactions yet), resembles {names}")
+    return reasons
+
+
+COLLABORATIVE = register(Collaborative())

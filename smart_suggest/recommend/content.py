@@ -1,0 +1,124 @@
+"""v2: content-based recommendations from item descriptions and categories.
+
+Item vectors and their cosine similarity are described in ``snapshot`` (tf-idf of the
+description with the smoothed idf, plus a category indicator of weight 3.0). For a user u:
+
+    score(i) = sum over items j u interacted with of sim(i, j) x r_u[j]
+
+where r_u[j] is u's summed action weight on j and pairs with sim < 0.25 are ignored. Items u
+already touched are never recommended; ties go to the lower item id. A user without history
+gets the most representative items (highest mean similarity to the rest of the catalogue),
+and so do the slots left free when fewer than N items clear the cut-off (source
+"representative", score = that mean similarity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from smart_suggest.recommend._ops import (
+    assemble,
+    fill_rows,
+    mark,
+    padded_rows,
+    row_of,
+    row_products,
+    short_name,
+    take,
+    top_contributors,
+    top_rows,
+    weighted_rows,
+)
+from smart_suggest.recommend.base import (
+    SOURCE_CODE,
+    SOURCES,
+    Options,
+    Ranking,
+    Recommendation,
+    register,
+)
+from smart_suggest.recommend.snapshot import Snapshot
+
+
+def content_scores(snap: Snapshot, rows: np.ndarray) -> np.ndarray:
+    """Dense (rows x items): sum over each user's items j of r_u[j] x sim(j, item)."""
+    cat = snap.catalogue
+    if cat.exact:
+        return row_products(snap.matrix, rows, cat.similarity)
+    # Large catalogue: only the similarity rows of the block's items are needed.
+    cols, weights = padded_rows(snap.matrix, rows)
+    items = np.unique(cols[cols >= 0])
+    sim = cat.similarity_of(items)
+    pos = np.where(cols >= 0, np.searchsorted(items, np.maximum(cols, 0)), -1)
+    out = weighted_rows(sim, pos, weights)
+    if out is None:
+        r, k = np.nonzero(pos >= 0)
+        history = sp.csr_matrix((weights[r, k], (r, pos[r, k])), shape=(len(rows), len(items)))
+        out = np.asarray((history @ sim).toarray(), dtype=np.float64)
+    return out
+
+
+class ContentBased:
+    name = "v2"
+    description = "content-based: items whose description and category resemble the user's"
+
+    def rank(self, snap: Snapshot, rows: np.ndarray, options: Options) -> Ranking:
+        rows = np.asarray(rows, dtype=np.int64)
+        scores = content_scores(snap, rows)
+        seen = snap.seen_mask(rows)
+        scores[seen] = 0.0
+        top, top_scores = top_rows(scores, options.count)
+        segments = [(top, top_scores, SOURCE_CODE["content"])]
+        need = options.count - (top >= 0).sum(axis=1)
+        if need.any():
+            mark(seen, top)
+            rep = snap.catalogue.representativeness
+            fill = fill_rows(seen, snap.catalogue.representative_order, need)
+            fill_scores = take(rep, fill)
+            segments.append((fill, fill_scores, SOURCE_CODE["representative"]))
+        return assemble(rows, segments)
+
+    def explain(
+        self, snap: Snapshot, ranking: Ranking, options: Options
+    ) -> list[list[Recommendation]]:
+        cat = snap.catalogue
+        out: list[list[Recommendation]] = []
+        for b, row in enumerate(ranking.rows.tolist()):
+            valid = ranking.items[b] >= 0
+            items = ranking.items[b][valid]
+            scores = ranking.scores[b][valid].tolist()
+            sources = [SOURCES[int(c)] for c in ranking.sources[b][valid]]
+            reasons = [""] * len(items)
+            pos = [p for p, s in enumerate(sources) if s == "content"]
+            if pos:
+                liked, weights = row_of(snap.matrix, row)
+                sims = cat.similarity_block(liked, items[pos])
+                contrib = sims * weights[:, None]
+                for column, p in enumerate(pos):
+                    best, more = top_contributors(contrib[:, column])
+                    names = " and ".join(
+                        f"{short_name(cat.item_names[liked[j]])} ({sims[j, column]:.2f})"
+                        for j in best
+                    )
+                    reasons[p] = f"resembles {names}" + (
+                        f" (+{more} more of your items)" if more else ""
+                    )
+            has_history = bool(snap.history_length[row] > 0)
+            for p, src in enumerate(sources):
+                if src == "representative":
+                    why = "fill-in, " if has_history else "no history yet: "
+                    reasons[p] = (
+                        f"{why}representative of the catalogue (mean similarity {scores[p]:.2f})"
+                    )
+            ids = cat.item_ids[items].tolist()
+            out.append(
+                [
+                    Recommendation(int(i), float(s), reason, src)
+                    for i, s, reason, src in zip(ids, scores, reasons, sources, strict=True)
+                ]
+            )
+        return out
+
+
+CONTENT = register(ContentBased())

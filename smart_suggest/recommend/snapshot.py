@@ -1,0 +1,463 @@
+"""The data every strategy works on, built once per data revision.
+
+A ``Snapshot`` holds the weighted user-item matrix (scipy CSR: one row per user, one column
+per item, each cell the sum of ``tracking.ACTION_WEIGHTS`` over that pair's interactions)
+with the id maps, item popularity, and a ``Catalogue``: users and items with the content
+features of the items. Memory grows with the number of interactions, never with
+users x items: dense arrays exist only for one block of users at a time.
+
+Item content features (v2, and v1's cold-item fill), in the spirit of scikit-learn's
+``TfidfVectorizer`` + a one-hot category block:
+
+* tokens: the description lower-cased, split into runs of letters and digits (no stop words);
+* tf-idf: raw term count x idf, with the smoothed idf = ln((1 + N) / (1 + df)) + 1 (N items,
+  df = items whose description has the term); each item's tf-idf vector is then
+  l2-normalised (an empty description stays all zero);
+* category: one extra column per category, weight ``CATEGORY_WEIGHT`` (3.0) for the item's
+  own category. These columns are indexed apart from the description vocabulary, so no
+  description word (not even "category" or the category's own name) can collide with them;
+* the concatenated vector is l2-normalised again, so a dot product is the cosine.
+
+Item-item similarity for v2 keeps, per item, the other items with cosine >= 0.25 (the
+issue's cut-off; smaller pairs are ignored anyway), as a sparse matrix. Up to
+``EXACT_ITEM_LIMIT`` (5,000) items all of them are kept and the whole matrix is built on
+first use (about a second at 3,706 items). Above that only the ``TOP_SIMILAR`` (200) most
+similar items per item are kept, and a row is computed the first time a user who touched
+that item is served, so memory stays linear in the catalogue and the first answer never
+waits for all n x n products.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from smart_suggest.errors import InputError
+from smart_suggest.tracking import WEIGHT_SQL
+
+if TYPE_CHECKING:
+    from smart_suggest.store import Store
+
+#: Weight of the category indicator next to the l2-normalised description vector.
+CATEGORY_WEIGHT = 3.0
+#: Item pairs less similar than this are ignored by v2 (and by v1's cold-item fill).
+MIN_ITEM_SIMILARITY = 0.25
+#: Up to this many items every similar pair is kept; above it only the top ones per item.
+EXACT_ITEM_LIMIT = 5_000
+#: Similar items kept per item in catalogues larger than ``EXACT_ITEM_LIMIT``.
+TOP_SIMILAR = 200
+#: Upper bound on the cells of one dense block (users x users or users x items), ~32 MB.
+BLOCK_CELLS = 4_000_000
+
+_TOKEN = re.compile(r"[^\W_]+")
+_CHUNK_ROWS = 1_000_000
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased runs of letters and digits: "Wi-Fi 6E router!" -> [wi, fi, 6e, router]."""
+    return _TOKEN.findall(text.lower())
+
+
+def block_size(width: int) -> int:
+    """Rows per dense block so that rows x ``width`` stays under ``BLOCK_CELLS``."""
+    return max(1, min(2048, BLOCK_CELLS // max(width, 1)))
+
+
+def tfidf_features(descriptions: list[str], category_index: np.ndarray) -> sp.csr_matrix:
+    """Item feature matrix (items x (vocabulary + categories)), rows l2-normalised."""
+    n = len(descriptions)
+    vocab: dict[str, int] = {}
+    indptr = [0]
+    cols: list[int] = []
+    tfs: list[int] = []
+    for text in descriptions:
+        counts = Counter(tokenize(text))
+        for term, tf in counts.items():
+            cols.append(vocab.setdefault(term, len(vocab)))
+            tfs.append(tf)
+        indptr.append(len(cols))
+    n_terms = len(vocab)
+    col_arr = np.asarray(cols, dtype=np.int64)
+    tf = sp.csr_matrix(
+        (np.asarray(tfs, dtype=np.float64), col_arr, np.asarray(indptr, dtype=np.int64)),
+        shape=(n, n_terms),
+    )
+    df = np.bincount(col_arr, minlength=n_terms)
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    desc = _l2_rows(sp.csr_matrix(tf @ sp.diags(idf)))
+    n_cat = int(category_index.max()) + 1 if n else 0
+    cat = sp.csr_matrix(
+        (np.full(n, CATEGORY_WEIGHT), (np.arange(n), category_index)), shape=(n, n_cat)
+    )
+    return _l2_rows(sp.csr_matrix(sp.hstack([desc, cat], format="csr")))
+
+
+def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(inv) @ m)
+
+
+def similarity_rows(
+    features: sp.csr_matrix, rows: np.ndarray, dense: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """Cosine of items ``rows`` against every item, pairs below the cut-off dropped.
+
+    The diagonal (an item with itself) is dropped too. Above ``EXACT_ITEM_LIMIT`` items only
+    the ``TOP_SIMILAR`` largest entries of each row survive (ties: lower index). ``dense``
+    is ``features`` as a dense array when it is small enough (BLAS products are faster).
+    """
+    from smart_suggest.recommend._ops import top_rows
+
+    n = features.shape[0]
+    rows = np.asarray(rows, dtype=np.int64)
+    step = block_size(n)
+    blocks: list[sp.csr_matrix] = []
+    for lo in range(0, len(rows), step):
+        blk = rows[lo : lo + step]
+        sims = dense[blk] @ dense.T if dense is not None else (features[blk] @ features.T).toarray()
+        sims[np.arange(len(blk)), blk] = 0.0
+        sims[sims < MIN_ITEM_SIMILARITY] = 0.0
+        if n > EXACT_ITEM_LIMIT and n > TOP_SIMILAR:
+            cols, vals = top_rows(sims, TOP_SIMILAR)
+            r, k = np.nonzero(cols >= 0)
+            block = sp.csr_matrix((vals[r, k], (r, cols[r, k])), shape=(len(blk), n))
+        else:
+            block = sp.csr_matrix(sims)
+        blocks.append(block)
+    if not blocks:
+        return sp.csr_matrix((len(rows), n), dtype=np.float64)
+    out = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float64)
+    out.sort_indices()
+    return out
+
+
+class Catalogue:
+    """Users and items (ids, names, categories, descriptions) and the item content model.
+
+    Index ``k`` of every array is the ``k``-th user (or item) in id order; the snapshot's
+    matrix rows and columns follow the same order.
+    """
+
+    def __init__(
+        self,
+        user_ids: np.ndarray,
+        usernames: list[str],
+        item_ids: np.ndarray,
+        item_names: list[str],
+        item_categories: list[str],
+        descriptions: list[str],
+    ) -> None:
+        self.user_ids = np.asarray(user_ids, dtype=np.int64)
+        self.usernames = list(usernames)
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self.item_names = list(item_names)
+        self.descriptions = list(descriptions)
+        for ids, what in ((self.user_ids, "user"), (self.item_ids, "item")):
+            if len(ids) > 1 and not bool(np.all(np.diff(ids) > 0)):
+                raise ValueError(f"{what} ids must be unique and sorted")
+        self._similar_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.categories: list[str] = sorted(set(item_categories))
+        lookup = {c: k for k, c in enumerate(self.categories)}
+        self.item_category = np.fromiter(
+            (lookup[c] for c in item_categories), dtype=np.int64, count=len(item_categories)
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def user_index(self, user_id: int) -> int | None:
+        k = int(np.searchsorted(self.user_ids, user_id))
+        return k if k < self.n_users and int(self.user_ids[k]) == user_id else None
+
+    def item_index(self, item_id: int) -> int | None:
+        k = int(np.searchsorted(self.item_ids, item_id))
+        return k if k < self.n_items and int(self.item_ids[k]) == item_id else None
+
+    @cached_property
+    def features(self) -> sp.csr_matrix:
+        return tfidf_features(self.descriptions, self.item_category)
+
+    @cached_property
+    def dense_features(self) -> np.ndarray | None:
+        """``features`` as a dense array when small (<= 8M cells): BLAS beats sparse products."""
+        x = self.features
+        return x.toarray() if x.shape[0] * x.shape[1] <= 8_000_000 else None
+
+    @property
+    def exact(self) -> bool:
+        """Small catalogue: the whole item x item similarity is kept (else top ones, lazily)."""
+        return self.n_items <= EXACT_ITEM_LIMIT
+
+    @cached_property
+    def similarity(self) -> sp.csr_matrix:
+        """Item x item cosine >= the cut-off (no diagonal; top ones only when large)."""
+        if self.exact:
+            return similarity_rows(self.features, np.arange(self.n_items), self.dense_features)
+        return self.similarity_of(np.arange(self.n_items))
+
+    def similarity_of(self, rows: np.ndarray) -> sp.csr_matrix:
+        """Rows ``rows`` of ``similarity``.
+
+        A large catalogue computes only the rows asked for, once each (a user's items),
+        so the first answer never waits for all n x n products.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.exact or "similarity" in self.__dict__:
+            return sp.csr_matrix(self.similarity[rows])
+        cache = self._similar_rows
+        missing = np.array([r for r in np.unique(rows).tolist() if r not in cache], dtype=np.int64)
+        if len(missing):
+            block = similarity_rows(self.features, missing, self.dense_features)
+            for k, r in enumerate(missing.tolist()):
+                lo, hi = block.indptr[k], block.indptr[k + 1]
+                cache[r] = (block.indices[lo:hi].copy(), block.data[lo:hi].copy())
+        parts = [cache[r] for r in rows.tolist()]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(p[0]) for p in parts])
+        indices = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
+        data = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_items))
+
+    def similarity_block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Dense similarity[rows][:, cols]."""
+        from smart_suggest.recommend._ops import submatrix
+
+        if self.exact:
+            return submatrix(self.similarity, rows, cols)
+        return submatrix(self.similarity_of(rows), np.arange(len(rows)), cols)
+
+    @cached_property
+    def representativeness(self) -> np.ndarray:
+        """Mean cosine of each item with every other item (the centroid trick, exact)."""
+        x = self.features
+        n = self.n_items
+        if n < 2:
+            return np.zeros(n)
+        total = np.asarray(x.sum(axis=0)).ravel()
+        self_sim = np.asarray(x.multiply(x).sum(axis=1)).ravel()
+        return np.asarray((x @ total - self_sim) / (n - 1), dtype=np.float64)
+
+    @cached_property
+    def representative_order(self) -> np.ndarray:
+        """Item indices, most representative first (ties: lower id first)."""
+        rep = self.representativeness
+        return np.lexsort((np.arange(self.n_items), -rep))
+
+
+def load_catalogue(store: Store) -> Catalogue:
+    users = store.conn.execute("SELECT id, username FROM users ORDER BY id").fetchall()
+    items = store.conn.execute(
+        "SELECT id, name, category, description FROM items ORDER BY id"
+    ).fetchall()
+    return Catalogue(
+        np.fromiter((u[0] for u in users), dtype=np.int64, count=len(users)),
+        [u[1] for u in users],
+        np.fromiter((i[0] for i in items), dtype=np.int64, count=len(items)),
+        [i[1] for i in items],
+        [i[2] for i in items],
+        [i[3] or "" for i in items],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionArrays:
+    """Every interaction as parallel arrays, in id order (the tie-breaker for equal ts)."""
+
+    user: np.ndarray  # snapshot user index
+    item: np.ndarray  # snapshot item index
+    weight: np.ndarray  # float32 action weight
+    ts: np.ndarray | None  # float64 Unix seconds, when asked for
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def _concat_ints(store: Store, expr: str, lo: int, hi: int) -> np.ndarray:
+    # One string per chunk parsed in C: ~4x faster than building a Python tuple per row.
+    text = store.scalar(
+        f"SELECT group_concat(v, ' ') FROM (SELECT {expr} AS v FROM interactions "
+        "WHERE id BETWEEN ? AND ? ORDER BY id)",
+        (lo, hi),
+    )
+    if not text:
+        return np.zeros(0, dtype=np.int64)
+    return np.fromstring(text, dtype=np.int64, sep=" ")
+
+
+def load_interactions(
+    store: Store, catalogue: Catalogue, *, with_time: bool = False
+) -> InteractionArrays:
+    """All interactions mapped to ``catalogue`` indices (call inside ``store.read()``)."""
+    bounds = store.conn.execute(
+        "SELECT min(id), max(id), min(user_id), max(user_id), min(item_id), max(item_id) "
+        "FROM interactions"
+    ).fetchone()
+    if bounds[0] is None:
+        empty = np.zeros(0, dtype=np.int64)
+        return InteractionArrays(
+            empty, empty, np.zeros(0, np.float32), np.zeros(0) if with_time else None
+        )
+    id_lo, id_hi, u_lo, u_hi, i_lo, i_hi = (int(b) for b in bounds)
+    span_i = i_hi - i_lo + 1
+    packed_ok = (u_hi - u_lo + 1) * span_i * 8 < 2**62
+    users: list[np.ndarray] = []
+    items: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    for lo in range(id_lo, id_hi + 1, _CHUNK_ROWS):
+        hi = min(lo + _CHUNK_ROWS - 1, id_hi)
+        if packed_ok:
+            expr = f"((user_id - {u_lo}) * {span_i} + item_id - {i_lo}) * 8 + {WEIGHT_SQL}"
+            p = _concat_ints(store, expr, lo, hi)
+            w = p % 8
+            ui = p // 8
+            users.append(ui // span_i + u_lo)
+            items.append(ui % span_i + i_lo)
+        else:
+            users.append(_concat_ints(store, "user_id", lo, hi))
+            p = _concat_ints(store, f"(item_id - {i_lo}) * 8 + {WEIGHT_SQL}", lo, hi)
+            w = p % 8
+            items.append(p // 8 + i_lo)
+        weights.append(w.astype(np.float32))
+        if with_time:
+            text = store.scalar(
+                "SELECT group_concat(v, ' ') FROM (SELECT ts AS v "
+                "FROM interactions WHERE id BETWEEN ? AND ? ORDER BY id)",
+                (lo, hi),
+            )
+            times.append(np.fromstring(text, dtype=np.float64, sep=" ") if text else np.zeros(0))
+    user_ids = np.concatenate(users)
+    item_ids = np.concatenate(items)
+    u_idx, u_ok = _map_ids(catalogue.user_ids, user_ids)
+    i_idx, i_ok = _map_ids(catalogue.item_ids, item_ids)
+    ok = u_ok & i_ok  # rows of deleted users/items only exist with foreign keys off
+    weight = np.concatenate(weights)
+    ts = np.concatenate(times)[ok] if with_time else None
+    return InteractionArrays(u_idx[ok], i_idx[ok], weight[ok], ts)
+
+
+def _map_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(sorted_ids) == 0:
+        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    idx = np.searchsorted(sorted_ids, ids)
+    idx = np.minimum(idx, len(sorted_ids) - 1)
+    return idx.astype(np.int64), sorted_ids[idx] == ids
+
+
+class Snapshot:
+    """The weighted user-item matrix of one data revision, plus what is derived from it."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        user_index: np.ndarray,
+        item_index: np.ndarray,
+        weights: np.ndarray,
+        *,
+        revision: int | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.revision = revision
+        shape = (catalogue.n_users, catalogue.n_items)
+        user_index = np.asarray(user_index, dtype=np.int64)
+        item_index = np.asarray(item_index, dtype=np.int64)
+        if len(user_index) and (
+            user_index.min() < 0
+            or user_index.max() >= shape[0]
+            or item_index.min() < 0
+            or item_index.max() >= shape[1]
+        ):
+            raise ValueError("interaction index outside the catalogue")
+        matrix = sp.csr_matrix(
+            (np.asarray(weights, dtype=np.float64), (user_index, item_index)),
+            shape=shape,
+            dtype=np.float64,
+        )
+        matrix.sum_duplicates()  # the per-pair sums of the action weights
+        matrix.sort_indices()
+        self.matrix: sp.csr_matrix = matrix
+        self.interaction_count = len(user_index)
+        #: raw interactions per item, and the weighted sum per item (popularity)
+        self.item_interactions = np.bincount(item_index, minlength=shape[1]).astype(np.int64)
+        self.item_weight = np.bincount(
+            item_index, weights=np.asarray(weights, dtype=np.float64), minlength=shape[1]
+        )
+        self.item_users = np.bincount(matrix.indices, minlength=shape[1]).astype(np.int64)
+
+    @classmethod
+    def from_ids(
+        cls,
+        catalogue: Catalogue,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        weights: np.ndarray,
+        *,
+        revision: int | None = None,
+    ) -> Snapshot:
+        """A snapshot from interactions given by user and item *ids* (not indices)."""
+        u, u_ok = _map_ids(catalogue.user_ids, np.asarray(user_ids, dtype=np.int64))
+        i, i_ok = _map_ids(catalogue.item_ids, np.asarray(item_ids, dtype=np.int64))
+        if not (bool(u_ok.all()) and bool(i_ok.all())):
+            raise InputError("interaction with a user or item that is not in the catalogue")
+        return cls(catalogue, u, i, weights, revision=revision)
+
+    # -- derived, built on first use -------------------------------------------------------
+    @cached_property
+    def normalized(self) -> sp.csr_matrix:
+        """Rows scaled to unit length: a row times another row is their cosine."""
+        m = self.matrix
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        return sp.csr_matrix(sp.diags(inv) @ m, dtype=np.float64)
+
+    @cached_property
+    def normalized_t(self) -> sp.csr_matrix:
+        """Transpose of ``normalized`` in CSR (items x users) for fast row products."""
+        return sp.csr_matrix(self.normalized.T)
+
+    @cached_property
+    def history_length(self) -> np.ndarray:
+        """Distinct items each user interacted with."""
+        return np.diff(self.matrix.indptr)
+
+    @cached_property
+    def cold_items(self) -> np.ndarray:
+        """Items nobody has interacted with (indices)."""
+        return np.flatnonzero(self.item_interactions == 0)
+
+    @cached_property
+    def popular_order(self) -> np.ndarray:
+        """Items with at least one interaction, by weighted count, then count, then id."""
+        n = self.catalogue.n_items
+        order = np.lexsort((np.arange(n), -self.item_interactions, -self.item_weight))
+        return order[self.item_interactions[order] > 0]
+
+    def seen_mask(self, rows: np.ndarray) -> np.ndarray:
+        """Dense (len(rows) x items) mask of the items each user already interacted with."""
+        from smart_suggest.recommend._ops import gather
+
+        pos, cols, _ = gather(self.matrix, rows)
+        mask = np.zeros((len(rows), self.catalogue.n_items), dtype=bool)
+        mask[pos, cols] = True
+        return mask
+
+
+def build_snapshot(store: Store) -> Snapshot:
+    """Read the catalogue and every interaction in one consistent read transaction."""
+    with store.read():
+        revision = store.revision("catalog")
+        catalogue = load_catalogue(store)
+        inter = load_interactions(store, catalogue)
+    return Snapshot(catalogue, inter.user, inter.item, inter.weight, revision=revision)
