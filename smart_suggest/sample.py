@@ -376,15 +376,75 @@ class SyntheticSpec:
             raise InputError("--days must be at least 1")
 
 
+#: Each category has this many sub-topics; an item's description leans on its topic's
+#: words and users favour one topic, so the text carries taste beyond the category.
+TOPICS = 6
+_BRANDS = (
+    "aurora",
+    "vertex",
+    "nimbus",
+    "solace",
+    "ember",
+    "zenith",
+    "harbor",
+    "quill",
+    "tundra",
+    "lumen",
+    "cobalt",
+    "saffron",
+    "orbit",
+    "willow",
+    "granite",
+    "meridian",
+    "halcyon",
+    "pioneer",
+    "summit",
+    "cascade",
+    "juniper",
+    "onyx",
+    "sierra",
+    "atlas",
+    "breeze",
+    "canyon",
+    "delta",
+    "falcon",
+    "glacier",
+    "horizon",
+    "indigo",
+    "jade",
+    "kestrel",
+    "lagoon",
+    "maple",
+    "nova",
+    "opal",
+    "prairie",
+    "raven",
+    "sequoia",
+    "topaz",
+    "umber",
+)
+
+
+def _topic_words(category: str, topic: int) -> tuple[str, ...]:
+    """A product line: a brand name plus a slice of the category's vocabulary."""
+    vocab = _VOCABULARY[category]
+    brand = _BRANDS[(CATEGORIES.index(category) * TOPICS + topic) % len(_BRANDS)]
+    return (brand, *vocab[topic % 3 :: 3])
+
+
 def _item_catalogue(rng: np.random.Generator, n_items: int) -> list[tuple[int, str, str, str]]:
     rows = []
     for item_id in range(1, n_items + 1):
-        category = CATEGORIES[(item_id - 1) % len(CATEGORIES)]
-        vocab = _VOCABULARY[category]
-        words = list(rng.choice(vocab, size=6, replace=False))
+        index = item_id - 1
+        category = CATEGORIES[index % len(CATEGORIES)]
+        topical = _topic_words(category, (index // len(CATEGORIES)) % TOPICS)
+        words = [topical[0], *rng.choice(topical[1:], size=3, replace=False)]
+        others = [w for w in _VOCABULARY[category] if w not in words]
+        words += list(rng.choice(others, size=2, replace=False))
         words += list(rng.choice(_COMMON_WORDS, size=2, replace=False))
+        brand, first, second = words[0], words[1], words[4]
         rng.shuffle(words)
-        name = f"{words[0].capitalize()} {words[1]} {category.split()[0]} #{item_id}"
+        name = f"{brand.capitalize()} {first} {second} #{item_id}"
         rows.append((item_id, name, category, " ".join(words)))
     return rows
 
@@ -403,7 +463,7 @@ def generate(store: Store, spec: SyntheticSpec, *, progress: Progress | None = N
     seg_names = list(SEGMENTS)
     user_seg = rng.integers(0, len(seg_names), size=spec.users)
 
-    with store.write():
+    with store.bulk_load(TABLES, trusted=True):
         _clear(store)
         _insert(
             store,
@@ -471,18 +531,24 @@ def _synthetic_interactions(
     start: float,
     end: float,
 ) -> Iterator[tuple[int, int, str, float]]:
-    """Users act mostly (85%) inside their segment's categories, with Zipf-like popularity."""
+    """Users act mostly (85%) inside their segment's categories and, there, mostly (75%) on
+    items of their favourite topic; popularity within a pool is Zipf-like."""
     n = spec.interactions
     if n == 0:
         return
     n_cat = len(CATEGORIES)
-    cat_items = [np.flatnonzero(item_cat == c) for c in range(n_cat)]
-    # Within a category, item popularity falls off like 1/rank^0.8.
-    cat_weights = []
-    for members in cat_items:
-        w = 1.0 / np.arange(1, len(members) + 1) ** 0.8
-        cat_weights.append(np.cumsum(w) / w.sum())
+    item_topic = (np.arange(len(item_cat)) // n_cat) % TOPICS
+    pools: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    for c in range(n_cat):
+        for t in range(-1, TOPICS):  # topic -1: the whole category
+            members = np.flatnonzero((item_cat == c) & ((item_topic == t) | (t == -1)))
+            if len(members) == 0:
+                members = np.flatnonzero(item_cat == c)
+            # Popularity falls off like 1/rank^0.8 within the pool.
+            w = 1.0 / np.arange(1, len(members) + 1) ** 0.8
+            pools[(c, t)] = (members, np.cumsum(w) / w.sum())
     seg_cats = [np.array([CATEGORIES.index(c) for c in SEGMENTS[s]]) for s in seg_names]
+    user_topic = rng.integers(0, TOPICS, size=spec.users)
     # Activity per user is skewed too: a few heavy users, many light ones.
     activity = rng.pareto(1.5, size=spec.users) + 1.0
     activity /= activity.sum()
@@ -496,12 +562,13 @@ def _synthetic_interactions(
         for s, sc in enumerate(seg_cats):
             mask = in_segment & (segs == s)
             cats[mask] = sc[rng.integers(0, len(sc), size=int(mask.sum()))]
+        topics = np.where(in_segment & (rng.random(m) < 0.75), user_topic[users], -1)
         items = np.empty(m, dtype=np.int64)
         u01 = rng.random(m)
-        for c in range(n_cat):
-            mask = cats == c
-            idx = np.searchsorted(cat_weights[c], u01[mask])
-            items[mask] = cat_items[c][np.minimum(idx, len(cat_items[c]) - 1)]
+        for (c, t), (members, cdf) in pools.items():
+            mask = (cats == c) & (topics == t)
+            idx = np.searchsorted(cdf, u01[mask])
+            items[mask] = members[np.minimum(idx, len(members) - 1)]
         actions = rng.choice(3, size=m, p=_ACTION_P)
         ts = np.round(rng.uniform(start, end, size=m), 3)
         names = ("view", "click", "purchase")

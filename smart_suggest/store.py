@@ -186,7 +186,7 @@ class Store:
 
     @contextmanager
     def bulk_load(
-        self, tables: tuple[str, ...], *, drop_indexes: bool = True
+        self, tables: tuple[str, ...], *, drop_indexes: bool = True, trusted: bool = False
     ) -> Iterator[sqlite3.Connection]:
         """Load many rows into ``tables`` fast, inside one write transaction.
 
@@ -197,8 +197,19 @@ class Store:
         (seeding, importing into a mostly empty table); small appends should not use it.
         ``drop_indexes=False`` drops only the triggers: for appending many rows to a table
         already much bigger than the load (rebuilding its indexes would cost more).
+        ``trusted=True`` skips per-row foreign-key checks (about a third of the insert
+        cost) for rows that are consistent by construction, such as generated data.
         """
         kinds = ("index", "trigger") if drop_indexes else ("trigger",)
+        if trusted and not self.conn.in_transaction:
+            # The pragma is a no-op inside a transaction, so it goes before BEGIN.
+            self.conn.execute("PRAGMA foreign_keys = OFF")
+            try:
+                with self.bulk_load(tables, drop_indexes=drop_indexes) as conn:
+                    yield conn
+            finally:
+                self.conn.execute("PRAGMA foreign_keys = ON")
+            return
         with self.write() as conn:
             marks = ",".join("?" * len(tables))
             saved = conn.execute(

@@ -95,6 +95,8 @@ def test_synthetic_seed_same_structure(tmp_path: Path, run_cli) -> None:  # type
     assert report["interactions"] == 5000 and report["events"] == 4000
     with open_store(p) as s:
         assert s.counts()["users"] == 300
+        assert s.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert s.scalar("PRAGMA integrity_check") == "ok"
         assert s.scalar("SELECT count(DISTINCT category) FROM items") == 7
         ctr = dict(
             s.conn.execute(

@@ -170,3 +170,13 @@ def test_clear_deletes_everything(demo_store: store_mod.Store) -> None:
     assert not demo_store.is_empty()
     demo_store.clear()
     assert demo_store.is_empty()
+
+
+def test_trusted_bulk_load_restores_foreign_keys(store: store_mod.Store) -> None:
+    with store.bulk_load(("users",), trusted=True) as conn:
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 0
+        conn.execute("INSERT INTO users(username, created_at) VALUES ('a', 0)")
+    assert store.scalar("PRAGMA foreign_keys") == 1
+    with pytest.raises(RuntimeError), store.bulk_load(("users",), trusted=True):
+        raise RuntimeError("crash")
+    assert store.scalar("PRAGMA foreign_keys") == 1
