@@ -166,7 +166,8 @@ _VOCABULARY: dict[str, tuple[str, ...]] = {
 }
 _COMMON_WORDS = ("premium", "classic", "new", "durable", "compact", "best", "everyday", "quality")
 
-#: The demo experiment's true rates: CTR 0.30 vs 0.42, purchase per impression 0.12 vs 0.18.
+#: The demo experiment's true rates: CTR per impression 0.30 vs 0.42; purchase = conversion
+#: rate (share of exposed users who buy) 0.12 vs 0.18; mean engagement 45 s vs 55 s.
 DEMO_RATES = {
     "A": {"ctr": 0.30, "purchase": 0.12, "engagement": 45.0},
     "B": {"ctr": 0.42, "purchase": 0.18, "engagement": 55.0},
@@ -300,12 +301,19 @@ def load_demo(store: Store, *, seed: int = 42, progress: Progress | None = None)
         )
         user_ids = [int(u["id"]) for u in users]
         variants = assign_many(exp_id, user_ids, 1.0, 0.5)
+        events = _demo_events(rng, exp_id, user_ids, variants, all_items, start)
+        first_seen: dict[int, float] = {}
+        for e in events:  # sorted by time: the first event of a user is their exposure
+            first_seen.setdefault(e[2], e[6])
         store.conn.executemany(
             "INSERT INTO assignments(experiment_id, user_id, variant, assigned_at) "
             "VALUES (?, ?, ?, ?)",
-            [(exp_id, uid, v, start) for uid, v in zip(user_ids, variants, strict=True) if v],
+            [
+                (exp_id, uid, v, first_seen.get(uid, start))
+                for uid, v in zip(user_ids, variants, strict=True)
+                if v
+            ],
         )
-        events = _demo_events(rng, exp_id, user_ids, variants, all_items, start)
         store.conn.executemany(
             "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -325,13 +333,22 @@ def _demo_events(
     items: list[int],
     start: float,
 ) -> list[tuple[Any, ...]]:
-    """Seven days of sessions: 5 impressions each; clicks, purchases, engagement follow."""
+    """Seven days of visits: 1-3 sessions of 5 impressions on each day a user comes back.
+
+    Clicks (with an engagement time each) follow at the variant's CTR; each exposed user
+    converts with the variant's purchase rate: one purchase after one of their clicks.
+    """
     events: list[tuple[Any, ...]] = []
     for uid, variant in zip(user_ids, variants, strict=True):
         if variant is None:
             continue
         rates = DEMO_RATES[variant]
-        for day in range(7):
+        converts = rng.random() < rates["purchase"]
+        clicks: list[tuple[int, float]] = []
+        first_day = int(rng.integers(0, 3))  # users arrive over the first days
+        for day in range(first_day, 7):
+            if day > first_day and rng.random() > 0.7:
+                continue  # not every user comes back every day
             for _ in range(int(rng.integers(1, 4))):
                 t = start + (day + rng.uniform(0.05, 0.9)) * clock.DAY
                 shown = rng.choice(items, size=5, replace=False)
@@ -344,11 +361,10 @@ def _demo_events(
                         events.append(
                             (exp_id, variant, uid, int(item), "engagement", round(dwell, 2), ts + 6)
                         )
-                        # P(purchase | click) makes the per-impression purchase rate right.
-                        if rng.random() < rates["purchase"] / rates["ctr"]:
-                            events.append(
-                                (exp_id, variant, uid, int(item), "purchase", None, ts + 60)
-                            )
+                        clicks.append((int(item), ts))
+        if converts and clicks:
+            item, ts = clicks[int(rng.integers(0, len(clicks)))]
+            events.append((exp_id, variant, uid, item, "purchase", None, ts + 60))
     events.sort(key=lambda e: e[6])
     return events
 
@@ -588,17 +604,20 @@ def _synthetic_events(
     is_b: np.ndarray,
     start: float,
 ) -> Iterator[tuple[Any, ...]]:
-    """Impressions with true per-variant click and purchase rates; engagement per click.
+    """Impressions with true per-variant click rates, an engagement time per click, and
+    conversions: each user converts with the variant's purchase rate (converted / exposed
+    users, as ``experiment simulate`` reads it) with one purchase after their first click.
 
-    Expected events per impression are 1 + 2*ctr + purchase; impressions are drawn in
-    blocks sized from that until exactly ``spec.events`` events have been produced.
+    Impressions are drawn in blocks sized from the expected events per impression until
+    exactly ``spec.events`` events have been produced.
     """
     target = spec.events
     if target == 0:
         return
     ctr = np.where(is_b, spec.ctr_b, spec.ctr_a)
-    pur = np.where(is_b, spec.purchase_b, spec.purchase_a)
-    per_imp = 1 + 2 * float(ctr.mean()) + float(pur.mean())
+    converts = (rng.random(spec.users) < np.where(is_b, spec.purchase_b, spec.purchase_a)).tolist()
+    bought_already = [False] * spec.users
+    per_imp = 1 + 2 * float(ctr.mean())
     emitted = 0
     while emitted < target:
         # Enough impressions for the remaining events (plus a margin); the loop below stops
@@ -608,18 +627,18 @@ def _synthetic_events(
         items = rng.integers(1, spec.items + 1, size=m)
         ts = np.sort(np.round(rng.uniform(start, start + spec.days * clock.DAY, size=m), 3))
         clicked = rng.random(m) < ctr[users]
-        bought = clicked & (rng.random(m) < pur[users] / ctr[users])
         dwell = np.round(rng.lognormal(np.log(np.where(is_b[users], 55.0, 45.0)), 0.6), 2)
         var = np.where(is_b[users], "B", "A")
         u_l, i_l, t_l, v_l = (users + 1).tolist(), items.tolist(), ts.tolist(), var.tolist()
-        c_l, b_l, d_l = clicked.tolist(), bought.tolist(), dwell.tolist()
+        c_l, d_l = clicked.tolist(), dwell.tolist()
         for k in range(m):
             u, it, t, v = u_l[k], i_l[k], t_l[k], v_l[k]
             session = [(exp_id, v, u, it, "impression", None, t)]
             if c_l[k]:
                 session.append((exp_id, v, u, it, "click", None, t + 5))
                 session.append((exp_id, v, u, it, "engagement", d_l[k], t + 6))
-                if b_l[k]:
+                if converts[u - 1] and not bought_already[u - 1]:
+                    bought_already[u - 1] = True
                     session.append((exp_id, v, u, it, "purchase", None, t + 60))
             # Stop exactly at the requested count (a cut session is still consistent:
             # impression first, then click, engagement, purchase).

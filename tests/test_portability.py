@@ -92,6 +92,7 @@ def test_export_refuses_non_empty_folder(demo_store: Store, tmp_path: Path) -> N
 def test_backup_is_consistent_while_another_process_writes(
     demo_store: Store, tmp_path: Path
 ) -> None:
+    base = demo_store.counts()["events"]
     writer = subprocess.Popen(
         [
             sys.executable,
@@ -115,7 +116,6 @@ def test_backup_is_consistent_while_another_process_writes(
             copies.append(target)
     finally:
         writer.wait(timeout=60)
-    base = 6693  # events of the seeded demo
     for target in copies:
         conn = sqlite3.connect(target)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
