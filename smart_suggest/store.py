@@ -25,7 +25,7 @@ from smart_suggest.errors import DatabaseError
 #: ``PRAGMA application_id`` of a smart-suggest database ("SSUG" in ASCII).
 APPLICATION_ID = 0x53535547
 #: Current schema version (``PRAGMA user_version``); ``MIGRATIONS[v]`` upgrades v-1 to v.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 ENV_VAR = "SMART_SUGGEST_DB"
@@ -128,7 +128,24 @@ CREATE INDEX events_exp_variant_type_ts ON events(experiment_id, variant, type, 
 CREATE INDEX events_exp_variant_user ON events(experiment_id, variant, user_id, type, ts, value);
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1 + _revision_sql(), 2: _SCHEMA_V2}
+# v3: the v2 indexes, reshaped after measuring at 10M events (keep v2 as it shipped):
+#  - (experiment_id, variant, user_id, type): all the per-user KPI pass reads (clicks and
+#    impressions per user, in GROUP BY order); a smaller key makes inserts cheaper;
+#  - (experiment_id, variant, type, ts, user_id, value): timeline counts are range seeks,
+#    and engagement sums and first purchases read only the range of their event type
+#    (engagement and purchases no longer scan every event of the experiment).
+_SCHEMA_V3 = """
+DROP INDEX events_exp_variant_type_ts;
+DROP INDEX events_exp_variant_user;
+CREATE INDEX events_exp_variant_user ON events(experiment_id, variant, user_id, type);
+CREATE INDEX events_exp_variant_type_ts ON events(experiment_id, variant, type, ts, user_id, value);
+"""
+
+MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1 + _revision_sql(),
+    2: _SCHEMA_V2,
+    3: _SCHEMA_V3,
+}
 
 TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
 

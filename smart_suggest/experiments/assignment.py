@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 CONTROL = "A"
 TREATMENT = "B"
@@ -46,7 +47,38 @@ def assign_many(
     traffic_fraction: float = 1.0,
     treatment_share: float = 0.5,
 ) -> list[str | None]:
-    """``assign_variant`` for many users (same rule, one call)."""
-    return [
-        assign_variant(experiment_id, uid, traffic_fraction, treatment_share) for uid in user_ids
-    ]
+    """``assign_variant`` for many users (same rule, one call; about 1 s per million)."""
+    codes = assign_codes(experiment_id, user_ids, traffic_fraction, treatment_share)
+    return [CODE_VARIANT[c] for c in codes.tolist()]
+
+
+#: Variant codes of ``assign_codes``: 0 = not enrolled, 1 = A (control), 2 = B (treatment).
+CODE_NONE, CODE_A, CODE_B = 0, 1, 2
+CODE_VARIANT: tuple[str | None, ...] = (None, CONTROL, TREATMENT)
+
+
+def assign_codes(
+    experiment_id: int,
+    user_ids: Iterable[int],
+    traffic_fraction: float = 1.0,
+    treatment_share: float = 0.5,
+) -> Any:
+    """The same rule for many users at once, as a numpy ``int8`` array of variant codes.
+
+    Comparing the 32-bit integer with ``fraction * 2**32`` is exactly the documented
+    comparison of ``x / 2**32`` with ``fraction`` (both scalings by a power of two are
+    exact in binary floating point), so the result equals ``assign_variant`` user by user.
+    """
+    import numpy as np  # lazy: the pure rule above needs only hashlib
+
+    prefix = f"{experiment_id}:"
+    md5 = hashlib.md5
+    digests = b"".join(
+        [md5(f"{prefix}{uid}".encode(), usedforsecurity=False).digest() for uid in user_ids]
+    )
+    words = np.frombuffer(digests, dtype=">u4").reshape(-1, 4)
+    enrolled = words[:, 0] < traffic_fraction * _SCALE
+    treated = words[:, 1] < treatment_share * _SCALE
+    codes = np.where(treated, CODE_B, CODE_A).astype(np.int8)
+    codes[~enrolled] = CODE_NONE
+    return codes

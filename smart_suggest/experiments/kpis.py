@@ -1,0 +1,336 @@
+"""KPIs per variant, aggregated in SQL: counts, sums and sums of squares.
+
+Nothing here loads events into Python. One SQL statement, ``SUFFICIENT_STATS_SQL``,
+computes per variant every number the statistics engine needs; it is plain standard SQL
+(CTEs, CASE, COUNT/SUM, LEFT JOIN, COALESCE; no SQLite-only function), so the same
+statistics can come from any SQL engine that holds an ``events`` and an ``assignments``
+table with the columns of smart-suggest's schema (``analyze --print-sql`` prints it).
+
+Definitions (per variant):
+
+* users_assigned: rows in ``assignments``; users_exposed: users with >= 1 impression;
+* impressions, clicks, purchases: event counts; ctr = clicks / impressions;
+* users_converted: distinct users with >= 1 purchase; conversion_rate = converted / exposed;
+* engagement: one observation per engagement event (seconds): n, sum, sum of squares,
+  mean and sample standard deviation (n - 1);
+* the per-user ratio statistics of CTR, with the *exposed user* as the unit:
+  n_users, sum_clicks, sum_impressions, sum_clicks_sq, sum_impressions_sq,
+  sum_clicks_x_impressions (sums over users of x, y, x^2, y^2, x*y with x = clicks and
+  y = impressions of the user). Clicks of users without an impression (possible only when
+  clicks are logged without serving) count in ``clicks`` but not in these sums.
+
+Undefined values (a rate with a zero denominator, an SD of fewer than two observations,
+a relative lift over zero) are ``None``, never NaN, so JSON stays valid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from smart_suggest import clock
+from smart_suggest.experiments.lifecycle import Experiment, get_experiment
+from smart_suggest.store import Store
+
+#: Per-variant sufficient statistics of one experiment (parameter ``:experiment_id``).
+#: Reads ``events(experiment_id, variant, user_id, type, value)`` and
+#: ``assignments(experiment_id, variant)``; always returns the two rows A and B.
+#: In SQLite the per-user pass reads only the index (experiment_id, variant, user_id, type)
+#: in GROUP BY order, and the engagement sums only the engagement range of
+#: (experiment_id, variant, type, ts, user_id, value) (schema v2).
+SUFFICIENT_STATS_SQL = """\
+WITH per_user AS (
+    SELECT variant,
+           user_id,
+           SUM(CASE WHEN type = 'impression' THEN 1 ELSE 0 END) AS impressions,
+           SUM(CASE WHEN type = 'click' THEN 1 ELSE 0 END) AS clicks,
+           SUM(CASE WHEN type = 'purchase' THEN 1 ELSE 0 END) AS purchases
+    FROM events
+    WHERE experiment_id = :experiment_id
+    GROUP BY variant, user_id
+),
+per_variant AS (
+    SELECT variant,
+           SUM(CASE WHEN impressions > 0 THEN 1 ELSE 0 END) AS users_exposed,
+           SUM(impressions) AS impressions,
+           SUM(clicks) AS clicks,
+           SUM(CASE WHEN purchases > 0 THEN 1 ELSE 0 END) AS users_converted,
+           SUM(purchases) AS purchases,
+           SUM(CASE WHEN impressions > 0 THEN clicks ELSE 0 END) AS sum_clicks,
+           SUM(CASE WHEN impressions > 0 THEN clicks * clicks ELSE 0 END) AS sum_clicks_sq,
+           SUM(impressions * impressions) AS sum_impressions_sq,
+           SUM(clicks * impressions) AS sum_clicks_x_impressions
+    FROM per_user
+    GROUP BY variant
+),
+engagement AS (
+    SELECT variant,
+           COUNT(*) AS engagement_n,
+           SUM(value) AS engagement_sum,
+           SUM(value * value) AS engagement_sumsq
+    FROM events
+    WHERE experiment_id = :experiment_id AND variant IN ('A', 'B') AND type = 'engagement'
+    GROUP BY variant
+),
+assigned AS (
+    SELECT variant, COUNT(*) AS users_assigned
+    FROM assignments
+    WHERE experiment_id = :experiment_id
+    GROUP BY variant
+),
+variants AS (
+    SELECT 'A' AS variant
+    UNION ALL
+    SELECT 'B' AS variant
+)
+SELECT v.variant,
+       COALESCE(a.users_assigned, 0) AS users_assigned,
+       COALESCE(p.users_exposed, 0) AS users_exposed,
+       COALESCE(p.impressions, 0) AS impressions,
+       COALESCE(p.clicks, 0) AS clicks,
+       COALESCE(p.users_converted, 0) AS users_converted,
+       COALESCE(p.purchases, 0) AS purchases,
+       COALESCE(g.engagement_n, 0) AS engagement_n,
+       COALESCE(g.engagement_sum, 0) AS engagement_sum,
+       COALESCE(g.engagement_sumsq, 0) AS engagement_sumsq,
+       COALESCE(p.users_exposed, 0) AS n_users,
+       COALESCE(p.sum_clicks, 0) AS sum_clicks,
+       COALESCE(p.impressions, 0) AS sum_impressions,
+       COALESCE(p.sum_clicks_sq, 0) AS sum_clicks_sq,
+       COALESCE(p.sum_impressions_sq, 0) AS sum_impressions_sq,
+       COALESCE(p.sum_clicks_x_impressions, 0) AS sum_clicks_x_impressions
+FROM variants v
+LEFT JOIN assigned a ON a.variant = v.variant
+LEFT JOIN per_variant p ON p.variant = v.variant
+LEFT JOIN engagement g ON g.variant = v.variant
+ORDER BY v.variant
+"""
+
+#: Users assigned per UTC day and variant (for duration estimates and novelty checks).
+DAILY_ASSIGNED_SQL = """\
+SELECT CAST(assigned_at / 86400 AS INTEGER) AS day, variant, COUNT(*) AS users
+FROM assignments
+WHERE experiment_id = :experiment_id
+GROUP BY CAST(assigned_at / 86400 AS INTEGER), variant
+ORDER BY day, variant
+"""
+
+#: First / last event time of one (variant, type): each is a single index seek (SQLite
+#: optimises a lone MIN or MAX, not both in one query).
+FIRST_TS_SQL = (
+    "SELECT MIN(ts) FROM events "
+    "WHERE experiment_id = :experiment_id AND variant = :variant AND type = :type"
+)
+LAST_TS_SQL = (
+    "SELECT MAX(ts) FROM events "
+    "WHERE experiment_id = :experiment_id AND variant = :variant AND type = :type"
+)
+
+_INT_FIELDS = (
+    "users_assigned",
+    "users_exposed",
+    "impressions",
+    "clicks",
+    "users_converted",
+    "purchases",
+    "engagement_n",
+    "n_users",
+    "sum_clicks",
+    "sum_impressions",
+    "sum_clicks_sq",
+    "sum_impressions_sq",
+    "sum_clicks_x_impressions",
+)
+
+#: The metrics compared between variants (``lifts``): name -> VariantKPIs attribute.
+LIFT_METRICS: dict[str, str] = {
+    "ctr": "ctr",
+    "conversion_rate": "conversion_rate",
+    "engagement": "engagement_mean",
+}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantKPIs:
+    """KPIs and sufficient statistics of one variant (all sums exact, nothing rounded)."""
+
+    variant: str
+    strategy: str
+    users_assigned: int
+    users_exposed: int
+    impressions: int
+    clicks: int
+    ctr: float | None
+    users_converted: int
+    conversion_rate: float | None
+    purchases: int
+    engagement_n: int
+    engagement_sum: float
+    engagement_sumsq: float
+    engagement_mean: float | None
+    engagement_sd: float | None
+    # CTR with the exposed user as the unit (x = clicks, y = impressions per user).
+    n_users: int
+    sum_clicks: int
+    sum_impressions: int
+    sum_clicks_sq: int
+    sum_impressions_sq: int
+    sum_clicks_x_impressions: int
+
+    @classmethod
+    def from_sums(cls, variant: str, strategy: str, row: dict[str, Any]) -> VariantKPIs:
+        ints = {k: int(row[k] or 0) for k in _INT_FIELDS}
+        n = ints["engagement_n"]
+        total = float(row["engagement_sum"] or 0.0)
+        total_sq = float(row["engagement_sumsq"] or 0.0)
+        mean = total / n if n > 0 else None
+        sd = None
+        if n >= 2 and mean is not None:
+            # Clamp: rounding can make a zero variance come out a hair below zero.
+            sd = math.sqrt(max(total_sq - n * mean * mean, 0.0) / (n - 1))
+        return cls(
+            variant=variant,
+            strategy=strategy,
+            ctr=_ratio(ints["clicks"], ints["impressions"]),
+            conversion_rate=_ratio(ints["users_converted"], ints["users_exposed"]),
+            engagement_sum=total,
+            engagement_sumsq=total_sq,
+            engagement_mean=mean,
+            engagement_sd=sd,
+            **ints,
+        )
+
+    def metric(self, name: str) -> float | None:
+        value: float | None = getattr(self, LIFT_METRICS.get(name, name))
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class Lift:
+    """B compared with A: ``absolute`` = b - a, ``relative`` = (b - a) / a."""
+
+    metric: str
+    a: float | None
+    b: float | None
+    absolute: float | None
+    relative: float | None
+
+    @classmethod
+    def of(cls, metric: str, a: float | None, b: float | None) -> Lift:
+        if a is None or b is None:
+            return cls(metric, a, b, None, None)
+        return cls(metric, a, b, b - a, (b - a) / a if a != 0 else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class DailyAssigned:
+    """Users newly assigned on one UTC day (``day_start`` in Unix seconds)."""
+
+    day_start: float
+    a: int
+    b: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"day": clock.iso(self.day_start)[:10], "a": self.a, "b": self.b}
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentResults:
+    experiment: Experiment
+    a: VariantKPIs
+    b: VariantKPIs
+    lifts: dict[str, Lift]
+    daily_assigned: list[DailyAssigned] = field(default_factory=list)
+    first_event_ts: float | None = None
+    last_event_ts: float | None = None
+    revision: int = 0  # the "experiments" data revision the numbers were read at
+
+    @property
+    def variants(self) -> tuple[VariantKPIs, VariantKPIs]:
+        return (self.a, self.b)
+
+    def variant(self, name: str) -> VariantKPIs:
+        return self.a if name == "A" else self.b
+
+    @property
+    def duration_days(self) -> float:
+        """Days between the first and the last event (0 without events)."""
+        if self.first_event_ts is None or self.last_event_ts is None:
+            return 0.0
+        return (self.last_event_ts - self.first_event_ts) / clock.DAY
+
+    @property
+    def total_events(self) -> int:
+        return sum(v.impressions + v.clicks + v.purchases + v.engagement_n for v in self.variants)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment.to_dict(),
+            "variants": {"A": self.a.to_dict(), "B": self.b.to_dict()},
+            "lift": {k: v.to_dict() for k, v in self.lifts.items()},
+            "daily_assigned": [d.to_dict() for d in self.daily_assigned],
+            "first_event_ts": None
+            if self.first_event_ts is None
+            else clock.iso(self.first_event_ts),
+            "last_event_ts": None if self.last_event_ts is None else clock.iso(self.last_event_ts),
+            "duration_days": self.duration_days,
+            "revision": self.revision,
+        }
+
+
+def sufficient_stats(store: Store, experiment_id: int) -> dict[str, dict[str, Any]]:
+    """The rows of ``SUFFICIENT_STATS_SQL`` by variant (raw sums, as the SQL returns them)."""
+    rows = store.query(SUFFICIENT_STATS_SQL, {"experiment_id": experiment_id})
+    return {str(r["variant"]): r for r in rows}
+
+
+def event_span(store: Store, experiment_id: int) -> tuple[float | None, float | None]:
+    """(first, last) event timestamp of an experiment, or (None, None)."""
+    lo: float | None = None
+    hi: float | None = None
+    for variant in ("A", "B"):
+        for event_type in ("impression", "click", "purchase", "engagement"):
+            params = {"experiment_id": experiment_id, "variant": variant, "type": event_type}
+            first = store.conn.execute(FIRST_TS_SQL, params).fetchone()[0]
+            if first is None:
+                continue
+            last = store.conn.execute(LAST_TS_SQL, params).fetchone()[0]
+            lo = float(first) if lo is None else min(lo, float(first))
+            hi = float(last) if hi is None else max(hi, float(last))
+    return lo, hi
+
+
+def daily_assigned(store: Store, experiment_id: int) -> list[DailyAssigned]:
+    per_day: dict[int, list[int]] = {}
+    for day, variant, n in store.conn.execute(DAILY_ASSIGNED_SQL, {"experiment_id": experiment_id}):
+        per_day.setdefault(int(day), [0, 0])["AB".index(variant)] = int(n)
+    return [DailyAssigned(d * clock.DAY, a, b) for d, (a, b) in sorted(per_day.items())]
+
+
+def results(store: Store, exp_ref: int | str | Experiment) -> ExperimentResults:
+    """Per-variant KPIs, lifts of B over A, daily assignments and the event span.
+
+    All queries run in one read snapshot, so the numbers agree with each other even while
+    other processes log events.
+    """
+    with store.read():
+        exp = get_experiment(store, exp_ref)
+        revision = store.revision("experiments")
+        stats = sufficient_stats(store, exp.id)
+        a = VariantKPIs.from_sums("A", exp.control, stats["A"])
+        b = VariantKPIs.from_sums("B", exp.treatment, stats["B"])
+        days = daily_assigned(store, exp.id)
+        first, last = event_span(store, exp.id)
+    lifts = {name: Lift.of(name, a.metric(name), b.metric(name)) for name in LIFT_METRICS}
+    return ExperimentResults(exp, a, b, lifts, days, first, last, revision)

@@ -1,0 +1,325 @@
+"""Simulated traffic for an experiment: for demos and for checking the statistics.
+
+The simulation goes through the real write path: users are assigned by the documented rule
+and stored with ``INSERT OR IGNORE`` (``serving.store_assignments``), and events are written
+by ``events.insert_events``, tagged with each user's stored variant. What it makes up is
+only the behaviour, from the true rates you give:
+
+* ``users`` visitors named ``sim-<experiment id>-<n>`` (n = 1..users), created when missing
+  and reused when they exist (so a second run adds traffic for the same people); real users
+  and their history are never touched;
+* each visitor arrives on a random day of the ``days`` ending now and comes back on each
+  later day with probability ``return_rate``; every visit is one session showing ``count``
+  distinct items from the catalogue (one impression each);
+* each impression is clicked with probability ``ctr_a`` / ``ctr_b`` (so that is the true CTR),
+  every click is followed by an engagement event (log-normal seconds with mean
+  ``engagement_a`` / ``engagement_b``);
+* each exposed visitor converts (one purchase of an item they were shown) with probability
+  ``purchase_a`` / ``purchase_b``: the true conversion rate (converted / exposed users);
+* visitors outside the traffic fraction are served control and logged nowhere.
+
+Equal rates for A and B make an A/A test. The same seed gives the same traffic. Everything
+is written in one transaction: an interrupted simulation leaves no trace.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from smart_suggest import clock
+from smart_suggest.errors import InputError
+from smart_suggest.experiments.events import CHUNK, EVENT_TYPES, bulk_write, insert_bulk
+from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
+from smart_suggest.experiments.serving import store_assignments
+from smart_suggest.store import Store
+
+Progress = Callable[[str, int, int], None]
+
+MAX_USERS = 1_000_000
+MAX_DAYS = 366
+ENGAGEMENT_SIGMA = 0.6  # log-normal shape of engagement seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationReport:
+    experiment: Experiment
+    visitors: int
+    users_created: int
+    enrolled: dict[str, int]
+    outside: int  # visitors outside the traffic fraction: served control, not logged
+    events: dict[str, int]
+    start_ts: float
+    end_ts: float
+    seed: int
+    seconds: float = 0.0
+    settings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_events(self) -> int:
+        return sum(self.events.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment.name,
+            "experiment_id": self.experiment.id,
+            "visitors": self.visitors,
+            "users_created": self.users_created,
+            "enrolled": self.enrolled,
+            "outside_traffic": self.outside,
+            "events": self.events,
+            "total_events": self.total_events,
+            "start": clock.iso(self.start_ts),
+            "end": clock.iso(self.end_ts),
+            "seed": self.seed,
+            "settings": self.settings,
+            "seconds": self.seconds,
+        }
+
+
+def _check_rate(name: str, value: float) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InputError(f"{name} must be a probability between 0 and 1 (got {value})")
+    return float(value)
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _sim_users(
+    store: Store, exp: Experiment, n: int, created: float, progress: Progress
+) -> tuple[list[int], int]:
+    """Ids of ``sim-<exp>-1..n``, creating the missing ones (inside the transaction)."""
+    prefix = f"sim-{exp.id}-"
+    existing = {
+        str(name): int(uid)
+        for uid, name in store.conn.execute(
+            "SELECT id, username FROM users WHERE username >= ? AND username < ?",
+            (prefix, prefix[:-1] + chr(ord("-") + 1)),
+        )
+    }
+    missing = [f"{prefix}{k}" for k in range(1, n + 1) if f"{prefix}{k}" not in existing]
+    progress("users", 0, len(missing))
+    for lo in range(0, len(missing), CHUNK):
+        chunk = missing[lo : lo + CHUNK]
+        store.conn.executemany(
+            "INSERT INTO users(username, created_at) VALUES (?, ?)",
+            [(name, created) for name in chunk],
+        )
+        progress("users", lo + len(chunk), len(missing))
+    if missing:
+        for lo in range(0, len(missing), 500):
+            chunk = missing[lo : lo + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, name in store.conn.execute(
+                f"SELECT id, username FROM users WHERE username IN ({marks})", chunk
+            ):
+                existing[str(name)] = int(uid)
+    return [existing[f"{prefix}{k}"] for k in range(1, n + 1)], len(missing)
+
+
+def _distinct_items(rng: np.random.Generator, sessions: int, n_items: int, k: int) -> np.ndarray:
+    """``k`` distinct item positions per session (Floyd's algorithm, vectorised): (s, k)."""
+    out = np.empty((sessions, k), dtype=np.int64)
+    for col, j in enumerate(range(n_items - k, n_items)):
+        t = rng.integers(0, j + 1, size=sessions)
+        dup = (out[:, :col] == t[:, None]).any(axis=1) if col else np.zeros(sessions, bool)
+        out[:, col] = np.where(dup, j, t)
+    return out
+
+
+def simulate(
+    store: Store,
+    exp_ref: int | str | Experiment,
+    users: int = 1_000,
+    days: int = 7,
+    ctr_a: float = 0.30,
+    ctr_b: float = 0.42,
+    purchase_a: float = 0.12,
+    purchase_b: float = 0.18,
+    seed: int = 42,
+    progress: Progress | None = None,
+    *,
+    count: int = 5,
+    engagement_a: float = 45.0,
+    engagement_b: float = 45.0,
+    return_rate: float = 0.3,
+) -> SimulationReport:
+    """Generate ``days`` of traffic for ``users`` visitors, ending now; all or nothing."""
+    started = time.perf_counter()
+    progress = progress or _noop
+    if not 1 <= users <= MAX_USERS:
+        raise InputError(f"users must be between 1 and {MAX_USERS:,} (got {users})")
+    if not 1 <= days <= MAX_DAYS:
+        raise InputError(f"days must be between 1 and {MAX_DAYS} (got {days})")
+    if not 1 <= count <= 100:
+        raise InputError(f"count must be between 1 and 100 (got {count})")
+    rates = {
+        "ctr_a": _check_rate("ctr_a", ctr_a),
+        "ctr_b": _check_rate("ctr_b", ctr_b),
+        "purchase_a": _check_rate("purchase_a", purchase_a),
+        "purchase_b": _check_rate("purchase_b", purchase_b),
+        "return_rate": _check_rate("return_rate", return_rate),
+    }
+    for name, value in (("engagement_a", engagement_a), ("engagement_b", engagement_b)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number of seconds (got {value})")
+    exp = require_active(get_experiment(store, exp_ref))
+    item_ids = np.array(
+        [r[0] for r in store.conn.execute("SELECT id FROM items ORDER BY id")], dtype=np.int64
+    )
+    if len(item_ids) == 0:
+        raise InputError("the catalogue is empty: add items (or run `smart-suggest seed`) first")
+    k = min(count, len(item_ids))
+    rng = np.random.default_rng(seed)
+    end = clock.now()
+    start = end - days * clock.DAY
+
+    # Behaviour of every visitor, drawn before the lock is taken and independent of who
+    # is enrolled, so the same seed gives the same traffic.
+    first_day = rng.integers(0, days, size=users)
+    v_user_parts, s_day_parts = [], []
+    for day in range(days):  # one pass per day: memory grows with sessions, not users x days
+        back = (first_day < day) & (rng.random(users) < return_rate)
+        who = np.flatnonzero((first_day == day) | back)
+        v_user_parts.append(who)
+        s_day_parts.append(np.full(len(who), day, dtype=np.int64))
+    v_user = np.concatenate(v_user_parts)
+    s_day = np.concatenate(s_day_parts)
+    by_user = np.lexsort((s_day, v_user))  # sessions grouped by user, then by day
+    v_user, s_day = v_user[by_user], s_day[by_user]
+    s_ts = start + s_day * clock.DAY + rng.uniform(0, clock.DAY - 3_600, size=len(v_user))
+    converts_u = rng.random(users)
+
+    with bulk_write(store):
+        exp = require_active(get_experiment(store, exp.id))
+        ids, created = _sim_users(store, exp, users, start, progress)
+        first_visit = np.full(users, np.inf)
+        np.minimum.at(first_visit, v_user, s_ts)
+        progress("assign", 0, users)
+        variants = store_assignments(store, exp, ids, np.round(first_visit, 3).tolist())
+        progress("assign", users, users)
+        code = np.array([0 if v is None else (1 if v == "A" else 2) for v in variants], np.int8)
+        events = _events(
+            rng, code, ids, exp.id, v_user, s_ts, item_ids, k, converts_u, end, rates,
+            (engagement_a, engagement_b),
+        )  # fmt: skip
+        total = len(events[0])
+        order = np.argsort(events[6], kind="stable")
+        progress("events", 0, total)
+        done = 0
+        for rows in _rows(events, order):
+            insert_bulk(store, rows)
+            done += len(rows)
+            progress("events", done, total)
+    counts = dict.fromkeys(EVENT_TYPES, 0)
+    kinds, n = np.unique(events[4], return_counts=True)
+    for kind, c in zip(kinds.tolist(), n.tolist(), strict=True):
+        counts[EVENT_TYPES[kind]] = int(c)
+    enrolled = {"A": int((code == 1).sum()), "B": int((code == 2).sum())}
+    return SimulationReport(
+        experiment=exp,
+        visitors=users,
+        users_created=created,
+        enrolled=enrolled,
+        outside=int((code == 0).sum()),
+        events=counts,
+        start_ts=start,
+        end_ts=end,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        settings={
+            **rates,
+            "days": days,
+            "count": k,
+            "engagement_a": float(engagement_a),
+            "engagement_b": float(engagement_b),
+        },
+    )
+
+
+def _events(
+    rng: np.random.Generator,
+    code: np.ndarray,
+    ids: list[int],
+    exp_id: int,
+    v_user: np.ndarray,
+    s_ts: np.ndarray,
+    item_ids: np.ndarray,
+    k: int,
+    converts_u: np.ndarray,
+    end: float,
+    rates: dict[str, float],
+    engagement: tuple[float, float],
+) -> tuple[np.ndarray, ...]:
+    """Column arrays (exp, variant code, user id, item id, type code, value, ts)."""
+    keep = code[v_user] > 0  # sessions of enrolled visitors only
+    v_user, s_ts = v_user[keep], s_ts[keep]
+    sessions = len(v_user)
+    shown = item_ids[_distinct_items(rng, sessions, len(item_ids), k)]  # (s, k)
+    imp_user = np.repeat(v_user, k)
+    imp_item = shown.reshape(-1)
+    imp_ts = np.repeat(s_ts, k)
+    is_b = code[imp_user] == 2
+    ctr = np.where(is_b, rates["ctr_b"], rates["ctr_a"])
+    clicked = rng.random(len(imp_user)) < ctr
+    c_user, c_item = imp_user[clicked], imp_item[clicked]
+    c_ts = imp_ts[clicked] + rng.uniform(2, 30, size=int(clicked.sum()))
+    mean = np.where(code[c_user] == 2, engagement[1], engagement[0])
+    mu = np.log(mean) - ENGAGEMENT_SIGMA**2 / 2  # so the log-normal's mean is ``mean``
+    dwell = np.round(rng.lognormal(mu, ENGAGEMENT_SIGMA), 2)
+    e_ts = c_ts + dwell
+    # Conversions: one purchase per converting exposed visitor, of an item they were shown.
+    exposed = np.unique(imp_user)
+    p_buy = np.where(code[exposed] == 2, rates["purchase_b"], rates["purchase_a"])
+    buyers = exposed[converts_u[exposed] < p_buy]
+    first_imp = np.searchsorted(imp_user, buyers)  # impressions are grouped by user
+    n_imp = np.searchsorted(imp_user, buyers, side="right") - first_imp
+    pick = first_imp + (rng.random(len(buyers)) * n_imp).astype(np.int64)
+    p_item = imp_item[pick]
+    p_ts = imp_ts[pick] + rng.uniform(30, 600, size=len(buyers))
+
+    users_arr = np.asarray(ids, dtype=np.int64)
+    parts = [
+        (imp_user, imp_item, 0, np.full(len(imp_user), np.nan), imp_ts),
+        (c_user, c_item, 1, np.full(len(c_user), np.nan), c_ts),
+        (buyers, p_item, 2, np.full(len(buyers), np.nan), p_ts),
+        (c_user, c_item, 3, dwell, e_ts),
+    ]
+    user_pos = np.concatenate([p[0] for p in parts])
+    ts = np.minimum(np.round(np.concatenate([p[4] for p in parts]), 3), end)
+    return (
+        np.full(len(user_pos), exp_id, dtype=np.int64),
+        code[user_pos],
+        users_arr[user_pos],
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([np.full(len(p[0]), p[2], dtype=np.int8) for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+        ts,
+    )
+
+
+def _rows(events: tuple[np.ndarray, ...], order: np.ndarray) -> Iterator[list[tuple[Any, ...]]]:
+    exp_col, var_col, user_col, item_col, type_col, value_col, ts_col = events
+    variant_name = (None, "A", "B")
+    for lo in range(0, len(order), CHUNK):
+        idx = order[lo : lo + CHUNK]
+        values = value_col[idx]
+        yield list(
+            zip(
+                exp_col[idx].tolist(),
+                [variant_name[c] for c in var_col[idx].tolist()],
+                user_col[idx].tolist(),
+                item_col[idx].tolist(),
+                [EVENT_TYPES[t] for t in type_col[idx].tolist()],
+                [None if math.isnan(v) else v for v in values.tolist()],
+                ts_col[idx].tolist(),
+                strict=True,
+            )
+        )

@@ -1,0 +1,185 @@
+"""KPIs over time: impressions, clicks, CTR and conversions per variant per day or hour.
+
+Buckets are UTC days or hours. The range runs from the bucket of the experiment's start
+(its creation or its first event, whichever is earlier) to the bucket of its end (now for
+an active experiment, its stop time for a stopped one, or its last event if later), and
+*every* bucket in that range is present: a day without events shows zeros, not a gap.
+
+Per bucket: impressions, clicks, CTR, purchases and ``conversions``: users whose *first*
+purchase falls in the bucket (so the running total is the number of users converted).
+With ``cumulative=True`` every count is the running total up to the end of the bucket and
+CTR is cumulative clicks / cumulative impressions, so the last cumulative point equals the
+experiment's ``results``.
+
+The counting runs in SQL: one range count per bucket, variant and type (an index seek on
+``events(experiment_id, variant, type, ts, ...)``), and one ``MIN(ts)`` per user over the
+purchases only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from smart_suggest import clock
+from smart_suggest.errors import InputError
+from smart_suggest.experiments.kpis import event_span
+from smart_suggest.experiments.lifecycle import Experiment, get_experiment
+from smart_suggest.store import Store
+
+BUCKETS: dict[str, float] = {"day": clock.DAY, "hour": clock.HOUR}
+#: A guard against an accidental multi-year hourly timeline.
+MAX_BUCKETS = 50_000
+
+#: Counts per bucket: the buckets come from a recursive CTE, each count is a range seek.
+COUNTS_SQL = """\
+WITH RECURSIVE buckets(i, lo) AS (
+    SELECT 0, :start
+    UNION ALL
+    SELECT i + 1, :start + (i + 1) * :width FROM buckets WHERE i + 1 < :n
+)
+SELECT b.i,
+       (SELECT COUNT(*) FROM events e WHERE e.experiment_id = :experiment_id
+            AND e.variant = :variant AND e.type = 'impression'
+            AND e.ts >= b.lo AND e.ts < b.lo + :width) AS impressions,
+       (SELECT COUNT(*) FROM events e WHERE e.experiment_id = :experiment_id
+            AND e.variant = :variant AND e.type = 'click'
+            AND e.ts >= b.lo AND e.ts < b.lo + :width) AS clicks,
+       (SELECT COUNT(*) FROM events e WHERE e.experiment_id = :experiment_id
+            AND e.variant = :variant AND e.type = 'purchase'
+            AND e.ts >= b.lo AND e.ts < b.lo + :width) AS purchases
+FROM buckets b
+ORDER BY b.i
+"""
+
+#: Users by the bucket of their first purchase. ``+user_id`` keeps SQLite on the range
+#: of purchases in (experiment_id, variant, type, ts, user_id, value) instead of scanning
+#: every event in user order.
+FIRSTS_SQL = """\
+WITH firsts AS (
+    SELECT variant, MIN(ts) AS first_ts
+    FROM events
+    WHERE experiment_id = :experiment_id AND variant IN ('A', 'B') AND type = 'purchase'
+    GROUP BY variant, +user_id
+)
+SELECT variant, FLOOR((first_ts - :start) / :width) AS bucket, COUNT(*) AS users
+FROM firsts
+GROUP BY variant, FLOOR((first_ts - :start) / :width)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePoint:
+    start_ts: float
+    variant: str
+    impressions: int
+    clicks: int
+    ctr: float | None
+    conversions: int
+    purchases: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": clock.iso(self.start_ts),
+            "start_ts": self.start_ts,
+            "variant": self.variant,
+            "impressions": self.impressions,
+            "clicks": self.clicks,
+            "ctr": self.ctr,
+            "conversions": self.conversions,
+            "purchases": self.purchases,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    experiment: Experiment
+    bucket: str
+    width: float
+    cumulative: bool
+    start_ts: float
+    end_ts: float  # exclusive end of the last bucket
+    buckets: list[TimelinePoint] = field(default_factory=list)  # by time, then A before B
+
+    def series(self, variant: str) -> list[TimelinePoint]:
+        return [p for p in self.buckets if p.variant == variant]
+
+    @property
+    def starts(self) -> list[float]:
+        return [p.start_ts for p in self.buckets if p.variant == "A"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment.name,
+            "experiment_id": self.experiment.id,
+            "bucket": self.bucket,
+            "cumulative": self.cumulative,
+            "start": clock.iso(self.start_ts),
+            "end": clock.iso(self.end_ts),
+            "buckets": [p.to_dict() for p in self.buckets],
+        }
+
+
+def _range(exp: Experiment, store: Store, width: float) -> tuple[float, int]:
+    first, last = event_span(store, exp.id)
+    lo = exp.created_at if first is None else min(first, exp.created_at)
+    end = clock.now() if exp.active else (exp.stopped_at or exp.created_at)
+    hi = end if last is None else max(last, end)
+    start = math.floor(lo / width) * width
+    n = int(math.floor(hi / width) - math.floor(lo / width)) + 1
+    return start, max(n, 1)
+
+
+def timeline(
+    store: Store,
+    exp_ref: int | str | Experiment,
+    bucket: str = "day",
+    cumulative: bool = False,
+) -> Timeline:
+    """The experiment's KPIs per ``bucket`` ("day" or "hour"), empty buckets included."""
+    if bucket not in BUCKETS:
+        raise InputError(f"unknown bucket {bucket!r}: use one of {', '.join(BUCKETS)}")
+    width = BUCKETS[bucket]
+    with store.read():
+        exp = get_experiment(store, exp_ref)
+        start, n = _range(exp, store, width)
+        if n > MAX_BUCKETS:
+            raise InputError(
+                f"the experiment spans {n:,} {bucket}s (at most {MAX_BUCKETS:,}); "
+                "use a larger bucket"
+            )
+        counts: dict[str, list[tuple[int, int, int]]] = {}
+        for variant in ("A", "B"):
+            params = {
+                "experiment_id": exp.id,
+                "variant": variant,
+                "start": start,
+                "width": width,
+                "n": n,
+            }
+            counts[variant] = [
+                (int(r[1]), int(r[2]), int(r[3]))
+                for r in store.conn.execute(COUNTS_SQL, params).fetchall()
+            ]
+        conversions = {v: [0] * n for v in ("A", "B")}
+        for variant, index, users in store.conn.execute(
+            FIRSTS_SQL, {"experiment_id": exp.id, "start": start, "width": width}
+        ):
+            conversions[variant][min(max(int(index), 0), n - 1)] += int(users)
+    points: list[TimelinePoint] = []
+    totals = {v: [0, 0, 0, 0] for v in ("A", "B")}
+    for i in range(n):
+        for variant in ("A", "B"):
+            imp, clk, pur = counts[variant][i]
+            conv = conversions[variant][i]
+            if cumulative:
+                t = totals[variant]
+                t[0] += imp
+                t[1] += clk
+                t[2] += conv
+                t[3] += pur
+                imp, clk, conv, pur = t
+            ctr = clk / imp if imp > 0 else None
+            points.append(TimelinePoint(start + i * width, variant, imp, clk, ctr, conv, pur))
+    return Timeline(exp, bucket, width, cumulative, start, start + n * width, points)
