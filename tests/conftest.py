@@ -7,8 +7,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from smart_suggest.store import Store, open_store
+
+# Property tests: no per-example deadline (shared CI machines stall), and in CI a fixed
+# example sequence, so a red build can be reproduced exactly.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 #: A fixed "now" so seeded data and snapshots are identical from run to run.
 FIXED_NOW = "2026-11-20T12:00:00Z"

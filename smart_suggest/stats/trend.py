@@ -67,7 +67,10 @@ def novelty_check(
     if any(w < 0 for w in ws):
         raise ValueError("weights must be >= 0")
     # Zero-weight days carry no information; drop them so they do not count as days.
-    pts = [(x, y, w) for x, y, w in zip(xs, ys, ws, strict=True) if w > 0]
+    # Weights a trillion times below the largest are zero in all but name, and dividing by
+    # their tiny spread would overflow.
+    w_max = max(ws, default=0.0)
+    pts = [(x, y, w) for x, y, w in zip(xs, ys, ws, strict=True) if w > w_max * 1e-12]
     n = len(pts)
     n_distinct = len({x for x, _, _ in pts})
     too_short = n_distinct < min_days
@@ -98,6 +101,9 @@ def novelty_check(
                 notes.append("points lie exactly on a line (zero residual variance)")
             else:
                 notes.append("lift is identical every day")
+    if not all(math.isfinite(v) for v in (slope, se, t)):
+        slope, se, t, p = 0.0, 0.0, 0.0, 1.0
+        notes.append("the days' spread is too small to fit a slope")
     intercept = ybar - slope * xbar
     shrinking = p < alpha and slope * ybar < 0.0
     warnings: list[str] = []

@@ -1,0 +1,606 @@
+"""CLI: ``analyze`` (the statistics of an experiment, with a verdict) and ``power``."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from smart_suggest.cli._common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    err_console,
+    open_db,
+    safe,
+)
+
+if TYPE_CHECKING:
+    from smart_suggest.analysis import Analysis, MetricAnalysis
+
+#: Colour and glyph per verdict (the glyph keeps the meaning under NO_COLOR).
+VERDICT_STYLES: dict[str, tuple[str, str]] = {
+    "worth_shipping": ("bold green", "✔"),
+    "stat_sig_but_small_effect": ("bold yellow", "≈"),
+    "promising_but_underpowered": ("bold cyan", "…"),
+    "no_effect": ("bold", "∅"),
+    "invalid": ("bold red", "✖"),
+}
+
+# Kept in step with analysis.FAIL_CONDITIONS (importing it here would load scipy on --help).
+_FAIL_HELP = (
+    "Exit with a non-zero code when a listed condition holds, so CI can gate on the "
+    "result (comma-separated, repeatable). Codes: srm 3 (sample ratio mismatch), invalid 4 "
+    "(overall verdict invalid), negative 5 (B significantly worse on some metric), "
+    "underpowered 6 (primary not significant and < 80% power for --min-lift), no-win 7 "
+    "(verdict is not worth_shipping). When several hold, the lowest code wins; 0 when none "
+    "holds; 2 is bad input, 1 another failure."
+)
+
+_METRIC_HELP = (
+    "Primary metric: ctr, conversion or engagement (default: the experiment's declared "
+    "primary metric, else ctr)."
+)
+
+
+def _check_unit(value: float, name: str) -> None:
+    from smart_suggest.errors import InputError
+
+    if not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise InputError(f"{name} must be in (0, 1), got {value:g}")
+
+
+def _parse_fail_on(values: list[str] | None) -> list[str]:
+    from smart_suggest.analysis import FAIL_CONDITIONS
+    from smart_suggest.errors import InputError
+
+    names: list[str] = []
+    for raw in values or []:
+        for part in raw.split(","):
+            name = part.strip().lower().replace("_", "-")
+            if not name:
+                continue
+            if name == "nowin":
+                name = "no-win"
+            if name not in FAIL_CONDITIONS:
+                raise InputError(
+                    f"unknown --fail-on condition {part.strip()[:40]!r}: use "
+                    f"{', '.join(FAIL_CONDITIONS)}"
+                )
+            if name not in names:
+                names.append(name)
+    return names
+
+
+METRIC_NAMES = {"ctr": "CTR", "conversion_rate": "conversion rate", "engagement": "engagement"}
+
+
+# -- formatting --------------------------------------------------------------------------
+def _is_rate(metric: str) -> bool:
+    return metric in ("ctr", "conversion_rate")
+
+
+def _value(metric: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v * 100:.2f}%" if _is_rate(metric) else f"{v:,.2f} s"
+
+
+def _diff(metric: str, d: float, ci: Any) -> str:
+    # The interval goes on a second line so the table fits 80 columns.
+    if _is_rate(metric):
+        body = f"{d * 100:+.2f} pp"
+        return body if ci is None else body + f"\n[{ci.low * 100:+.2f},{ci.high * 100:+.2f}]"
+    body = f"{d:+,.2f} s"
+    return body if ci is None else body + f"\n[{ci.low:+,.2f},{ci.high:+,.2f}]"
+
+
+def _lift(rel: float | None, ci: Any) -> str:
+    if rel is None:
+        return "-"
+    body = f"{rel * 100:+.1f}%"
+    return body if ci is None else body + f"\n[{ci.low * 100:+.1f},{ci.high * 100:+.1f}]"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+_SHORT_TEST = {
+    "delta_method_z": "delta-z",
+    "chi_square": "chi-sq",
+    "fisher_exact": "Fisher",
+    "welch_t": "Welch",
+    "none": "none",
+}
+
+
+def _table(title: str | None, columns: list[tuple[str, str]]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        expand=False,
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=justify == "left")  # type: ignore[arg-type]
+    return table
+
+
+def _prob(p: float) -> str:
+    if 0 < p < 0.001:
+        return "< 0.1%"
+    if 0.999 < p < 1:
+        return "> 99.9%"
+    return f"= {p * 100:.1f}%"
+
+
+def _pp(x: float) -> str:
+    """A rate difference in percentage points."""
+    return "< 0.001 pp" if 0 < x * 100 < 0.001 else f"{x * 100:.3g} pp"
+
+
+def _verdict_text(code: str, headline: str) -> Text:
+    style, glyph = VERDICT_STYLES.get(code, ("bold", "?"))
+    return Text(f"{glyph} {headline}", style=style)
+
+
+def _metric_rows(m: MetricAnalysis) -> list[list[Any]]:
+    name = {"ctr": "CTR", "conversion_rate": "Conversion", "engagement": "Engagement"}[m.metric]
+    test = "mSPRT" if m.sequential is not None else _SHORT_TEST.get(m.test, m.test)
+    if m.p_value_adjusted is not None:
+        test += "\N{DAGGER}"
+    rows = [
+        [
+            Text(name, style="bold" if m.role == "primary" else ""),
+            _value(m.metric, m.value_a),
+            _value(m.metric, m.value_b),
+            _diff(m.metric, m.diff, m.ci),
+            _lift(m.relative_lift, m.relative_lift_ci),
+            Text(_p(m.p_value), style="bold" if m.significant else ""),
+            test,
+        ]
+    ]
+    pi = m.per_impression
+    if pi is not None:
+        dim = [
+            "CTR/impr.*",
+            _value("ctr", pi.rate_a if pi.n_a else None),
+            _value("ctr", pi.rate_b if pi.n_b else None),
+            _diff("ctr", pi.diff, pi.diff_ci),
+            _lift(pi.relative_lift, pi.relative_lift_ci),
+            _p(pi.p_value),
+            _SHORT_TEST.get(pi.test, pi.test),
+        ]
+        rows.append([Text(c, style="dim") for c in dim])
+    return rows
+
+
+def _render(an: Analysis) -> None:
+    exp = an.experiment
+    title = Text("Experiment ", style="bold")
+    if exp.id is not None:
+        title.append(f"{exp.id} ", style="bold")
+    title.append_text(safe(exp.name, limit=80, style="bold"))
+    console.print(title)
+    bits = Text("A = ")
+    bits.append_text(safe(exp.control, limit=40))
+    bits.append(" (control), B = ")
+    bits.append_text(safe(exp.treatment, limit=40))
+    bits.append(" (treatment)")
+    if exp.status:
+        bits.append(f"; {exp.status}")
+    if exp.days_run is not None:
+        bits.append(f", {exp.days_run:.1f} days")
+    split = f"{(1 - exp.treatment_share) * 100:.3g}/{exp.treatment_share * 100:.3g}"
+    bits.append(f"; split {split}; alpha {an.alpha:g}; min lift {an.min_lift * 100:.3g}%")
+    bits.append(f"; primary metric {an.primary_metric}")
+    bits.append(" (declared)" if an.primary_declared else " (default)")
+    if an.mode == "sequential":
+        bits.append("; sequential (always-valid) mode")
+    console.print(bits)
+
+    kpi = _table(
+        None,
+        [
+            ("Variant", "left"),
+            ("Assigned", "right"),
+            ("Exposed", "right"),
+            ("Impressions", "right"),
+            ("Clicks", "right"),
+            ("Converted", "right"),
+            ("Engagements", "right"),
+        ],
+    )
+    for key in ("A", "B"):
+        k = an.variants[key]
+        label = Text(f"{key} ")
+        label.append_text(safe(k.strategy, limit=20))
+        kpi.add_row(
+            label,
+            f"{k.users_assigned:,}",
+            f"{k.users_exposed:,}",
+            f"{k.impressions:,}",
+            f"{k.clicks:,}",
+            f"{k.users_converted:,}",
+            f"{k.engagement_n:,}",
+        )
+    console.print(kpi)
+    console.print()
+
+    table = _table(
+        f"Tests, B vs A (primary metric: {METRIC_NAMES[an.primary_metric]})",
+        [
+            ("Metric", "left"),
+            ("A", "right"),
+            ("B", "right"),
+            ("Diff [CI]", "right"),
+            ("Lift [CI]", "right"),
+            ("p", "right"),
+            ("Test", "left"),
+        ],
+    )
+    for m in an.metrics:
+        for row in _metric_rows(m):
+            table.add_row(*row)
+    console.print(table)
+    ci_level = f"{(1 - an.alpha) * 100:.3g}%"
+    foot = (
+        f"{ci_level} intervals; pp = percentage points. CTR: per exposed user (delta "
+        "method). *Per impression: assumes independent impressions (over-confident; not "
+        "used for the verdict)."
+    )
+    if an.holm_metrics:
+        foot += " \N{DAGGER} Holm-adjusted p (secondary metric)."
+    if an.mode == "sequential":
+        foot += " mSPRT: always-valid p-values and confidence sequences."
+    console.print(Text(foot, style="dim"))
+    console.print()
+
+    from rich.table import Table
+
+    facts = Table.grid(padding=(0, 1))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column()
+    facts.add_row(
+        "Sample ratio", Text(an.srm_message, style="bold red" if an.srm_flagged else "green")
+    )
+    for m in an.metrics:
+        bz = m.bayes
+        if bz is not None:
+            facts.add_row(
+                "Bayesian",
+                f"{m.bayes_label}: P(B > A) {_prob(bz.prob_b_better)}, expected loss of "
+                f"shipping B {_pp(bz.expected_loss_b)}, of keeping A "
+                f"{_pp(bz.expected_loss_a)} (Beta(1, 1) priors)",
+            )
+    if an.sequential is not None:
+        seq = an.sequential
+        style = {"significant": "green", "keep running": "yellow"}.get(seq.status, "dim")
+        text = Text(seq.message, style=style)
+        if seq.tau2 is not None:
+            text.append(
+                f" {seq.tau2_basis}; a real deployment fixes tau^2 before the start.",
+                style="dim",
+            )
+        facts.add_row("Sequential", text)
+    facts.add_row("Power", an.power.message)
+    trend = an.novelty.trend
+    warn = trend is not None and (trend.shrinking or trend.too_short)
+    facts.add_row("Novelty", Text(an.novelty.message, style="yellow" if warn else ""))
+    console.print(facts)
+    console.print()
+
+    for m in an.metrics:
+        head = Text(f"{m.label} ({m.role}): ", style="bold")
+        head.append_text(_verdict_text(m.verdict, m.headline))
+        console.print(head)
+        console.print(safe(m.summary))
+        console.print()
+    overall = Text("Overall verdict: ", style="bold")
+    overall.append_text(_verdict_text(an.verdict, an.headline))
+    overall.append(f" (the primary metric, {an.primary_metric})")
+    console.print(overall)
+    for w in an.warnings:
+        console.print(Text(f"Warning: {w}", style="yellow"))
+
+
+# -- commands ----------------------------------------------------------------------------
+def analyze(
+    experiment: Annotated[
+        str | None,
+        typer.Argument(help="Experiment id or name.", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level, in (0, 1).")] = 0.05,
+    metric: Annotated[str | None, typer.Option("--metric", help=_METRIC_HELP)] = None,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="Always-valid mSPRT p-values and intervals (safe to look at any time).",
+        ),
+    ] = False,
+    min_lift: Annotated[
+        float,
+        typer.Option("--min-lift", help="Practical threshold: relative lift worth shipping."),
+    ] = 0.05,
+    json: JsonOption = False,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option("--fail-on", help=_FAIL_HELP, metavar="COND[,COND]"),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            help="Analyse per-variant sufficient statistics from a CSV or JSON file ('-' = "
+            "stdin) instead of the database; columns as printed by --print-sql.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    print_sql_flag: Annotated[
+        bool,
+        typer.Option(
+            "--print-sql",
+            help="Print the standard SQL computing those statistics from an events table.",
+        ),
+    ] = False,
+) -> None:
+    """Analyse an experiment: tests per metric, SRM, Bayes, power, novelty and a verdict.
+
+    Headline CTR test is per exposed user (delta method); conversion uses chi-square or
+    Fisher's exact; engagement Welch's t. Secondary metrics are Holm-adjusted. Verdicts:
+    worth_shipping, stat_sig_but_small_effect, promising_but_underpowered, no_effect,
+    invalid (sample ratio mismatch). --summary FILE needs the columns variant,
+    users_assigned, users_exposed, impressions, clicks, users_converted, purchases,
+    engagement_n, engagement_sum, engagement_sumsq, n_users, sum_clicks, sum_impressions,
+    sum_clicks_sq, sum_impressions_sq, sum_clicks_x_impressions (optional:
+    treatment_share, days), one row each for A and B.
+    """
+    from smart_suggest import analysis as core
+    from smart_suggest.errors import InputError
+
+    if print_sql_flag:
+        if experiment is not None or summary is not None:
+            raise InputError(
+                "--print-sql prints the generic SQL: give no experiment and no --summary "
+                "(bind :experiment_id yourself)"
+            )
+        sql = core.print_sql()
+        if json:
+            emit_json(
+                {
+                    "sql": sql,
+                    "parameters": ["experiment_id"],
+                    "columns": list(core.SUMMARY_COLUMNS),
+                }
+            )
+        else:
+            sys.stdout.write(sql if sql.endswith("\n") else sql + "\n")
+        return
+    _check_unit(alpha, "alpha")
+    if not (math.isfinite(min_lift) and min_lift >= 0):
+        raise InputError(f"--min-lift must be >= 0 (0.05 = +5%), got {min_lift:g}")
+    if metric is not None:
+        from smart_suggest.experiments.lifecycle import check_metric
+
+        check_metric(metric)
+    conditions = _parse_fail_on(fail_on)
+    if summary is not None and experiment is not None:
+        raise InputError("give either an experiment or --summary FILE, not both")
+    if summary is None and experiment is None:
+        raise InputError("missing experiment: give an id or name (or --summary FILE, --print-sql)")
+
+    if summary is not None:
+        rows = core.load_summary(summary)
+        source = "stdin" if str(summary) == "-" else str(summary)
+        result = core.analyze_summary(
+            rows,
+            alpha=alpha,
+            metric=metric,
+            sequential=sequential,
+            min_lift=min_lift,
+            name="stdin" if source == "stdin" else Path(source).name,
+            source=source,
+        )
+    else:
+        from smart_suggest.cli.data import progress_bar
+
+        assert experiment is not None
+        show = not json and err_console.is_terminal
+        with open_db(db) as store, progress_bar(show) as update:
+            result = core.analyze(
+                store,
+                experiment,
+                alpha=alpha,
+                metric=metric,
+                sequential=sequential,
+                min_lift=min_lift,
+                progress=update,  # type: ignore[arg-type]
+            )
+
+    held = core.fail_conditions(result)
+    holding = [c for c in conditions if held[c]]
+    code = min((core.FAIL_CONDITIONS[c][0] for c in holding), default=0)
+    if json:
+        data = result.to_dict()
+        if conditions:
+            data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
+        emit_json(data)
+    else:
+        _render(result)
+    if code:
+        err_console.print(
+            f"smart-suggest: --fail-on: {', '.join(holding)} "
+            f"{'holds' if len(holding) == 1 else 'hold'} (exit {code})"
+        )
+        raise typer.Exit(code)
+
+
+def power(
+    baseline: Annotated[
+        float,
+        typer.Option(
+            "--baseline", help="Baseline rate of the control, e.g. 0.12.", show_default=False
+        ),
+    ],
+    mde: Annotated[
+        float | None,
+        typer.Option(
+            "--mde",
+            help="Minimum detectable effect: absolute (0.02 = +2 points) unless --relative.",
+            show_default=False,
+        ),
+    ] = None,
+    relative: Annotated[
+        bool, typer.Option("--relative", help="--mde is relative (0.1 = +10% of baseline).")
+    ] = False,
+    alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
+    power_: Annotated[float, typer.Option("--power", help="Power to reach, in (0, 1).")] = 0.8,
+    daily_users: Annotated[
+        float | None,
+        typer.Option(
+            "--daily-users",
+            help="Eligible users per day, for the expected duration.",
+            show_default=False,
+        ),
+    ] = None,
+    traffic: Annotated[
+        float, typer.Option("--traffic", help="Traffic fraction in the experiment, (0, 1].")
+    ] = 1.0,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n", help="Users per variant: print the MDE reachable with N.", show_default=False
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Sample size per variant to detect a change in a rate (and the expected duration).
+
+    Two-sided test of two proportions, equal arms, Fleiss formula without continuity
+    correction. With --n N: the smallest upward effect detectable with N users per variant.
+    """
+    from smart_suggest import stats
+    from smart_suggest.errors import InputError
+
+    _check_unit(baseline, "--baseline")
+    _check_unit(alpha, "--alpha")
+    _check_unit(power_, "--power")
+    if mde is None and n is None:
+        raise InputError("give --mde (sample size) and/or --n (detectable effect)")
+    if mde is not None and not (math.isfinite(mde) and mde != 0):
+        raise InputError(f"--mde must be a non-zero number, got {mde:g}")
+    if not (math.isfinite(traffic) and 0 < traffic <= 1):
+        raise InputError(f"--traffic must be in (0, 1], got {traffic:g}")
+    if daily_users is not None and not (math.isfinite(daily_users) and daily_users > 0):
+        raise InputError(f"--daily-users must be a number > 0, got {daily_users:g}")
+    if n is not None and n < 1:
+        raise InputError(f"--n must be at least 1, got {n}")
+    try:
+        size = (
+            stats.sample_size_proportions(
+                baseline, mde, relative=relative, alpha=alpha, power=power_
+            )
+            if mde is not None
+            else None
+        )
+        reach = (
+            stats.mde_proportions(baseline, n, alpha=alpha, power=power_) if n is not None else None
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+    def duration(per_variant: int) -> Any:
+        if daily_users is None:
+            return None
+        return stats.expected_duration(per_variant, daily_users, traffic_fraction=traffic)
+
+    dur = duration(size.n_per_variant) if size is not None else None
+    dur_n = duration(n) if n is not None else None
+    if json:
+        emit_json(
+            {
+                "baseline": baseline,
+                "alpha": alpha,
+                "power": power_,
+                "sample_size": size.to_dict() if size else None,
+                "mde": reach.to_dict() if reach else None,
+                "daily_users": daily_users,
+                "traffic_fraction": traffic,
+                "duration": dur.to_dict() if dur is not None else None,
+                "duration_n": dur_n.to_dict() if dur_n is not None else None,
+            }
+        )
+        return
+    from rich.table import Table
+
+    console.print(
+        Text(
+            f"Two-sided test of two proportions, alpha {alpha:g}, power {power_ * 100:.3g}%",
+            style="bold",
+        )
+    )
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_row("Baseline rate", f"{baseline * 100:.4g}%")
+    if size is not None:
+        rel = size.mde_relative or 0.0
+        table.add_row(
+            "Minimum detectable effect",
+            f"{size.mde_absolute * 100:+.4g} pp ({rel * 100:+.3g}% relative) -> "
+            f"{(size.target or 0) * 100:.4g}%",
+        )
+        table.add_row("Users per variant", Text(f"{size.n_per_variant:,}", style="bold"))
+        table.add_row("Users in total", f"{size.n_total:,}")
+        if dur is not None:
+            table.add_row(
+                "Expected duration",
+                _days(dur.days)
+                + f" at {daily_users:,.0f} eligible users/day, traffic {traffic * 100:.3g}%",
+            )
+    if reach is not None:
+        assert n is not None
+        if reach.mde_absolute is None:
+            text = "none: " + reach.note
+        else:
+            text = (
+                f"{reach.mde_absolute * 100:+.4g} pp ({(reach.mde_relative or 0) * 100:+.3g}% "
+                f"relative) -> {(reach.target or 0) * 100:.4g}%"
+            )
+        table.add_row(f"Detectable with {n:,} per variant", text)
+        if dur_n is not None:
+            table.add_row("Days to reach it", _days(dur_n.days))
+    console.print(table)
+    if size is not None:
+        console.print(Text(f"Formula: {size.formula}", style="dim"))
+
+
+def _days(days: float | None) -> str:
+    if days is None:
+        return "never (no traffic)"
+    return f"{days:,.1f} days"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze)
+    app.command("power")(power)
