@@ -66,8 +66,12 @@ _register()
 
 
 def _fail(message: str, code: int) -> None:
+    from smart_suggest.text import printable
+
     first = message.strip().splitlines()[0] if message.strip() else "failed"
-    sys.stderr.write(f"smart-suggest: error: {first}\n")
+    # Messages quote user data (names, paths): escape sequences in them must not reach
+    # the terminal.
+    sys.stderr.write(f"smart-suggest: error: {printable(first)}\n")
     sys.stderr.flush()
     sys.exit(code)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,17 @@ def open_db(db: Path | None) -> Iterator[Store]:
     store = open_store(db)
     try:
         yield store
+    except sqlite3.IntegrityError:
+        raise  # a bug in the command, not a fault of the file: main() reports it
+    except sqlite3.Error as exc:
+        # The file or its disk failed in mid-command (full disk, I/O error, made read-only):
+        # name the file, as open_store does, rather than a bare "database error".
+        from smart_suggest.errors import DatabaseError, SmartSuggestError
+        from smart_suggest.store import describe_sqlite_error
+
+        cause = describe_sqlite_error(exc)
+        error = DatabaseError if cause.startswith("not a valid SQLite") else SmartSuggestError
+        raise error(f"{store.path}: {cause}") from None
     finally:
         store.close()
 

@@ -1,0 +1,63 @@
+"""CLI: ``smart-suggest tui`` starts the Textual app (imported only by this command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smart_suggest.cli._common import DbOption
+
+
+def demo_db_path() -> Path:
+    """The demo database: its own file in the user's data folder, never the real one."""
+    import platformdirs
+
+    return platformdirs.user_data_path("smart-suggest") / "demo.db"
+
+
+def prepare_demo(path: Path) -> Path:
+    """Create (or reset) the demo database and seed it with the sample data."""
+    from smart_suggest.sample import load_demo
+    from smart_suggest.store import open_store
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open_store(path) as store:
+        load_demo(store, seed=42)
+    return path
+
+
+def tui(
+    db: DbOption = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Open a separate demo database (in your data folder), freshly seeded with "
+            "the sample data. Your own database is not touched.",
+        ),
+    ] = False,
+) -> None:
+    """Open the terminal app: overview, recommendations and experiments screens.
+
+    Keys: 1 2 3 switch screens, F1 or ? lists a screen's keys, ctrl+p finds any action.
+
+    Try it with the sample data: smart-suggest tui --demo
+    """
+    from smart_suggest.store import open_store
+
+    # --demo wins over --db / SMART_SUGGEST_DB: it never opens the user's own database.
+    path = prepare_demo(demo_db_path()) if demo else db
+    # Open (and validate) before starting the app: a wrong file is one line on stderr.
+    store = open_store(path)
+    try:
+        from tui.app import SmartSuggestApp
+
+        SmartSuggestApp(store=store, demo=demo).run()
+    finally:
+        store.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tui")(tui)

@@ -1,0 +1,207 @@
+"""SmartSuggestApp: three screens (modes) over one database, refreshed when it changes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.worker import Worker
+
+from smart_suggest.errors import SmartSuggestError
+from smart_suggest.store import Store, describe_sqlite_error, open_store
+from smart_suggest.text import printable
+from tui.commands import ActionsProvider
+from tui.data import FAILED, Backend, Revisions, revisions, warm_imports, warm_up
+from tui.screens.base import BaseScreen
+from tui.screens.dialogs import HelpScreen
+from tui.screens.experiments import ExperimentsScreen
+from tui.screens.overview import OverviewScreen
+from tui.screens.recommend import RecommendScreen
+
+
+class SmartSuggestApp(App[None]):
+    """The smart-suggest workbench. ``db_path`` (or an open ``store``) picks the database."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "smart-suggest"
+    MODES: ClassVar[dict[str, Any]] = {
+        "overview": OverviewScreen,
+        "recommend": RecommendScreen,
+        "experiments": ExperimentsScreen,
+    }
+    DEFAULT_MODE = "overview"
+    COMMANDS = App.COMMANDS | {ActionsProvider}
+    # Screens get the class -narrow or -wide (app.tcss stacks panels below 110 columns).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # The nav bar shows 1-3, so the footer keeps its room for the screen's own keys.
+        Binding("1", "switch_mode('overview')", "Overview", show=False, tooltip="Go to Overview"),
+        Binding(
+            "2", "switch_mode('recommend')", "Recs", show=False, tooltip="Go to Recommendations"
+        ),
+        Binding(
+            "3",
+            "switch_mode('experiments')",
+            "Experiments",
+            show=False,
+            tooltip="Go to Experiments",
+        ),
+        Binding(
+            "f1,question_mark", "help", "Help", key_display="F1/?", tooltip="Keys of this screen"
+        ),
+        Binding("ctrl+q", "quit", "Quit", tooltip="Quit", priority=True),
+    ]
+    #: Seconds between checks of the data revision (a single-row query).
+    POLL_SECONDS = 1.0
+    #: Seconds to wait for the cursor to rest before loading what it points at.
+    DEBOUNCE_SECONDS = 0.12
+
+    def __init__(
+        self,
+        db_path: Path | str | None = None,
+        *,
+        store: Store | None = None,
+        demo: bool = False,
+        poll_seconds: float | None = None,
+        debounce: float | None = None,
+    ) -> None:
+        self.started_at = time.perf_counter()
+        #: perf_counter() when something was first on screen: "shell", then "data".
+        self.paint_times: dict[str, float] = {}
+        super().__init__()
+        self._owns_store = store is None
+        self.store = store if store is not None else open_store(db_path)
+        self.backend = Backend(self.store)
+        self.demo = demo
+        self.screens_live: dict[str, BaseScreen] = {}
+        self.poll_seconds = self.POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.debounce = self.DEBOUNCE_SECONDS if debounce is None else debounce
+        self._revisions: Revisions | None = None
+        self._polling = False
+        self._poll_again = False
+        self._written: set[str] = set()
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def db_label(self) -> str:
+        name = self.store.path.name
+        return f"demo: {name}" if self.demo else name
+
+    @classmethod
+    def screen_class(cls, mode: str) -> type[BaseScreen]:
+        screen_cls: type[BaseScreen] = cls.MODES[mode]
+        return screen_cls
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.check_for_changes()  # the baseline revisions
+        if self.poll_seconds > 0:
+            self.set_interval(self.poll_seconds, self.check_for_changes)
+        self.set_timer(0.3, self._warm_up)
+
+    def _warm_up(self) -> None:
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(warm_imports)
+                await self.backend.read(warm_up, self.backend)
+            except Exception as exc:  # only an optimisation: the screens report real errors
+                self.log.warning(f"warm-up failed: {exc}")
+
+        worker: Worker[None] = self.run_worker(run, group="warm-up", exit_on_error=False)
+        del worker
+
+    async def on_unmount(self) -> None:
+        if self._owns_store:
+            self.backend.close()
+
+    def mark_painted(self, what: str) -> None:
+        """Remember when ``what`` was first drawn (for benchmarks/bench_tui.py)."""
+        self.paint_times.setdefault(what, time.perf_counter())
+
+    # -- change detection -----------------------------------------------------------------
+    def check_for_changes(self, written: set[str] | None = None) -> None:
+        """Compare the data revisions with the last seen ones and tell the screens.
+
+        ``written`` names scopes this app just wrote: they refresh even if the baseline
+        had already caught up with the write.
+        """
+        if written:
+            self._written |= written
+        if self._polling:
+            self._poll_again = True
+            return
+        self._polling = True
+        worker: Worker[None] = self.run_worker(self._poll, group="poll", exit_on_error=False)
+        del worker
+
+    async def _poll(self) -> None:
+        try:
+            await self._poll_loop()
+        finally:
+            self._polling = False
+
+    async def _poll_loop(self) -> None:
+        while True:
+            self._poll_again = False
+            try:
+                current = await self.backend.read(revisions)
+            except (SmartSuggestError, sqlite3.Error):
+                current = None  # transient (e.g. a long lock); the next tick tries again
+            if current is not None:
+                previous, self._revisions = self._revisions, current
+                changed, self._written = set(self._written), set()
+                if previous is not None:
+                    if current.catalog != previous.catalog:
+                        changed.add("catalog")
+                    if current.experiments != previous.experiments:
+                        changed.add("experiments")
+                if changed:
+                    for screen in list(self.screens_live.values()):
+                        screen.data_changed(changed)
+            if not self._poll_again:
+                break
+
+    # -- doing work -----------------------------------------------------------------------
+    async def attempt(self, work: Awaitable[Any]) -> Any:
+        """Await ``work``; on failure notify the user (never a traceback) and return FAILED."""
+        try:
+            return await work
+        except asyncio.CancelledError:
+            raise
+        except SmartSuggestError as exc:
+            self.notify(printable(str(exc)), severity="error", markup=False, timeout=6)
+        except sqlite3.Error as exc:
+            self.notify(
+                f"database error: {describe_sqlite_error(exc)}",
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+        except Exception as exc:  # a bug: say so in one line and keep running
+            self.log.error(exc)
+            self.notify(
+                printable(f"internal error: {type(exc).__name__}: {exc}"),
+                severity="error",
+                markup=False,
+                timeout=10,
+            )
+        return FAILED
+
+    async def run_in_mode(self, mode: str, action: str) -> None:
+        """Switch to ``mode`` and run one of its screen actions (for the palette)."""
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        await self.screen.run_action(action)
+
+    # -- actions --------------------------------------------------------------------------
+    def action_help(self) -> None:
+        screen = self.screen
+        if not isinstance(screen, BaseScreen):
+            return
+        self.push_screen(HelpScreen(screen.LABEL, screen.ABOUT, screen.help_sections()))

@@ -1,0 +1,142 @@
+"""What every main screen shares: the nav bar, the footer, help, palette, refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import Worker
+
+from tui.widgets.navbar import NavBar
+
+if TYPE_CHECKING:
+    from tui.app import SmartSuggestApp
+
+
+def _bindings_of(node_cls: type[Any]) -> list[Binding]:
+    out: list[Binding] = []
+    for b in getattr(node_cls, "BINDINGS", []):
+        if isinstance(b, Binding):
+            out.append(b)
+        elif isinstance(b, tuple) and len(b) >= 2:
+            out.append(Binding(*b))
+    return out
+
+
+class BaseScreen(Screen[None]):
+    """A main screen (one per mode). Subclasses fill ``compose_body`` and ``refresh_data``."""
+
+    MODE: ClassVar[str] = ""
+    LABEL: ClassVar[str] = ""
+    ABOUT: ClassVar[str] = ""
+    #: Extra keys handled by widgets inside the screen, for the help screen.
+    EXTRA_KEYS: ClassVar[list[tuple[str, str]]] = []
+    #: Names of actions in the command palette (the footer's labels are kept short).
+    PALETTE: ClassVar[dict[str, str]] = {}
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stale: set[str] = set()
+
+    @property
+    def sapp(self) -> SmartSuggestApp:
+        return cast("SmartSuggestApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE, self.sapp.db_label)
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    # -- data refresh ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.sapp.screens_live[self.MODE] = self
+        self.call_after_refresh(self.sapp.mark_painted, "shell")
+        self.refresh_data({"catalog", "experiments"})
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            stale, self._stale = self._stale, set()
+            self.refresh_data(stale)
+
+    def data_changed(self, scopes: set[str]) -> None:
+        """Called by the app when another process (or we) changed the data."""
+        if self.app.screen is self:
+            self.refresh_data(scopes)
+        else:
+            self._stale |= scopes
+
+    def refresh_data(self, scopes: set[str]) -> None:
+        """Reload what depends on ``scopes`` ("catalog", "experiments")."""
+
+    def action_reload(self) -> None:
+        self.refresh_data({"catalog", "experiments"})
+        self.notify("Reloaded", timeout=1.5)
+
+    # -- workers ----------------------------------------------------------------------------
+    def spawn(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        group: str,
+        exclusive: bool = True,
+    ) -> Worker[Any]:
+        """Run ``fn(*args)`` as a worker; failures become notifications (see app.attempt).
+
+        The coroutine is created only when the worker starts, so a worker replaced
+        (``exclusive``) before it ran leaves nothing un-awaited behind.
+        """
+
+        async def run() -> None:
+            await self.sapp.attempt(fn(*args))
+
+        return self.run_worker(run, group=group, exclusive=exclusive, exit_on_error=False)
+
+    # -- help and palette ----------------------------------------------------------------------
+    @classmethod
+    def screen_bindings(cls) -> list[Binding]:
+        seen: set[str] = set()
+        out = []
+        for klass in cls.__mro__:
+            if not klass.__module__.startswith("tui."):
+                continue  # Textual's own screen keys (tab, ...) are listed as "Everywhere"
+            for b in _bindings_of(klass):
+                if b.action not in seen and b.description:
+                    seen.add(b.action)
+                    out.append(b)
+        return out
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        app = self.sapp
+        here = [
+            (app.get_key_display(b), b.tooltip or b.description) for b in self.screen_bindings()
+        ]
+        here += self.EXTRA_KEYS
+        everywhere = [
+            (app.get_key_display(b), b.tooltip or b.description)
+            for b in _bindings_of(type(app))
+            if b.description
+        ]
+        everywhere += [
+            ("^p", "Command palette: every action by name"),
+            ("tab / shift+tab", "Move between panels"),
+        ]
+        return [(f"{self.LABEL} screen", here), ("Everywhere", everywhere)]
+
+    @classmethod
+    def palette_commands(cls) -> Iterable[tuple[str, str, str]]:
+        """(name, help, action) of every action of this screen, for the command palette."""
+        for b in cls.screen_bindings():
+            if b.action in ("reload",):
+                continue
+            name = cls.PALETTE.get(b.action, b.description)
+            key = b.key_display or b.key.replace("slash", "/")
+            about = b.tooltip or b.description
+            yield name, f"key {key}" + ("" if about == name else f" · {about}"), b.action

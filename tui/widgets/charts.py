@@ -1,0 +1,93 @@
+"""Charts drawn by plotext (through textual-plotext): KPI bars and the daily CTR trend.
+
+Plotext's output is parsed as ANSI, so only our own labels (variant letters, strategy
+names from the registry, dates) ever reach it, never user data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from textual.app import RenderResult
+from textual_plotext import PlotextPlot
+
+# Distinct markers as well as colours, so the series stay apart under NO_COLOR.
+_SERIES = (("blue", "dot"), ("orange", "braille"))
+_BAR_MARKERS = ("sd", "▒")
+
+
+class KpiBars(PlotextPlot):
+    """CTR and conversion rate per variant, as grouped bars (in percent)."""
+
+    can_focus = True  # so tab reaches (and scrolls to) the chart at 80x24
+
+    def show(
+        self, variants: Sequence[str], ctr: Sequence[float], conversion: Sequence[float]
+    ) -> None:
+        plt: Any = self.plt  # the bundled stubs lag plotext (labels=, per-series lists)
+        plt.clear_data()
+        plt.clear_figure()
+        if not variants:
+            plt.title("no data yet")
+        else:
+            plt.multiple_bar(
+                ["CTR", "Conversion"],
+                [[100 * ctr[i], 100 * conversion[i]] for i in range(len(variants))],
+                labels=list(variants),
+                color=[c for c, _ in _SERIES][: len(variants)],
+                marker=list(_BAR_MARKERS[: len(variants)]),
+                width=0.35,
+            )
+            plt.title("CTR and conversion per variant (%)")
+            top = max([*ctr, *conversion, 0.01]) * 100
+            plt.ylim(0, top * 1.15)
+        self.refresh()
+
+
+class TrendChart(PlotextPlot):
+    """Daily CTR per variant over the experiment's days (in percent)."""
+
+    can_focus = True
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._days: list[str] = []
+
+    def render(self) -> RenderResult:
+        # Day labels are 5 cells wide; plotext silently drops labels that would touch, so
+        # show every n-th day, n chosen from the width this frame is drawn at.
+        days = self._days
+        if days:
+            room = max(2, (self.size.width - 8) // 9)
+            step = max(1, math.ceil(len(days) / room))
+            xs = list(range(1, len(days) + 1))
+            plt: Any = self.plt
+            plt.xticks(xs[::step], days[::step])
+        return super().render()
+
+    def show(self, days: Sequence[str], series: Mapping[str, Sequence[float | None]]) -> None:
+        plt: Any = self.plt
+        self._days = list(days)
+        plt.clear_data()
+        plt.clear_figure()
+        if not days:
+            plt.title("no events yet")
+        else:
+            xs = list(range(1, len(days) + 1))
+            for (name, values), (color, marker) in zip(series.items(), _SERIES, strict=False):
+                points = [(x, 100 * v) for x, v in zip(xs, values, strict=True) if v is not None]
+                if points:
+                    plt.plot(
+                        [p[0] for p in points],
+                        [p[1] for p in points],
+                        label=name,
+                        color=color,
+                        marker=marker,
+                    )
+            # A fixed range: the first and last day's ticks never fall on the plot's edge
+            # (where plotext may drop them), whatever the data on those days.
+            plt.xlim(0.5, len(days) + 0.5)
+            plt.title("Daily CTR per variant (%)")
+        self.refresh()
