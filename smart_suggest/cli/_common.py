@@ -128,6 +128,54 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Abort()
 
 
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr fed by the core's ``progress(stage, done, total)``.
+
+    The bar appears with the first report (a quick command prints nothing) and is erased
+    when the command fails, so an error stays the one line on stderr. Yields the callback
+    to pass to the core, or None when disabled (``--json``).
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description:<13}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=max(total, 1))
+        bar.update(tasks[stage], completed=done, total=max(total, done, 1))
+
+    try:
+        yield update
+    except BaseException:
+        if tasks:
+            bar.live.transient = True  # erase it: the error line stays alone on stderr
+            bar.stop()
+        raise
+    if tasks:
+        bar.stop()
+
+
 def info(message: str) -> None:
     """A status line for humans, on stderr so stdout stays clean for data."""
     err_console.print(message)

@@ -422,7 +422,7 @@ def analyze(
             source=source,
         )
     else:
-        from smart_suggest.cli.data import progress_bar
+        from smart_suggest.cli._common import progress_bar
 
         assert experiment is not None
         show = not json and err_console.is_terminal
@@ -434,7 +434,7 @@ def analyze(
                 metric=metric,
                 sequential=sequential,
                 min_lift=min_lift,
-                progress=update,  # type: ignore[arg-type]
+                progress=update,
             )
 
     held = core.fail_conditions(result)

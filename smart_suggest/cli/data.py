@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -16,47 +14,12 @@ from smart_suggest.cli._common import (
     confirm,
     console,
     emit_json,
-    err_console,
     info,
     make_table,
     open_db,
+    progress_bar,
     safe,
 )
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[object]:
-    """A rich progress bar on stderr fed by the core's ``progress(stage, done, total)``."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description:<13}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-    from rich.progress import TaskID
-
-    tasks: dict[str, TaskID] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=max(total, 1))
-        bar.update(tasks[stage], completed=done, total=max(total, done, 1))
-
-    with bar:
-        yield update
 
 
 def seed(
@@ -108,9 +71,9 @@ def seed(
         started = time.perf_counter()
         with progress_bar(not json) as update:
             if spec is None:
-                report = sample.load_demo(store, seed=seed, progress=update)  # type: ignore[arg-type]
+                report = sample.load_demo(store, seed=seed, progress=update)
             else:
-                report = sample.generate(store, spec, progress=update)  # type: ignore[arg-type]
+                report = sample.generate(store, spec, progress=update)
         elapsed = time.perf_counter() - started
         path = store.path
     if json:

@@ -4,8 +4,6 @@ simulate``."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,11 +16,11 @@ from smart_suggest.cli._common import (
     confirm,
     console,
     emit_json,
-    err_console,
     fmt_time,
     info,
     make_table,
     open_db,
+    progress_bar,
     safe,
 )
 
@@ -40,49 +38,6 @@ experiment_app = typer.Typer(
 
 ExpArg = Annotated[str, typer.Argument(help="Experiment id or name.", show_default=False)]
 UserArg = Annotated[str, typer.Argument(help="User id or username.", show_default=False)]
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr, shown from the first report, erased on failure."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description:<8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=max(total, 1))
-        bar.update(tasks[stage], completed=done, total=max(total, done, 1))
-
-    try:
-        yield update
-    except BaseException:
-        if tasks:
-            bar.live.transient = True
-            bar.stop()
-        raise
-    if tasks:
-        bar.stop()
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -445,7 +400,7 @@ def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool) -> None:
     from smart_suggest.experiments.events import log_events_csv
 
     source: Any = sys.stdin if str(file) == "-" else file
-    with open_db(db) as store, _progress(not json) as update:
+    with open_db(db) as store, progress_bar(not json) as update:
         report = log_events_csv(store, exp_ref, source, progress=update)
     if json:
         emit_json(report.to_dict())
@@ -627,7 +582,7 @@ def simulate_cmd(
     """
     from smart_suggest.experiments.simulate import simulate
 
-    with open_db(db) as store, _progress(not json) as update:
+    with open_db(db) as store, progress_bar(not json) as update:
         report = simulate(
             store,
             exp_ref,

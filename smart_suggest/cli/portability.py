@@ -15,8 +15,8 @@ from smart_suggest.cli._common import (
     emit_json,
     info,
     open_db,
+    progress_bar,
 )
-from smart_suggest.cli.data import progress_bar
 
 
 def export(
@@ -31,7 +31,7 @@ def export(
     from smart_suggest.portability import export_all
 
     with open_db(db) as store, progress_bar(not json) as update:
-        report = export_all(store, directory, fmt=fmt, progress=update)  # type: ignore[arg-type]
+        report = export_all(store, directory, fmt=fmt, progress=update)
     if json:
         emit_json(report.to_dict())
     else:
@@ -55,7 +55,7 @@ def import_all(
         if replace and not store.is_empty():
             confirm(f"Replace all data in {store.path} with {directory}?", yes)
         with progress_bar(not json) as update:
-            report = run_import(store, directory, replace=replace, progress=update)  # type: ignore[arg-type]
+            report = run_import(store, directory, replace=replace, progress=update)
     if json:
         emit_json(report.to_dict())
     else:
@@ -72,7 +72,7 @@ def backup(
     from smart_suggest.portability import backup as run_backup
 
     with open_db(db) as store, progress_bar(not json) as update:
-        path = run_backup(store, target, overwrite=force, progress=update)  # type: ignore[arg-type]
+        path = run_backup(store, target, overwrite=force, progress=update)
     if json:
         emit_json({"backup": str(path), "size_bytes": path.stat().st_size})
     else:

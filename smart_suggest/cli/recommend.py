@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
@@ -16,10 +14,10 @@ from smart_suggest.cli._common import (
     JsonOption,
     console,
     emit_json,
-    err_console,
     info,
     make_table,
     open_db,
+    progress_bar,
     safe,
 )
 
@@ -46,53 +44,6 @@ ThresholdOption = Annotated[
     float,
     typer.Option("--threshold", min=0.0, max=1.0, help="v1: minimum user similarity (cosine)."),
 ]
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr fed by the core's ``progress(stage, done, total)``.
-
-    The bar appears with the first report (a quick command prints nothing) and is erased
-    when the command fails, so an error stays the one line on stderr.
-    """
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=max(total, 1))
-        bar.update(tasks[stage], completed=done, total=max(total, done, 1))
-
-    try:
-        yield update
-    except BaseException:
-        if tasks:
-            bar.live.transient = True
-            bar.stop()
-        raise
-    if tasks:
-        bar.stop()
 
 
 def _strategies(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
@@ -308,7 +259,7 @@ def _export_all(
             rows += len(recs)
         return rows
 
-    with _progress(True) as update:
+    with progress_bar(True) as update:
         if output is None:
             written = write(sys.stdout, update)
             sys.stdout.flush()
@@ -420,7 +371,7 @@ def evaluate(
 
     names = _strategies(strategies, tuple(STRATEGIES))
     check_split(split, test_fraction)
-    with open_db(db) as store, _progress(not json) as update:
+    with open_db(db) as store, progress_bar(not json) as update:
         result = run(
             store,
             strategies=names,
@@ -518,7 +469,7 @@ def import_cmd(
     """
     from smart_suggest.importer import import_interactions
 
-    with open_db(db) as store, _progress(not json) as update:
+    with open_db(db) as store, progress_bar(not json) as update:
         report = import_interactions(store, file, items_path=items, progress=update)
     if json:
         emit_json(report.to_dict())

@@ -15,6 +15,7 @@ loaded in one transaction (readers never see half of it).
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import sqlite3
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from smart_suggest import clock
 from smart_suggest.errors import InputError, NotFoundError
@@ -425,18 +426,16 @@ def _fast_chunk(
     ``_parsed_rows`` on the chunk, which converts it or reports the first bad line exactly.
     """
     width = len(cols)
-    if not raw or any(len(r) != width for r in raw):
+    if not raw or set(map(len, raw)) != {width}:
         return None
     columns = list(zip(*raw, strict=True))
     ucol, icol, tcol = columns[cols["user"]], columns[cols["item"]], columns[cols["type"]]
     if not _TYPE_SET.issuperset(tcol):
         return None
     users, items = resolver.users, resolver.items
-    found = list(map(users.get, ucol))
-    item_ids = list(map(items.get, icol))
-    if None in found or None in item_ids:
-        new_users = {u for u, f in zip(ucol, found, strict=True) if f is None}
-        new_items = {i for i, f in zip(icol, item_ids, strict=True) if f is None}
+    new_users = set(ucol).difference(users)
+    new_items = set(icol).difference(items)
+    if new_users or new_items:
         resolver.preload(new_users, new_items)
         for text in new_users.difference(users):  # usernames, unassigned users
             try:
@@ -445,8 +444,8 @@ def _fast_chunk(
                 return None
         if not new_items.issubset(items):
             return None
-        found = list(map(users.get, ucol))
-        item_ids = list(map(items.get, icol))
+    found = list(map(users.__getitem__, ucol))
+    item_ids = list(map(items.__getitem__, icol))
     uids, variants = zip(*found, strict=True)
     n = len(raw)
     iv, its = cols.get("value"), cols.get("ts")
@@ -461,7 +460,8 @@ def _fast_chunk(
             eng = [v for t, v in zip(tcol, values, strict=True) if t == "engagement"]
             if len(eng) != n - values.count(None) or None in eng:
                 return None
-            if eng and (not math.isfinite(math.fsum(eng)) or min(eng) < 0):  # type: ignore[arg-type]
+            seconds = cast(list[float], eng)
+            if seconds and (not math.isfinite(math.fsum(seconds)) or min(seconds) < 0):
                 return None
         if its is None:
             ts = [now] * n
@@ -526,36 +526,44 @@ def log_events_csv(
         first_ts: float | None = None
         last_ts: float | None = None
         total = 0
-        with bulk_write(store, checked=False):
-            # Re-read inside the lock: another process may have stopped the experiment.
-            exp = require_active(get_experiment(store, exp.id))
-            now = clock.now()
-            line = 1  # line number of the last row read (the header is line 1)
-            while True:
-                raw, error = _read_chunk(reader, CHUNK)
-                chunk = _fast_chunk(raw, cols, exp.id, resolver, now)
-                if chunk is None:
-                    chunk = list(_parsed_rows(raw, cols, exp, resolver, line, now))
-                line += len(raw)
-                if chunk:
-                    total += _flush(store, chunk, counts, by_variant)
-                    lo, hi = _ts_range(chunk)
-                    first_ts = lo if first_ts is None else min(first_ts, lo)
-                    last_ts = hi if last_ts is None else max(last_ts, hi)
-                    if progress:
-                        progress("events", total, max(expected, total))
-                if isinstance(error, UnicodeDecodeError):
-                    raise InputError(
-                        f"the file is not UTF-8 text ({error.reason}); nothing was written"
-                    ) from None
-                if error is not None:
-                    raise InputError(
-                        f"line {reader.line_num}: {error}; nothing was written"
-                    ) from None
-                if len(raw) < CHUNK:
-                    break
-            if progress:
-                progress("events", total, total)
+        # The cyclic GC would rescan the millions of parsed strings and tuples (which hold
+        # no cycles) again and again: ~40% of the parsing time on 1M rows.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with bulk_write(store, checked=False):
+                # Re-read inside the lock: another process may have stopped the experiment.
+                exp = require_active(get_experiment(store, exp.id))
+                now = clock.now()
+                line = 1  # line number of the last row read (the header is line 1)
+                while True:
+                    raw, error = _read_chunk(reader, CHUNK)
+                    chunk = _fast_chunk(raw, cols, exp.id, resolver, now)
+                    if chunk is None:
+                        chunk = list(_parsed_rows(raw, cols, exp, resolver, line, now))
+                    line += len(raw)
+                    if chunk:
+                        total += _flush(store, chunk, counts, by_variant)
+                        lo, hi = _ts_range(chunk)
+                        first_ts = lo if first_ts is None else min(first_ts, lo)
+                        last_ts = hi if last_ts is None else max(last_ts, hi)
+                        if progress:
+                            progress("events", total, max(expected, total))
+                    if isinstance(error, UnicodeDecodeError):
+                        raise InputError(
+                            f"the file is not UTF-8 text ({error.reason}); nothing was written"
+                        ) from None
+                    if error is not None:
+                        raise InputError(
+                            f"line {reader.line_num}: {error}; nothing was written"
+                        ) from None
+                    if len(raw) < CHUNK:
+                        break
+                if progress:
+                    progress("events", total, total)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
     finally:
         if owned:
             fh.close()
@@ -592,5 +600,11 @@ def _flush(
         counts[kind] += n
     for variant, n in Counter(map(itemgetter(1), chunk)).items():
         by_variant[variant] += n
-    insert_bulk(store, chunk)
+    # By user id (an int key: a quarter of the cost of insert_bulk's (variant, user) tuple
+    # key, and the variant follows from the user): the (experiment, variant, user, type)
+    # index then gets its inserts in order instead of at random (measured on 1M rows into
+    # 1M: its upkeep is ~3 of the ~6.5 s insert; the sort saves ~1.5 s and costs 0.25 s).
+    # The time index suffers little: a chunk's timestamps span a narrow range.
+    chunk.sort(key=itemgetter(2))
+    insert_events(store, chunk)
     return len(chunk)
