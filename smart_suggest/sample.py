@@ -390,6 +390,18 @@ class SyntheticSpec:
             raise InputError("interaction and event counts must not be negative")
         if self.days < 1:
             raise InputError("--days must be at least 1")
+        # Upper bounds: past these the generator would exhaust memory or run for hours.
+        for name, value, limit in (
+            ("users", self.users, 50_000_000),
+            ("items", self.items, 5_000_000),
+            ("interactions", self.interactions, 1_000_000_000),
+            ("events", self.events, 1_000_000_000),
+            ("days", self.days, 3_650),
+        ):
+            if value > limit:
+                raise InputError(f"--{name} must be at most {limit:,}")
+        if self.seed < 0:
+            raise InputError("--seed must not be negative")
 
 
 #: Each category has this many sub-topics; an item's description leans on its topic's

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,6 +169,7 @@ class Store:
         self.path = path
         self.conn = conn
         self._db: Any = None
+        self._file_key: tuple[int, int] | None = None
 
     @property
     def db(self) -> Any:
@@ -300,12 +303,55 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        _release(self)
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Database files, by (device, inode), that a Store of this process holds open.
+#: Such a file must never be read with a plain open()/close(): closing *any* descriptor of
+#: a file drops every POSIX lock the process holds on it, SQLite's included, and another
+#: process may then take our connections for gone, checkpoint and delete the WAL under
+#: them ("database disk image is malformed"; sqlite.org/howtocorrupt.html, section 2.2).
+#: The TUI, for one, opens a second Store while its first is in use. Weak references: a
+#: Store dropped without close() must not vouch for a later file that reuses the inode.
+_OPEN_HERE: dict[tuple[int, int], weakref.WeakSet[Store]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _register(store: Store) -> None:
+    """Note that ``store`` holds its file open (before its first statement takes a lock)."""
+    with _OPEN_LOCK:
+        key = _file_key(store.path)
+        if key is not None:
+            _OPEN_HERE.setdefault(key, weakref.WeakSet()).add(store)
+        store._file_key = key
+
+
+def _release(store: Store) -> None:
+    with _OPEN_LOCK:
+        key, store._file_key = store._file_key, None
+        if key is not None and key in _OPEN_HERE:
+            _OPEN_HERE[key].discard(store)
+            if not _OPEN_HERE[key]:
+                del _OPEN_HERE[key]
+
+
+def _held_here(path: Path) -> bool:
+    key = _file_key(path)
+    return key is not None and bool(_OPEN_HERE.get(key))
 
 
 def _check_file(path: Path) -> bool:
@@ -315,6 +361,13 @@ def _check_file(path: Path) -> bool:
     if not path.is_file():
         # A FIFO would block the read below forever; a device would get a journal beside it.
         raise DatabaseError(f"{path}: not a regular file (a device, pipe or socket)")
+    with _OPEN_LOCK:
+        if _held_here(path):
+            return True  # validated when our open Store opened it; reading it would unlock it
+        return _read_header(path)
+
+
+def _read_header(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
@@ -375,6 +428,8 @@ def open_store(path: Path | str | None = None) -> Store:
             f"{path}: folder {path.parent} is read-only (SQLite must create {wal.name} there)"
         )
     conn = _connect(path)
+    store = Store(path, conn)
+    _register(store)  # before the first statement takes a lock (see _OPEN_HERE)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if has_data:
@@ -391,12 +446,12 @@ def open_store(path: Path | str | None = None) -> Store:
         # transaction the on-disk statement journal alone cost ~7 writes per row.
         conn.execute("PRAGMA temp_store = MEMORY")
     except sqlite3.DatabaseError as exc:
-        conn.close()
+        store.close()
         raise DatabaseError(f"{path}: {describe_sqlite_error(exc)}") from None
     except BaseException:
-        conn.close()
+        store.close()
         raise
-    return Store(path, conn)
+    return store
 
 
 def _check_identity(conn: sqlite3.Connection, path: Path) -> None:

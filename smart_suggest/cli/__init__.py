@@ -23,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted, nothing changed", 1)
     except SmartSuggestError as exc:
         _fail(str(exc), exc.exit_code)
+    except OverflowError:  # an id or count beyond SQLite's 64-bit integers
+        _fail(f"a number is too large (the largest this database can hold is {2**63 - 1})", 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:

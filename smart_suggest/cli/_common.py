@@ -28,7 +28,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="SMART_SUGGEST_DB",
-        help="Database file [env SMART_SUGGEST_DB; default: smart-suggest.db in your data dir].",
+        help="Database file (default: smart-suggest.db in your data directory).",
         show_default=False,
         dir_okay=False,
     ),
@@ -85,8 +85,10 @@ def _finite(value: Any) -> Any:
 
 
 def emit_json(data: Any) -> None:
-    text = json.dumps(data, default=_json_default, ensure_ascii=False)
-    text = json.dumps(_finite(json.loads(text)), indent=2, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(data, default=_json_default)
+    # ASCII only: \uXXXX escapes keep DEL, C1 controls and bidi overrides in user data from
+    # reaching the terminal raw; every JSON parser reads them back byte for byte.
+    text = json.dumps(_finite(json.loads(text)), indent=2, ensure_ascii=True, allow_nan=False)
     sys.stdout.write(text + "\n")
 
 
@@ -177,5 +179,10 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 
 def info(message: str) -> None:
-    """A status line for humans, on stderr so stdout stays clean for data."""
-    err_console.print(message)
+    """A status line for humans, on stderr so stdout stays clean for data.
+
+    Messages quote names and paths given by the user: control characters are made visible.
+    """
+    from smart_suggest.text import printable
+
+    err_console.print(printable(message))

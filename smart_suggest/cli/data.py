@@ -24,7 +24,9 @@ from smart_suggest.cli._common import (
 
 def seed(
     db: DbOption = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same data.")] = 42,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Random seed: same seed, same data.")
+    ] = 42,
     users: Annotated[
         int | None, typer.Option("--users", min=2, help="Synthetic: number of users.")
     ] = None,
@@ -80,9 +82,12 @@ def seed(
         emit_json({**report.to_dict(), "seconds": elapsed, "db": str(path)})
         return
     console.print(
-        f"Seeded {path}: {report.users:,} users, {report.items:,} items, "
+        "Seeded ",
+        safe(path),
+        f": {report.users:,} users, {report.items:,} items, "
         f"{report.interactions:,} interactions, {report.experiments} experiment, "
-        f"{report.assignments:,} assignments, {report.events:,} events in {elapsed:.1f} s"
+        f"{report.assignments:,} assignments, {report.events:,} events in {elapsed:.1f} s",
+        sep="",
     )
 
 
