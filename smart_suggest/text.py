@@ -38,3 +38,8 @@ def printable(value: object, *, limit: int | None = None) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' and other digits int() refuses."""
+    return text.isascii() and text.isdigit()

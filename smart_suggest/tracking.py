@@ -13,6 +13,7 @@ from typing import Any
 from smart_suggest import clock
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.store import Store
+from smart_suggest.text import is_decimal
 
 #: How strongly an action signals interest: view 1, click 3, purchase 5.
 ACTION_WEIGHTS: dict[str, int] = {"view": 1, "click": 3, "purchase": 5}
@@ -162,7 +163,7 @@ def get_user(store: Store, ref: int | str) -> User:
     """A user by numeric id or by username (an all-digit string is tried as id first)."""
     sql = "SELECT id, username, created_at FROM users WHERE "
     row = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+    if isinstance(ref, int) or (isinstance(ref, str) and is_decimal(ref.strip())):
         row = store.conn.execute(sql + "id = ?", (int(ref),)).fetchone()
     if row is None and isinstance(ref, str):
         row = store.conn.execute(sql + "username = ?", (ref,)).fetchone()
@@ -228,7 +229,7 @@ def parse_item_id(ref: int | str) -> int:
     if isinstance(ref, int):
         return ref
     text = str(ref).strip()
-    if not text.isdigit():
+    if not is_decimal(text):
         raise NotFoundError(f"no item {ref!r} (items are referred to by numeric id)")
     return int(text)
 

@@ -398,14 +398,6 @@ SUPERSCRIPT = "\u00b2"  # "²": str.isdigit() says yes, int() says no
     ],
     ids=lambda a: " ".join(a[:2]) + (f" {a[-1]}" if a[-1].endswith(".csv") else ""),
 )
-@pytest.mark.xfail(
-    reason="ids are recognised with str.isdigit(), true for '²' and other non-decimal digits, "
-    "then int() raises ValueError -> 'internal error' (exit 1): tracking.py:165 get_user, "
-    "tracking.py:231 parse_item_id, experiments/lifecycle.py:182 get_experiment, "
-    "experiments/events.py:251/301/315 (bulk CSV resolver); use s.isascii() and s.isdigit() "
-    "(as importer.py:185 does)",
-    strict=True,
-)
 def test_non_decimal_digits_are_bad_input(
     demo: Path, tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.assignment import assign_variant
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
 from smart_suggest.store import Store
+from smart_suggest.text import is_decimal
 
 Progress = Callable[[str, int, int], None]
 
@@ -248,7 +249,7 @@ class _Resolver:
         from smart_suggest.tracking import get_user
 
         stripped = text.strip()
-        if stripped.isdigit():
+        if is_decimal(stripped):
             # An id with a stored assignment: one primary-key lookup (the assignment's
             # foreign key vouches for the user). Anything else takes the careful path.
             variant = stored_variant(self.store, self.exp.id, int(stripped))
@@ -298,7 +299,7 @@ class _Resolver:
 
     def item(self, text: str, line: int) -> int:
         stripped = text.strip()
-        if not stripped.isdigit():
+        if not is_decimal(stripped):
             raise _bad(line, f"item must be a numeric id (got {text!r})")
         item_id = int(stripped)
         if not self.store.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
@@ -312,7 +313,7 @@ def _numeric(texts: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for text in texts:
         stripped = text.strip()
-        if stripped.isdigit():
+        if is_decimal(stripped):
             try:
                 out[text] = int(stripped)
             except ValueError:  # a digit int() refuses (superscripts): the careful path

@@ -23,6 +23,7 @@ from typing import Any
 from smart_suggest import clock
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.store import Store
+from smart_suggest.text import is_decimal
 from smart_suggest.tracking import clean_name
 
 ACTIVE = "active"
@@ -147,7 +148,7 @@ def create_experiment(
 ) -> Experiment:
     """Create an active experiment; every argument is validated before anything is written."""
     name = clean_name(name, "experiment name")
-    if name.strip().isdigit():
+    if is_decimal(name.strip()):
         raise InputError(f"experiment name {name!r} must not be all digits (ids are numbers)")
     description = description or ""
     if "\x00" in description:
@@ -179,7 +180,7 @@ def get_experiment(store: Store, ref: int | str | Experiment) -> Experiment:
         ref = ref.id
     sql = f"SELECT {_COLUMNS} FROM experiments WHERE "
     row = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+    if isinstance(ref, int) or (isinstance(ref, str) and is_decimal(ref.strip())):
         row = store.conn.execute(sql + "id = ?", (int(ref),)).fetchone()
     if row is None and isinstance(ref, str):
         row = store.conn.execute(sql + "name = ?", (ref,)).fetchone()
