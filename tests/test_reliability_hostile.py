@@ -401,6 +401,7 @@ SUPERSCRIPT = "\u00b2"  # "²": str.isdigit() says yes, int() says no
 def test_non_decimal_digits_are_bad_input(
     demo: Path, tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
+    """Used to be "internal error: ValueError" (ids were recognised with str.isdigit())."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "item.csv").write_text(f"user,item,type\n1,{SUPERSCRIPT},click\n")
     (tmp_path / "user.csv").write_text(f"user,item,type\n{SUPERSCRIPT},1,click\n")
