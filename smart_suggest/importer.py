@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from smart_suggest import clock
 from smart_suggest.errors import InputError
+from smart_suggest.text import is_decimal
 from smart_suggest.tracking import ACTION_WEIGHTS
 
 if TYPE_CHECKING:
@@ -181,10 +182,6 @@ def _columns(
     return found if any(v is not None for v in found.values()) else None
 
 
-def _is_int(text: str) -> bool:
-    return text.isascii() and text.isdigit()
-
-
 @dataclass
 class _Parsed:
     user_codes: array  # per row: index into users
@@ -288,9 +285,9 @@ def _user_code(
     user = raw.strip()
     if not user:
         raise InputError(f"{path}:{line}: empty user")
-    if len(user) > 1000 or "\x00" in user or (_is_int(user) and int(user) > MAX_ID):
+    if len(user) > 1000 or "\x00" in user or (is_decimal(user) and int(user) > MAX_ID):
         raise InputError(f"{path}:{line}: invalid user {user[:40]!r}")
-    if _is_int(user):
+    if is_decimal(user):
         user = str(int(user))  # "007" and "7" are the same user id
     code = users.get(user)
     if code is None:
@@ -301,7 +298,7 @@ def _user_code(
 
 def _item_id(path: Path, line: int, raw: str) -> int:
     item = raw.strip()
-    if not _is_int(item) or not 0 < int(item) <= MAX_ID:
+    if not is_decimal(item) or not 0 < int(item) <= MAX_ID:
         raise InputError(
             f"{path}:{line}: item {item[:40]!r} is not a positive numeric id "
             "(items are identified by number)"
@@ -376,7 +373,7 @@ def _parse_items(path: Path) -> list[_ItemRow]:
         if len(fields) < need:
             raise InputError(f"{path}:{line}: expected at least {need} fields, found {len(fields)}")
         raw = fields[idc].strip()
-        if not _is_int(raw) or not 0 < int(raw) <= MAX_ID:
+        if not is_decimal(raw) or not 0 < int(raw) <= MAX_ID:
             raise InputError(f"{path}:{line}: item id {raw[:40]!r} is not a positive number")
         item_id = int(raw)
         if item_id in seen:
@@ -417,8 +414,8 @@ def import_interactions(
         int(r[0]): str(r[1]) for r in store.conn.execute("SELECT id, username FROM users")
     }
     by_name = {name: uid for uid, name in existing_ids.items()}
-    numeric = [u for u in parsed.users if _is_int(u)]
-    named = [u for u in parsed.users if not _is_int(u)]
+    numeric = [u for u in parsed.users if is_decimal(u)]
+    named = [u for u in parsed.users if not is_decimal(u)]
     resolved: dict[str, int] = {}
     new_users: list[tuple[int, str, float]] = []
     for u in numeric:
@@ -466,7 +463,7 @@ def import_interactions(
     for u, code in parsed.users.items():
         code_to_user[code] = resolved[u]
 
-    kinds = {"id" if _is_int(u) else "name" for u in parsed.users}
+    kinds = {"id" if is_decimal(u) else "name" for u in parsed.users}
     report = ImportReport(
         rows=n_rows,
         interactions=n_rows,
