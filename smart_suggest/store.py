@@ -27,7 +27,7 @@ from smart_suggest.errors import DatabaseError
 #: ``PRAGMA application_id`` of a smart-suggest database ("SSUG" in ASCII).
 APPLICATION_ID = 0x53535547
 #: Current schema version (``PRAGMA user_version``); ``MIGRATIONS[v]`` upgrades v-1 to v.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 ENV_VAR = "SMART_SUGGEST_DB"
@@ -143,10 +143,93 @@ CREATE INDEX events_exp_variant_user ON events(experiment_id, variant, user_id, 
 CREATE INDEX events_exp_variant_type_ts ON events(experiment_id, variant, type, ts, user_id, value);
 """
 
+
+def hour_sql(ts: str) -> str:
+    """SQL for ``floor(ts / 3600.0)`` as an integer (the UTC hour of a Unix time).
+
+    Written with CAST (which truncates toward zero) instead of floor(): SQLite's math
+    functions are a compile-time option that not every Python's SQLite has. Python's
+    ``math.floor(ts / 3600.0)`` gives the same integer (the same IEEE division).
+    """
+    h = f"({ts}) / 3600.0"
+    return f"(CAST({h} AS INTEGER) - ({h} < CAST({h} AS INTEGER)))"
+
+
+#: Adds a row to an hourly count (one event from a trigger, or a pre-tallied batch).
+_COUNT_UPSERT = """\
+ON CONFLICT (experiment_id, variant, type, hour) DO UPDATE SET
+    n = n + excluded.n,
+    first_ts = min(first_ts, excluded.first_ts),
+    last_ts = max(last_ts, excluded.last_ts)"""
+
+#: Adds a batch of pre-tallied counts: rows ``(experiment_id, variant, type, hour, n,
+#: first_ts, last_ts)`` (the bulk paths, which set the per-row triggers aside).
+ADD_EVENT_COUNTS_SQL = (
+    "INSERT INTO event_counts(experiment_id, variant, type, hour, n, first_ts, last_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)\n" + _COUNT_UPSERT
+)
+
+#: Recomputes ``event_counts`` from ``events`` (after a load that replaced the events).
+REBUILD_EVENT_COUNTS_SQL = f"""\
+INSERT INTO event_counts(experiment_id, variant, type, hour, n, first_ts, last_ts)
+SELECT experiment_id, variant, type, {hour_sql("ts")}, COUNT(*), MIN(ts), MAX(ts)
+FROM events
+GROUP BY experiment_id, variant, type, {hour_sql("ts")}"""
+
+# v4: event counts per (experiment, variant, type, UTC hour), kept by triggers in the
+# same transaction as the events, replace the (experiment_id, variant, type, ts, ...)
+# index. Measured on 1M events appended to 1M: that index cost ~3.3 s of a ~5.8 s
+# insert (each event lands at a random place in it), a counts row per hour costs
+# nothing per event on the bulk paths (they add pre-tallied counts) and makes the
+# timeline and the event span reads of a few hundred rows. The per-user index gains ts
+# and value, so first purchases and engagement sums read it instead.
+_SCHEMA_V4 = f"""
+DROP INDEX events_exp_variant_type_ts;
+DROP INDEX events_exp_variant_user;
+CREATE INDEX events_exp_variant_user ON events(experiment_id, variant, user_id, type, ts, value);
+CREATE TABLE event_counts (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    variant TEXT NOT NULL,
+    type TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (experiment_id, variant, type, hour)
+) WITHOUT ROWID;
+{REBUILD_EVENT_COUNTS_SQL};
+CREATE TRIGGER events_insert_counts AFTER INSERT ON events BEGIN
+    INSERT INTO event_counts(experiment_id, variant, type, hour, n, first_ts, last_ts)
+    VALUES (NEW.experiment_id, NEW.variant, NEW.type, {hour_sql("NEW.ts")}, 1, NEW.ts, NEW.ts)
+    {_COUNT_UPSERT};
+END;
+CREATE TRIGGER events_delete_counts AFTER DELETE ON events BEGIN
+    UPDATE event_counts SET n = n - 1
+    WHERE experiment_id = OLD.experiment_id AND variant = OLD.variant AND type = OLD.type
+      AND hour = {hour_sql("OLD.ts")};
+    DELETE FROM event_counts
+    WHERE experiment_id = OLD.experiment_id AND variant = OLD.variant AND type = OLD.type
+      AND hour = {hour_sql("OLD.ts")} AND n <= 0;
+END;
+CREATE TRIGGER events_update_counts
+AFTER UPDATE OF experiment_id, variant, type, ts ON events BEGIN
+    UPDATE event_counts SET n = n - 1
+    WHERE experiment_id = OLD.experiment_id AND variant = OLD.variant AND type = OLD.type
+      AND hour = {hour_sql("OLD.ts")};
+    DELETE FROM event_counts
+    WHERE experiment_id = OLD.experiment_id AND variant = OLD.variant AND type = OLD.type
+      AND hour = {hour_sql("OLD.ts")} AND n <= 0;
+    INSERT INTO event_counts(experiment_id, variant, type, hour, n, first_ts, last_ts)
+    VALUES (NEW.experiment_id, NEW.variant, NEW.type, {hour_sql("NEW.ts")}, 1, NEW.ts, NEW.ts)
+    {_COUNT_UPSERT};
+END;
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1 + _revision_sql(),
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
+    4: _SCHEMA_V4,
 }
 
 TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
@@ -219,6 +302,10 @@ class Store:
         already much bigger than the load (rebuilding its indexes would cost more).
         ``trusted=True`` skips per-row foreign-key checks (about a third of the insert
         cost) for rows that are consistent by construction, such as generated data.
+
+        ``event_counts`` follows ``events`` through triggers, which are set aside here too:
+        with ``drop_indexes`` it is recounted from ``events`` at the end; without, the
+        caller keeps it (``ADD_EVENT_COUNTS_SQL``, or a delete of the experiment's rows).
         """
         kinds = ("index", "trigger") if drop_indexes else ("trigger",)
         if trusted and not self.conn.in_transaction:
@@ -245,6 +332,10 @@ class Store:
             yield conn
             for _kind, _name, sql in sorted(saved, key=lambda r: r[0] != "index"):
                 conn.execute(sql)
+            if "events" in tables and drop_indexes:
+                # The events were replaced wholesale: recount them in one pass.
+                conn.execute("DELETE FROM event_counts")
+                conn.execute(REBUILD_EVENT_COUNTS_SQL)
             for scope, scope_tables in REVISION_SCOPES.items():
                 if set(scope_tables) & set(tables):
                     conn.execute("UPDATE revisions SET value = value + 1 WHERE name = ?", (scope,))
@@ -298,6 +389,7 @@ class Store:
     def clear(self) -> None:
         """Delete every row of every table, in one transaction (all or nothing)."""
         with self.write() as conn:
+            conn.execute("DELETE FROM event_counts")
             for table in reversed(TABLES):
                 conn.execute(f"DELETE FROM {table}")
 

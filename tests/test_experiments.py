@@ -616,7 +616,7 @@ def test_simulation_is_all_or_nothing(demo_store: Store) -> None:
 
 
 # -- schema and concurrency -----------------------------------------------------------------
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_databases_migrate_to_the_kpi_indexes(tmp_path: Path, version: int) -> None:
     import sqlite3
 
@@ -641,9 +641,13 @@ def test_older_databases_migrate_to_the_kpi_indexes(tmp_path: Path, version: int
         "VALUES (1, 'A', 1, 1, ?, ?, 100)",
         [("impression", None), ("impression", None), ("click", None), ("engagement", 4.0)],
     )
+    conn.execute(
+        "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
+        "VALUES (1, 'A', 1, 1, 'purchase', NULL, 7300)"
+    )
     conn.close()
     with open_store(path) as s:
-        assert s.scalar("PRAGMA user_version") == store_mod.SCHEMA_VERSION >= 3
+        assert s.scalar("PRAGMA user_version") == store_mod.SCHEMA_VERSION >= 4
         indexes = {
             r[0]: r[1]
             for r in s.conn.execute(
@@ -652,12 +656,21 @@ def test_older_databases_migrate_to_the_kpi_indexes(tmp_path: Path, version: int
         }
         assert indexes == {
             "events_exp_variant_user": "CREATE INDEX events_exp_variant_user "
-            "ON events(experiment_id, variant, user_id, type)",
-            "events_exp_variant_type_ts": "CREATE INDEX events_exp_variant_type_ts "
-            "ON events(experiment_id, variant, type, ts, user_id, value)",
+            "ON events(experiment_id, variant, user_id, type, ts, value)",
         }
-        a = results(s, 1).a
+        # The migration counted the events already there, per UTC hour.
+        assert s.conn.execute(
+            "SELECT variant, type, hour, n, first_ts, last_ts FROM event_counts ORDER BY type"
+        ).fetchall() == [
+            ("A", "click", 0, 1, 100.0, 100.0),
+            ("A", "engagement", 0, 1, 100.0, 100.0),
+            ("A", "impression", 0, 2, 100.0, 100.0),
+            ("A", "purchase", 2, 1, 7300.0, 7300.0),
+        ]
+        res = results(s, 1)
+        a = res.a
         assert (a.impressions, a.clicks, a.engagement_sum, a.sum_impressions_sq) == (2, 1, 4.0, 4)
+        assert (res.first_event_ts, res.last_event_ts) == (100.0, 7300.0)
         plan = " ".join(
             r[3]
             for r in s.conn.execute(

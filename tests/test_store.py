@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smart_suggest import store as store_mod
 from smart_suggest.errors import DatabaseError
@@ -25,10 +28,68 @@ def test_creates_all_tables_with_pragmas(db_path: Path) -> None:
     assert {
         "interactions_user_ts",
         "interactions_item",
-        "events_exp_variant_type_ts",
         "events_exp_variant_user",
     } <= indexes
+    assert "event_counts" in names
     s.close()
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+        st.integers(min_value=-(10**9), max_value=10**9).map(lambda k: k * 3600.0),
+        st.integers(min_value=-(10**9), max_value=10**9).map(lambda k: k * 3600.0 - 1e-6),
+    )
+)
+def test_hour_sql_is_the_floor_python_computes(ts: float) -> None:
+    """The bulk paths tally hours in Python, the triggers in SQL: both must agree."""
+    conn = sqlite3.connect(":memory:")
+    (hour,) = conn.execute(f"SELECT {store_mod.hour_sql(':ts')}", {"ts": ts}).fetchone()
+    assert hour == math.floor(ts / 3600.0)
+
+
+def _event_counts(s: store_mod.Store) -> list[tuple[object, ...]]:
+    return s.conn.execute(
+        "SELECT experiment_id, variant, type, hour, n, first_ts, last_ts FROM event_counts "
+        "ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+
+
+def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store) -> None:
+    c = store.conn
+    c.execute("INSERT INTO users VALUES (1, 'u', 0)")
+    c.execute(
+        "INSERT INTO experiments(id, name, control, treatment, traffic_fraction, "
+        "treatment_share, created_at) VALUES (1, 'e', 'v1', 'v2', 1, 0.5, 0)"
+    )
+    insert = "INSERT INTO events(experiment_id, variant, user_id, type, ts) VALUES (1, ?, 1, ?, ?)"
+    c.executemany(
+        insert,
+        [("A", "impression", 3599.5), ("A", "impression", 10.0), ("A", "impression", 3600.0),
+         ("B", "click", -1.0)],
+    )  # fmt: skip
+    assert _event_counts(store) == [
+        (1, "A", "impression", 0, 2, 10.0, 3599.5),
+        (1, "A", "impression", 1, 1, 3600.0, 3600.0),
+        (1, "B", "click", -1, 1, -1.0, -1.0),
+    ]
+    c.execute("UPDATE events SET ts = 7200.0 WHERE ts = 3600.0")
+    c.execute("DELETE FROM events WHERE variant = 'B'")
+    assert _event_counts(store) == [
+        (1, "A", "impression", 0, 2, 10.0, 3599.5),
+        (1, "A", "impression", 2, 1, 7200.0, 7200.0),
+    ]
+    # A bulk load sets the triggers aside and recounts at the end.
+    with store.bulk_load(("events",)) as conn:
+        conn.execute(insert, ("B", "purchase", 5.0))
+        conn.execute("DELETE FROM events WHERE ts = 7200.0")
+    assert _event_counts(store) == [
+        (1, "A", "impression", 0, 2, 10.0, 3599.5),
+        (1, "B", "purchase", 0, 1, 5.0, 5.0),
+    ]
+    store.clear()
+    assert _event_counts(store) == []
 
 
 def test_reopen_keeps_data(db_path: Path) -> None:

@@ -33,7 +33,7 @@ from smart_suggest import clock
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.assignment import assign_variant
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
-from smart_suggest.store import Store
+from smart_suggest.store import ADD_EVENT_COUNTS_SQL, Store
 from smart_suggest.text import is_decimal
 
 Progress = Callable[[str, int, int], None]
@@ -133,9 +133,11 @@ def bulk_write(store: Store, *, checked: bool = True) -> Iterator[sqlite3.Connec
 
     Every reference is checked by the caller inside this transaction (nobody can delete a
     user or an item meanwhile: the write lock is held), so the per-row foreign-key lookups
-    are switched off; the per-row revision trigger of ``events`` is replaced by one bump
-    at the end (``Store.bulk_load`` without dropping indexes: the table is usually far
-    bigger than the load). A crash rolls all of it back, triggers included.
+    are switched off; the per-row triggers of ``events`` (the revision and the hourly
+    counts) are replaced by one bump at the end and by ``add_counts`` per chunk, which the
+    caller must call (``insert_bulk`` does); ``Store.bulk_load`` without dropping indexes:
+    the table is usually far bigger than the load. A crash rolls all of it back, triggers
+    included.
     ``checked=False`` also skips the CHECK constraints, for rows whose variant and type the
     caller has validated: SQLite evaluates each ``IN (...)`` list of ``events`` per row,
     which cost as much as the insert itself (~3 us a row, measured on 1M rows).
@@ -159,10 +161,50 @@ def bulk_write(store: Store, *, checked: bool = True) -> Iterator[sqlite3.Connec
 
 
 def insert_bulk(store: Store, rows: list[tuple[Any, ...]]) -> int:
-    """``insert_events`` for a large chunk: sorted by (variant, user) first, so the inserts
-    into the per-user index land next to each other (~10% faster than file order)."""
-    rows.sort(key=itemgetter(1, 2))
+    """``insert_events`` for a large chunk inside ``bulk_write``, with its hourly counts.
+
+    Sorted by user first, so the inserts into the per-user index land next to each other
+    instead of at random (measured on 1M rows into 1M: ~1.5 s saved for 0.25 s of sort).
+    """
+    rows.sort(key=itemgetter(2))
+    add_counts(store, tally_counts(rows))
     return insert_events(store, rows)
+
+
+Tally = dict[tuple[int, str, str, int], list[Any]]
+
+
+def tally_counts(rows: Iterable[tuple[Any, ...]], into: Tally | None = None) -> Tally:
+    """Event rows counted per (experiment, variant, type, UTC hour): [n, first ts, last ts].
+
+    What the per-row trigger of ``event_counts`` would add, for the bulk paths that set it
+    aside (one upsert per hour instead of one per event). The hour is
+    ``math.floor(ts / 3600.0)``, the integer ``store.hour_sql`` computes in SQL.
+    """
+    acc: Tally = {} if into is None else into
+    get = acc.get
+    floor = math.floor
+    for exp_id, variant, _user, _item, kind, _value, ts in rows:
+        key = (exp_id, variant, kind, floor(ts / 3600.0))
+        entry = get(key)
+        if entry is None:
+            acc[key] = [1, ts, ts]
+        else:
+            entry[0] += 1
+            if ts < entry[1]:
+                entry[1] = ts
+            elif ts > entry[2]:
+                entry[2] = ts
+    return acc
+
+
+def add_counts(store: Store, tally: Tally) -> None:
+    """Add a tally to ``event_counts`` (inside the transaction that inserts its events)."""
+    if not store.conn.in_transaction:
+        raise RuntimeError("add_counts must run inside store.write()")
+    store.conn.executemany(
+        ADD_EVENT_COUNTS_SQL, [(*key, n, lo, hi) for key, (n, lo, hi) in tally.items()]
+    )
 
 
 # -- one event --------------------------------------------------------------------------------
@@ -607,5 +649,6 @@ def _flush(
     # 1M: its upkeep is ~3 of the ~6.5 s insert; the sort saves ~1.5 s and costs 0.25 s).
     # The time index suffers little: a chunk's timestamps span a narrow range.
     chunk.sort(key=itemgetter(2))
+    add_counts(store, tally_counts(chunk))
     insert_events(store, chunk)
     return len(chunk)

@@ -36,9 +36,8 @@ from smart_suggest.store import Store
 #: Per-variant sufficient statistics of one experiment (parameter ``:experiment_id``).
 #: Reads ``events(experiment_id, variant, user_id, type, value)`` and
 #: ``assignments(experiment_id, variant)``; always returns the two rows A and B.
-#: In SQLite the per-user pass reads only the index (experiment_id, variant, user_id, type)
-#: in GROUP BY order, and the engagement sums only the engagement range of
-#: (experiment_id, variant, type, ts, user_id, value) (schema v2).
+#: In SQLite both passes read only the index (experiment_id, variant, user_id, type, ts,
+#: value): the per-user pass in GROUP BY order, the engagement sums filtering on type.
 SUFFICIENT_STATS_SQL = """\
 WITH per_user AS (
     SELECT variant,
@@ -116,15 +115,10 @@ GROUP BY CAST(assigned_at / 86400 AS INTEGER), variant
 ORDER BY day, variant
 """
 
-#: First / last event time of one (variant, type): each is a single index seek (SQLite
-#: optimises a lone MIN or MAX, not both in one query).
-FIRST_TS_SQL = (
-    "SELECT MIN(ts) FROM events "
-    "WHERE experiment_id = :experiment_id AND variant = :variant AND type = :type"
-)
-LAST_TS_SQL = (
-    "SELECT MAX(ts) FROM events "
-    "WHERE experiment_id = :experiment_id AND variant = :variant AND type = :type"
+#: First and last event time of an experiment, from the hourly ``event_counts`` (a few
+#: hundred rows however many events there are).
+SPAN_SQL = (
+    "SELECT MIN(first_ts), MAX(last_ts) FROM event_counts WHERE experiment_id = :experiment_id"
 )
 
 _INT_FIELDS = (
@@ -297,18 +291,8 @@ def sufficient_stats(store: Store, experiment_id: int) -> dict[str, dict[str, An
 
 def event_span(store: Store, experiment_id: int) -> tuple[float | None, float | None]:
     """(first, last) event timestamp of an experiment, or (None, None)."""
-    lo: float | None = None
-    hi: float | None = None
-    for variant in ("A", "B"):
-        for event_type in ("impression", "click", "purchase", "engagement"):
-            params = {"experiment_id": experiment_id, "variant": variant, "type": event_type}
-            first = store.conn.execute(FIRST_TS_SQL, params).fetchone()[0]
-            if first is None:
-                continue
-            last = store.conn.execute(LAST_TS_SQL, params).fetchone()[0]
-            lo = float(first) if lo is None else min(lo, float(first))
-            hi = float(last) if hi is None else max(hi, float(last))
-    return lo, hi
+    first, last = store.conn.execute(SPAN_SQL, {"experiment_id": experiment_id}).fetchone()
+    return (None if first is None else float(first), None if last is None else float(last))
 
 
 def daily_assigned(store: Store, experiment_id: int) -> list[DailyAssigned]:

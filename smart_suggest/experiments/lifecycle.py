@@ -266,6 +266,7 @@ def delete_experiment(store: Store, ref: int | str) -> DeleteReport:
         # Explicit deletes (not only ON DELETE CASCADE): correct even if a connection
         # runs with foreign keys off.
         conn.execute("DELETE FROM events WHERE experiment_id = ?", (exp.id,))
+        conn.execute("DELETE FROM event_counts WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM assignments WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM experiments WHERE id = ?", (exp.id,))
     return DeleteReport(exp, n_assign, n_events)

@@ -11,9 +11,9 @@ With ``cumulative=True`` every count is the running total up to the end of the b
 CTR is cumulative clicks / cumulative impressions, so the last cumulative point equals the
 experiment's ``results``.
 
-The counting runs in SQL: one range count per bucket, variant and type (an index seek on
-``events(experiment_id, variant, type, ts, ...)``), and one ``MIN(ts)`` per user over the
-purchases only.
+The counting runs in SQL: sums of the hourly ``event_counts`` (kept by triggers in the
+same transaction as the events, so they agree with ``events`` at every commit), and one
+``MIN(ts)`` per user over the purchases, read in order from the per-user index.
 """
 
 from __future__ import annotations
@@ -26,46 +26,33 @@ from smart_suggest import clock
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import event_span
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment
-from smart_suggest.store import Store
+from smart_suggest.store import Store, hour_sql
 
 BUCKETS: dict[str, float] = {"day": clock.DAY, "hour": clock.HOUR}
 #: A guard against an accidental multi-year hourly timeline.
 MAX_BUCKETS = 50_000
 
-#: Counts per bucket: the buckets come from a recursive CTE, each count is a range seek.
+#: Counts per bucket, summed from the hourly ``event_counts`` (``:per`` hours a bucket;
+#: ``:start_hour`` is the first bucket's hour, at or before every event's).
 COUNTS_SQL = """\
-WITH RECURSIVE buckets(i, lo) AS (
-    SELECT 0, :start
-    UNION ALL
-    SELECT i + 1, :start + (i + 1) * :width FROM buckets WHERE i + 1 < :n
-)
-SELECT b.i,
-       (SELECT COUNT(*) FROM events e WHERE e.experiment_id = :experiment_id
-            AND e.variant = :variant AND e.type = 'impression'
-            AND e.ts >= b.lo AND e.ts < b.lo + :width) AS impressions,
-       (SELECT COUNT(*) FROM events e WHERE e.experiment_id = :experiment_id
-            AND e.variant = :variant AND e.type = 'click'
-            AND e.ts >= b.lo AND e.ts < b.lo + :width) AS clicks,
-       (SELECT COUNT(*) FROM events e WHERE e.experiment_id = :experiment_id
-            AND e.variant = :variant AND e.type = 'purchase'
-            AND e.ts >= b.lo AND e.ts < b.lo + :width) AS purchases
-FROM buckets b
-ORDER BY b.i
+SELECT variant, type, (hour - :start_hour) / :per AS bucket, SUM(n) AS n
+FROM event_counts
+WHERE experiment_id = :experiment_id AND type IN ('impression', 'click', 'purchase')
+GROUP BY variant, type, (hour - :start_hour) / :per
 """
 
-#: Users by the bucket of their first purchase. ``+user_id`` keeps SQLite on the range
-#: of purchases in (experiment_id, variant, type, ts, user_id, value) instead of scanning
-#: every event in user order.
-FIRSTS_SQL = """\
+#: Users by the bucket of their first purchase: the purchases of each user are adjacent
+#: in the index (experiment_id, variant, user_id, type, ts, value), read in order.
+FIRSTS_SQL = f"""\
 WITH firsts AS (
     SELECT variant, MIN(ts) AS first_ts
     FROM events
-    WHERE experiment_id = :experiment_id AND variant IN ('A', 'B') AND type = 'purchase'
-    GROUP BY variant, +user_id
+    WHERE experiment_id = :experiment_id AND type = 'purchase'
+    GROUP BY variant, user_id
 )
-SELECT variant, FLOOR((first_ts - :start) / :width) AS bucket, COUNT(*) AS users
+SELECT variant, ({hour_sql("first_ts")} - :start_hour) / :per AS bucket, COUNT(*) AS users
 FROM firsts
-GROUP BY variant, FLOOR((first_ts - :start) / :width)
+GROUP BY variant, ({hour_sql("first_ts")} - :start_hour) / :per
 """
 
 
@@ -131,6 +118,12 @@ def _range(exp: Experiment, store: Store, width: float) -> tuple[float, int]:
     return start, max(n, 1)
 
 
+def _clamp(index: int, n: int) -> int:
+    """A bucket index within [0, n): the range is computed from the same span as the
+    buckets, so this only catches a timestamp a rounding step away from a bucket edge."""
+    return min(max(int(index), 0), n - 1)
+
+
 def timeline(
     store: Store,
     exp_ref: int | str | Experiment,
@@ -149,24 +142,20 @@ def timeline(
                 f"the experiment spans {n:,} {bucket}s (at most {MAX_BUCKETS:,}); "
                 "use a larger bucket"
             )
-        counts: dict[str, list[tuple[int, int, int]]] = {}
-        for variant in ("A", "B"):
-            params = {
-                "experiment_id": exp.id,
-                "variant": variant,
-                "start": start,
-                "width": width,
-                "n": n,
-            }
-            counts[variant] = [
-                (int(r[1]), int(r[2]), int(r[3]))
-                for r in store.conn.execute(COUNTS_SQL, params).fetchall()
-            ]
+        params = {
+            "experiment_id": exp.id,
+            "start_hour": round(start / clock.HOUR),
+            "per": round(width / clock.HOUR),
+        }
+        columns = {"impression": 0, "click": 1, "purchase": 2}
+        counts = {v: [[0, 0, 0] for _ in range(n)] for v in ("A", "B")}
+        for variant, kind, index, total in store.conn.execute(COUNTS_SQL, params):
+            if variant in counts:
+                counts[variant][_clamp(index, n)][columns[kind]] += int(total)
         conversions = {v: [0] * n for v in ("A", "B")}
-        for variant, index, users in store.conn.execute(
-            FIRSTS_SQL, {"experiment_id": exp.id, "start": start, "width": width}
-        ):
-            conversions[variant][min(max(int(index), 0), n - 1)] += int(users)
+        for variant, index, users in store.conn.execute(FIRSTS_SQL, params):
+            if variant in conversions:
+                conversions[variant][_clamp(index, n)] += int(users)
     points: list[TimelinePoint] = []
     totals = {v: [0, 0, 0, 0] for v in ("A", "B")}
     for i in range(n):
