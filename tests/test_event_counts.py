@@ -1,15 +1,21 @@
 """``event_counts`` (events per experiment, variant, type and UTC hour) must equal a recount
-of ``events`` after every path that writes events."""
+of ``events`` after every path that writes events, and the CSV bulk path must load the
+same rows whether its reader runs in this process or in a reader process."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-from smart_suggest.experiments.events import log_event, log_events_csv
+import pytest
+
+from smart_suggest.experiments import bulk
+from smart_suggest.experiments.bulk import log_events_csv
+from smart_suggest.experiments.events import log_event
 from smart_suggest.experiments.lifecycle import create_experiment, delete_experiment
-from smart_suggest.experiments.serving import serve
+from smart_suggest.experiments.serving import assign_user, serve
 from smart_suggest.experiments.simulate import simulate
+from smart_suggest.experiments.timeline import timeline
 from smart_suggest.portability import export_all, import_all
 from smart_suggest.sample import SyntheticSpec, generate
 from smart_suggest.store import REBUILD_EVENT_COUNTS_SQL, Store, open_store
@@ -57,3 +63,114 @@ def test_synthetic_generation_counts_its_events(store: Store) -> None:
     generate(store, SyntheticSpec(users=200, items=50, interactions=500, events=5_000, days=3))
     assert_counts_match(store)
     assert store.scalar("SELECT SUM(n) FROM event_counts") == 5_000
+
+
+# -- the reader process -----------------------------------------------------------------------
+def _setup(store: Store) -> int:
+    exp = create_experiment(store, "bulk-reader")
+    for u in range(1, 21):
+        assign_user(store, exp.id, u)
+    return exp.id
+
+
+def _write_csv(store: Store, path: Path, n: int, bad: str | None = None) -> None:
+    names = dict(store.conn.execute("SELECT id, username FROM users WHERE id <= 20").fetchall())
+    kinds = ("impression", "click", "purchase", "engagement")
+    lines = ["user,item,type,value,ts"]
+    for i in range(n):
+        kind = kinds[i % 4]
+        user = names[1 + i % 20] if i % 97 == 0 else str(1 + i % 20)  # ids, a few names
+        value = f"{i % 50}.5" if kind == "engagement" else ""
+        lines.append(f"{user},{1 + i % 5},{kind},{value},{1_795_000_000 + 7.5 * i}")
+    if bad is not None:
+        lines.insert(len(lines) - 3, bad)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _events(store: Store, exp_id: int) -> list[tuple[object, ...]]:
+    return sorted(
+        store.conn.execute(
+            "SELECT variant, user_id, item_id, type, value, ts FROM events WHERE experiment_id = ?",
+            (exp_id,),
+        ).fetchall(),
+        key=repr,
+    )
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "CSV_CHUNK", 300)  # several chunks, a partial last one
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_the_reader_process_loads_what_this_process_loads(
+    demo_store: Store, tmp_path: Path
+) -> None:
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 2_000)
+    inline = log_events_csv(demo_store, exp_id, csv_path, parallel=False)
+    expected = _events(demo_store, exp_id)
+    with open_store(tmp_path / "b.db") as fresh:
+        from smart_suggest.sample import load_demo
+
+        load_demo(fresh, seed=42)
+        exp_b = _setup(fresh)
+        report = log_events_csv(fresh, exp_b, csv_path, parallel=True)
+        assert report.parallel and not inline.parallel
+        assert _events(fresh, exp_b) == expected
+        assert (report.rows, report.users, report.by_type, report.by_variant) == (
+            inline.rows,
+            inline.users,
+            inline.by_type,
+            inline.by_variant,
+        )
+        assert (report.first_ts, report.last_ts) == (inline.first_ts, inline.last_ts)
+        assert_counts_match(fresh)
+        assert (
+            timeline(fresh, exp_b, "hour").to_dict()["buckets"]
+            == (timeline(demo_store, exp_id, "hour").to_dict()["buckets"])
+        )
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("9999,1,click,,", "no user '9999'"),
+        ("1,1,engagement,-2,", "engagement time must not be negative"),
+        ("1,1,clicked,,", "unknown event type 'clicked'"),
+    ],
+)
+def test_the_reader_process_reports_the_first_bad_line(
+    demo_store: Store, tmp_path: Path, bad: str, message: str
+) -> None:
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 1_000, bad=bad)
+    before = demo_store.conn.execute(_COUNTS).fetchall()
+    n_before = demo_store.scalar("SELECT COUNT(*) FROM events")
+    # The header is line 1 and the bad row follows 997 good ones.
+    with pytest.raises(bulk.InputError, match=f"line 999: {message}.*nothing was written"):
+        log_events_csv(demo_store, exp_id, csv_path, parallel=True)
+    assert demo_store.scalar("SELECT COUNT(*) FROM events") == n_before
+    assert demo_store.conn.execute(_COUNTS).fetchall() == before
+
+
+def test_parallel_needs_a_file(demo_store: Store) -> None:
+    exp_id = _setup(demo_store)
+    with pytest.raises(ValueError, match="file path"):
+        log_events_csv(
+            demo_store, exp_id, io.StringIO("user,item,type\n1,1,click\n"), parallel=True
+        )
+
+
+def test_a_failed_reader_process_writes_nothing(demo_store: Store, tmp_path: Path) -> None:
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 50)
+    n_before = demo_store.scalar("SELECT COUNT(*) FROM events")
+    csv_path.write_bytes(csv_path.read_bytes() + b"1,1,click,,\xff\xfe\n")  # not UTF-8
+    with pytest.raises(bulk.InputError, match="not UTF-8"):
+        log_events_csv(demo_store, exp_id, csv_path, parallel=True)
+    assert demo_store.scalar("SELECT COUNT(*) FROM events") == n_before

@@ -9,8 +9,8 @@ import sqlite3
 
 import pytest
 
-from smart_suggest.experiments import events
-from smart_suggest.experiments.events import log_events_csv
+from smart_suggest.experiments import bulk as events
+from smart_suggest.experiments.bulk import log_events_csv
 from smart_suggest.experiments.lifecycle import create_experiment
 from smart_suggest.experiments.serving import assign_user
 from smart_suggest.store import Store
@@ -44,7 +44,7 @@ def test_fast_path_loads_what_the_reference_path_produces(
 ) -> None:
     store = demo_store
     exp_id = _setup(store)
-    monkeypatch.setattr(events, "CHUNK", 64)  # several chunks, the last one partial
+    monkeypatch.setattr(events, "CSV_CHUNK", 64)  # several chunks, the last one partial
     text = _csv(store, 300)
     reader = csv.reader(io.StringIO(text))
     cols = events._header(next(reader))
@@ -52,7 +52,7 @@ def test_fast_path_loads_what_the_reference_path_produces(
     resolver = events._Resolver(store, exp)
     now = events.clock.now()
     chunk = list(reader)
-    assert events._fast_chunk(chunk, cols, exp_id, events._Resolver(store, exp), now) is not None
+    assert events._fast_chunk(chunk, cols, events._Resolver(store, exp), now) is not None
     expected = [r[1:] for r in events._parsed_rows(chunk, cols, exp, resolver, 1, now)]
 
     report = log_events_csv(store, exp_id, io.StringIO(text))

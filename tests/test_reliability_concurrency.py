@@ -39,7 +39,8 @@ def _writer_users(writer: int) -> tuple[int, int]:
 
 def writer_main(db: str, writer: int, events: int, batch: int, start_at: float) -> dict[str, Any]:
     """Log ``events`` events: half single, half in bulk files of ``batch`` rows, interleaved."""
-    from smart_suggest.experiments.events import log_event, log_events_csv
+    from smart_suggest.experiments.bulk import log_events_csv
+    from smart_suggest.experiments.events import log_event
     from smart_suggest.store import open_store
 
     single_user, bulk_user = _writer_users(writer)

@@ -397,7 +397,7 @@ def log_cmd(
 
 
 def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool) -> None:
-    from smart_suggest.experiments.events import log_events_csv
+    from smart_suggest.experiments.bulk import log_events_csv
 
     source: Any = sys.stdin if str(file) == "-" else file
     with open_db(db) as store, progress_bar(not json) as update:
