@@ -43,9 +43,10 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from smart_suggest import clock
+from smart_suggest.csvfiles import open_csv
 from smart_suggest.errors import InputError
 from smart_suggest.text import is_decimal
 from smart_suggest.tracking import ACTION_WEIGHTS
@@ -116,26 +117,13 @@ def _norm(name: str) -> str:
     return "".join(ch for ch in name.strip().lower() if ch not in " _-")
 
 
-def _open_text(path: Path) -> TextIO:
-    try:
-        return open(path, encoding="utf-8-sig", newline="")  # the caller closes it
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a CSV file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-
-
 def _open_rows(path: Path, progress: Progress | None = None) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) for every non-blank row of a delimited text file.
 
     ``progress("read", characters read, file size)`` is reported every 100,000 rows.
     """
     size = path.stat().st_size if path.is_file() else 0
-    with _open_text(path) as fh:
+    with open_csv(path) as fh:
         try:
             first = fh.readline()
         except UnicodeDecodeError:

@@ -174,3 +174,16 @@ def test_a_failed_reader_process_writes_nothing(demo_store: Store, tmp_path: Pat
     with pytest.raises(bulk.InputError, match="not UTF-8"):
         log_events_csv(demo_store, exp_id, csv_path, parallel=True)
     assert demo_store.scalar("SELECT COUNT(*) FROM events") == n_before
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_without_a_reader_process_this_process_reads_it_all(
+    demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 1_000)
+    monkeypatch.setattr(bulk.sys, "executable", str(tmp_path / "no-such-python"))
+    report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
+    assert report.rows == 1_000 and not report.parallel
+    assert_counts_match(demo_store)

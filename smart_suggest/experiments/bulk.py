@@ -7,13 +7,15 @@ now). Every row is checked; the first bad row is reported by its line number and
 see half of it).
 
 Where the time goes, per million events appended to a million (2-core machine): SQLite's
-insert into the table and its per-user index ~3 s, reading and checking the CSV ~2 s.
-So that they overlap instead of adding up, a file of ``PARALLEL_MIN_BYTES`` or more is
-read and checked by a second process (a "reader") that sends each chunk, parsed and in
-user order, to this one, which holds the write transaction, resolves the users and items
-and inserts. A chunk with anything unusual (a username, a blank line, an ISO time, a bad
-value) is redone row by row by the reference path ``_parsed_rows``, which names the first
-bad line exactly; the reader process never touches the database.
+insert into the table and its per-user index ~3 s, reading and checking the CSV ~3 s.
+So that the two overlap instead of adding up, a file of ``PARALLEL_MIN_BYTES`` or more is
+read by a second process (``bulk_reader``): it parses and checks each chunk, resolves its
+users and items in one read snapshot of the database (this process holds the write lock
+meanwhile, so the snapshot is what it sees), counts it per hour and sorts it by user, and
+pickles its columns down a pipe. This process reads the first rows itself while the
+reader starts, then only inserts. A chunk with anything unusual (a username, a blank
+line, an ISO time, a bad value) comes raw and is redone here row by row by the reference
+path ``_parsed_rows``, which names the first bad line exactly.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
 from smart_suggest import clock
+from smart_suggest.csvfiles import open_csv
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.events import (
     EVENT_TYPES,
@@ -470,15 +473,7 @@ def _read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str]]
 
 def _open_text(source: str | Path | IO[str]) -> tuple[IO[str], bool]:
     if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            return open(path, newline="", encoding="utf-8-sig"), True
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, not a CSV file") from None
-        except PermissionError:
-            raise InputError(f"{path}: permission denied") from None
+        return open_csv(Path(source)), True
     return source, False
 
 
@@ -546,49 +541,60 @@ def read_in_process(
     out.flush()
 
 
-def _chunks_from_reader(
-    store: Store, path: Path, exp_id: int, now: float, size: int, skip: int
-) -> Generator[_Chunk, None, None]:
-    """``_chunks`` of a file, made by a reader process while the caller inserts."""
-    import smart_suggest
+class _ReaderProcess:
+    """A running reader process (``bulk_reader``) and the pipe its chunks come down."""
 
-    read_fd, write_fd = os.pipe()
-    root = str(Path(smart_suggest.__file__).resolve().parent.parent)
-    # This very smart_suggest first (an empty entry would put the current folder first).
-    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    args = [str(store.path), str(path), str(exp_id), repr(now), str(size), str(skip)]
-    args.append(str(write_fd))
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "smart_suggest.experiments.bulk_reader", *args],
-            pass_fds=(write_fd,),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-    finally:
-        os.close(write_fd)
-    with open(read_fd, "rb") as inbox:
+    def __init__(
+        self, store: Store, path: Path, exp_id: int, now: float, size: int, skip: int
+    ) -> None:
+        import smart_suggest
+
+        read_fd, write_fd = os.pipe()
+        root = str(Path(smart_suggest.__file__).resolve().parent.parent)
+        # This very smart_suggest first (an empty entry would put the current folder first).
+        paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(paths),
+            "SMART_SUGGEST_READER_FD": str(write_fd),
+        }
+        args = [str(store.path), str(path), str(exp_id), repr(now), str(size), str(skip)]
         try:
-            while True:
-                try:
-                    item = pickle.load(inbox)
-                except EOFError:
-                    raise RuntimeError(
-                        f"the CSV reader process ended early (exit code {proc.wait()})"
-                    ) from None
-                if isinstance(item, _Chunk):
-                    yield item
-                    continue
-                if item[0] == "error":
-                    raise RuntimeError(f"the CSV reader process failed: {item[1]}")
-                return
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "smart_suggest.experiments.bulk_reader", *args],
+                pass_fds=(write_fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+            os.close(write_fd)
+        self.inbox = open(read_fd, "rb")  # noqa: SIM115 (closed by stop)
+
+    def chunks(self) -> Iterator[_Chunk]:
+        while True:
+            try:
+                item = pickle.load(self.inbox)
+            except EOFError:
+                raise RuntimeError(
+                    f"the CSV reader process ended early (exit code {self.proc.wait()})"
+                ) from None
+            if isinstance(item, _Chunk):
+                yield item
+                continue
+            if item[0] == "error":
+                raise RuntimeError(f"the CSV reader process failed: {item[1]}")
+            return
+
+    def stop(self) -> None:
+        self.inbox.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def _head_rows(size: int) -> int:
@@ -596,16 +602,23 @@ def _head_rows(size: int) -> int:
     return max(size * 2 // 5, 1)
 
 
-def _then_reader(
-    head: _Chunk, store: Store, path: Path, exp_id: int, now: float, size: int
+def _with_reader(
+    process: _ReaderProcess,
+    reader: Any,
+    cols: dict[str, int],
+    now: float,
+    resolver: _Resolver,
 ) -> Generator[_Chunk, None, None]:
-    """``head``, then the chunks of the reader process after it (if the file goes on)."""
-    yield head
-    if head.error is None and head.size == _head_rows(size):
-        skip = head.line - 1 + head.size
-        reader = _chunks_from_reader(store, path, exp_id, now, size, skip)
-        with closing(reader):
-            yield from reader
+    """The first ``_head_rows`` read here while the reader process starts (it skips them),
+    then the reader process's chunks."""
+    head_rows = _head_rows(CSV_CHUNK)
+    try:
+        head = next(_chunks(reader, cols, now, head_rows, resolver))
+        yield head
+        if head.error is None and head.size == head_rows:
+            yield from process.chunks()
+    finally:
+        process.stop()
 
 
 def _cpus() -> int:
@@ -647,7 +660,10 @@ def log_events_csv(
         regular = path if path is not None and path.is_file() else None
         if parallel is None:
             parallel = (
-                regular is not None and _cpus() > 1 and regular.stat().st_size >= PARALLEL_MIN_BYTES
+                regular is not None
+                and os.name == "posix"  # the reader's pipe is passed with pass_fds
+                and _cpus() > 1
+                and regular.stat().st_size >= PARALLEL_MIN_BYTES
             )
         expected = _count_lines(regular) - 1 if progress and regular else 0
         resolver = _Resolver(store, exp)
@@ -665,10 +681,14 @@ def log_events_csv(
                 now = clock.now()
                 chunks = _chunks(reader, cols, now, CSV_CHUNK, resolver)
                 if parallel and path is not None:
-                    # The first rows are read here while the reader process starts up; it
-                    # skips them and reads the rest.
-                    head = next(_chunks(reader, cols, now, _head_rows(CSV_CHUNK), resolver))
-                    chunks = _then_reader(head, store, path, exp.id, now, CSV_CHUNK)
+                    try:
+                        process = _ReaderProcess(
+                            store, path, exp.id, now, CSV_CHUNK, _head_rows(CSV_CHUNK)
+                        )
+                    except OSError:  # cannot start a process here: this one does it all
+                        parallel = False
+                    else:
+                        chunks = _with_reader(process, reader, cols, now, resolver)
                 with closing(chunks):  # on an error, the reader process stops at once
                     for chunk in chunks:
                         if chunk.columns is not None and chunk.tally is not None:
