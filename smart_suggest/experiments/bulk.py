@@ -456,8 +456,8 @@ class _Chunk(NamedTuple):
     error: str | None  # why the reading stopped after these rows (raised once they pass)
 
 
-def _rows_of(exp_id: int, columns: Columns) -> list[tuple[Any, ...]]:
-    return list(zip(repeat(exp_id), *columns))
+def _rows_of(exp_id: int, columns: Columns) -> Iterator[tuple[Any, ...]]:
+    return zip(repeat(exp_id), *columns)
 
 
 def _read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str]], Exception | None]:
@@ -691,6 +691,7 @@ def log_events_csv(
                         chunks = _with_reader(process, reader, cols, now, resolver)
                 with closing(chunks):  # on an error, the reader process stops at once
                     for chunk in chunks:
+                        rows: Iterable[tuple[Any, ...]]
                         if chunk.columns is not None and chunk.tally is not None:
                             rows, counts = _rows_of(exp.id, chunk.columns), chunk.tally
                             users.update(chunk.columns[1])
@@ -701,11 +702,10 @@ def log_events_csv(
                             rows = sorted(parsed, key=itemgetter(2))  # see _by_user
                             counts = tally_counts(rows)
                             users.update(map(itemgetter(2), rows))
-                        if rows:
+                        if chunk.size:
                             add_counts(store, counts)
-                            insert_events(store, rows)
+                            total += insert_events(store, rows)
                             _merge(tally, counts)
-                            total += len(rows)
                             if progress:
                                 progress("events", total, max(expected, total))
                         if chunk.error is not None:
