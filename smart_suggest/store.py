@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -529,7 +530,7 @@ def open_store(path: Path | str | None = None) -> Store:
             _check_identity(conn, path)
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version < SCHEMA_VERSION:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 raise DatabaseError(f"{path}: cannot switch the database to WAL mode ({mode})")
             _migrate(conn, version)
@@ -545,6 +546,23 @@ def open_store(path: Path | str | None = None) -> Store:
         store.close()
         raise
     return store
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode = WAL``, waiting for the lock like any other statement.
+
+    The switch needs the database to itself, and SQLite reports "database is locked" at
+    once (no busy handler) while another process creates or migrates the schema; several
+    processes opening one new file at once would fail. Retried up to the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
