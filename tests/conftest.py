@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -99,3 +100,21 @@ def db_rows() -> Callable[[Path], dict[str, list[tuple[object, ...]]]]:
             conn.close()
 
     return read
+
+
+@pytest.fixture
+def approx_tree() -> Callable[[Any], Any]:
+    """A JSON-like value with every float compared to rounding: for numbers computed from
+    the same data with sums in another order (results from the per-user summary, the
+    printed SQL from the events)."""
+
+    def tree(value: Any) -> Any:
+        if isinstance(value, float):
+            return pytest.approx(value, rel=1e-9, abs=1e-12)
+        if isinstance(value, dict):
+            return {k: tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [tree(v) for v in value]
+        return value
+
+    return tree

@@ -1,6 +1,7 @@
-"""``event_counts`` (events per experiment, variant, type and UTC hour) must equal a recount
-of ``events`` after every path that writes events, and the CSV bulk path must load the
-same rows whether its reader runs in this process or in a reader process."""
+"""The two summaries of ``events`` (``event_counts`` per experiment, variant, type and UTC
+hour; ``event_users`` per experiment, variant and user) must equal a recount of the events
+after every path that writes events, and the CSV bulk path must load the same rows whether
+its reader runs in this process or in a reader process."""
 
 from __future__ import annotations
 
@@ -12,38 +13,56 @@ import pytest
 from smart_suggest.experiments import bulk
 from smart_suggest.experiments.bulk import log_events_csv
 from smart_suggest.experiments.events import log_event
+from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL, sufficient_stats
 from smart_suggest.experiments.lifecycle import create_experiment, delete_experiment
 from smart_suggest.experiments.serving import assign_user, serve
 from smart_suggest.experiments.simulate import simulate
 from smart_suggest.experiments.timeline import timeline
 from smart_suggest.portability import export_all, import_all
 from smart_suggest.sample import SyntheticSpec, generate
-from smart_suggest.store import REBUILD_EVENT_COUNTS_SQL, Store, open_store
+from smart_suggest.store import (
+    REBUILD_EVENT_COUNTS_SQL,
+    REBUILD_EVENT_USERS_SQL,
+    Store,
+    open_store,
+)
 
 _RECOUNT = REBUILD_EVENT_COUNTS_SQL.split("\n", 1)[1]  # its SELECT ... GROUP BY
+_REUSERS = REBUILD_EVENT_USERS_SQL.split("\n", 1)[1]
 _COUNTS = (
     "SELECT experiment_id, variant, type, hour, n, first_ts, last_ts FROM event_counts "
     "ORDER BY 1, 2, 3, 4"
 )
+_USERS = "SELECT * FROM event_users ORDER BY 1, 2, 3"
 
 
-def assert_counts_match(store: Store) -> None:
+def assert_summaries_match(store: Store) -> None:
+    """Both summaries equal a recount of the events (sums of seconds to rounding), and the
+    KPIs read from them equal the definition over the events."""
     assert store.conn.execute(_COUNTS).fetchall() == sorted(store.conn.execute(_RECOUNT).fetchall())
+    stored = store.conn.execute(_USERS).fetchall()
+    recount = sorted(store.conn.execute(_REUSERS).fetchall())
+    assert [r[:7] + r[9:] for r in stored] == [r[:7] + r[9:] for r in recount]
+    assert [r[7:9] for r in stored] == [pytest.approx(r[7:9]) for r in recount]
+    for (exp_id,) in store.conn.execute("SELECT id FROM experiments").fetchall():
+        fast = sufficient_stats(store, exp_id)
+        reference = sufficient_stats(store, exp_id, SUFFICIENT_STATS_SQL)
+        assert fast == {v: pytest.approx(row) for v, row in reference.items()}
 
 
 def test_every_write_path_keeps_the_counts(demo_store: Store, tmp_path: Path) -> None:
     store = demo_store
-    assert_counts_match(store)  # the demo seed
+    assert_summaries_match(store)  # the demo seed
     assert store.scalar("SELECT COUNT(*) FROM event_counts") > 0
     exp = create_experiment(store, "counts")
     serve(store, exp.id, 1)  # impressions, one by one through the trigger
     log_event(store, exp.id, 1, 1, "click")
-    assert_counts_match(store)
+    assert_summaries_match(store)
     simulate(store, exp.id, users=300, days=3, seed=5)
-    assert_counts_match(store)
+    assert_summaries_match(store)
     text = "user,item,type,value,ts\n1,2,engagement,3.5,100\n1,2,purchase,,7300.25\n"
     log_events_csv(store, exp.id, io.StringIO(text))
-    assert_counts_match(store)
+    assert_summaries_match(store)
     assert store.conn.execute(
         "SELECT type, hour, n, first_ts, last_ts FROM event_counts "
         "WHERE experiment_id = ? AND hour < 10 ORDER BY hour",
@@ -52,16 +71,16 @@ def test_every_write_path_keeps_the_counts(demo_store: Store, tmp_path: Path) ->
     export_all(store, tmp_path / "export")
     delete_experiment(store, exp.id)
     assert store.scalar("SELECT COUNT(*) FROM event_counts WHERE experiment_id = ?", (exp.id,)) == 0
-    assert_counts_match(store)
+    assert_summaries_match(store)
     with open_store(tmp_path / "copy.db") as copy:
         import_all(copy, tmp_path / "export")
-        assert_counts_match(copy)
+        assert_summaries_match(copy)
         assert copy.scalar("SELECT COUNT(*) FROM event_counts WHERE experiment_id = ?", (exp.id,))
 
 
 def test_synthetic_generation_counts_its_events(store: Store) -> None:
     generate(store, SyntheticSpec(users=200, items=50, interactions=500, events=5_000, days=3))
-    assert_counts_match(store)
+    assert_summaries_match(store)
     assert store.scalar("SELECT SUM(n) FROM event_counts") == 5_000
 
 
@@ -126,7 +145,10 @@ def test_the_reader_process_loads_what_this_process_loads(
             inline.by_variant,
         )
         assert (report.first_ts, report.last_ts) == (inline.first_ts, inline.last_ts)
-        assert_counts_match(fresh)
+        assert_summaries_match(fresh)
+        assert sufficient_stats(fresh, exp_b) == {
+            v: pytest.approx(row) for v, row in sufficient_stats(demo_store, exp_id).items()
+        }
         assert (
             timeline(fresh, exp_b, "hour").to_dict()["buckets"]
             == (timeline(demo_store, exp_id, "hour").to_dict()["buckets"])
@@ -186,4 +208,4 @@ def test_without_a_reader_process_this_process_reads_it_all(
     monkeypatch.setattr(bulk.sys, "executable", str(tmp_path / "no-such-python"))
     report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
     assert report.rows == 1_000 and not report.parallel
-    assert_counts_match(demo_store)
+    assert_summaries_match(demo_store)

@@ -17,6 +17,7 @@ from smart_suggest.experiments.assignment import assign_variant
 from smart_suggest.experiments.bulk import log_events_csv
 from smart_suggest.experiments.events import log_event
 from smart_suggest.experiments.kpis import (
+    STORED_STATS_SQL,
     SUFFICIENT_STATS_SQL,
     results,
     sufficient_stats,
@@ -618,7 +619,7 @@ def test_simulation_is_all_or_nothing(demo_store: Store) -> None:
 
 # -- schema and concurrency -----------------------------------------------------------------
 @pytest.mark.parametrize("version", [1, 2, 3])
-def test_older_databases_migrate_to_the_kpi_indexes(tmp_path: Path, version: int) -> None:
+def test_older_databases_migrate_to_the_event_summaries(tmp_path: Path, version: int) -> None:
     import sqlite3
 
     from smart_suggest import store as store_mod
@@ -655,10 +656,7 @@ def test_older_databases_migrate_to_the_kpi_indexes(tmp_path: Path, version: int
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
             )
         }
-        assert indexes == {
-            "events_exp_variant_user": "CREATE INDEX events_exp_variant_user "
-            "ON events(experiment_id, variant, user_id, type, ts, value)",
-        }
+        assert indexes == {}  # the two summaries replace the event indexes
         # The migration counted the events already there, per UTC hour.
         assert s.conn.execute(
             "SELECT variant, type, hour, n, first_ts, last_ts FROM event_counts ORDER BY type"
@@ -668,17 +666,21 @@ def test_older_databases_migrate_to_the_kpi_indexes(tmp_path: Path, version: int
             ("A", "impression", 0, 2, 100.0, 100.0),
             ("A", "purchase", 2, 1, 7300.0, 7300.0),
         ]
+        assert s.conn.execute("SELECT * FROM event_users").fetchall() == [
+            (1, "A", 1, 2, 1, 1, 1, 4.0, 16.0, 7300.0)
+        ]
         res = results(s, 1)
         a = res.a
         assert (a.impressions, a.clicks, a.engagement_sum, a.sum_impressions_sq) == (2, 1, 4.0, 4)
         assert (res.first_event_ts, res.last_event_ts) == (100.0, 7300.0)
         plan = " ".join(
             r[3]
-            for r in s.conn.execute(
-                "EXPLAIN QUERY PLAN " + SUFFICIENT_STATS_SQL, {"experiment_id": 1}
-            )
+            for r in s.conn.execute("EXPLAIN QUERY PLAN " + STORED_STATS_SQL, {"experiment_id": 1})
         )
-        assert "COVERING INDEX events_exp_variant_user" in plan
+        assert "SEARCH event_users USING PRIMARY KEY (experiment_id=?)" in plan
+        # The definition over the events gives the same numbers.
+        reference = sufficient_stats(s, 1, SUFFICIENT_STATS_SQL)
+        assert sufficient_stats(s, 1) == reference
 
 
 def test_concurrent_assignment_from_several_processes_stores_one_row_each(

@@ -25,12 +25,10 @@ def test_creates_all_tables_with_pragmas(db_path: Path) -> None:
     assert s.scalar("PRAGMA user_version") == SCHEMA_VERSION
     assert s.scalar("PRAGMA application_id") == APPLICATION_ID
     indexes = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {
-        "interactions_user_ts",
-        "interactions_item",
-        "events_exp_variant_user",
-    } <= indexes
-    assert "event_counts" in names
+    assert {"interactions_user_ts", "interactions_item"} <= indexes
+    # events keeps no secondary index: its two summaries serve every reader.
+    assert not {i for i in indexes if i.startswith("events_")}
+    assert {"event_counts", "event_users"} <= names
     s.close()
 
 
@@ -56,6 +54,10 @@ def _event_counts(s: store_mod.Store) -> list[tuple[object, ...]]:
     ).fetchall()
 
 
+def _event_users(s: store_mod.Store) -> list[tuple[object, ...]]:
+    return s.conn.execute("SELECT * FROM event_users ORDER BY 1, 2, 3").fetchall()
+
+
 def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store) -> None:
     c = store.conn
     c.execute("INSERT INTO users VALUES (1, 'u', 0)")
@@ -74,8 +76,19 @@ def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store)
         (1, "A", "impression", 1, 1, 3600.0, 3600.0),
         (1, "B", "click", -1, 1, -1.0, -1.0),
     ]
+    assert _event_users(store) == [
+        (1, "A", 1, 3, 0, 0, 0, 0.0, 0.0, None),
+        (1, "B", 1, 0, 1, 0, 0, 0.0, 0.0, None),
+    ]
     c.execute("UPDATE events SET ts = 7200.0 WHERE ts = 3600.0")
     c.execute("DELETE FROM events WHERE variant = 'B'")
+    assert _event_users(store) == [(1, "A", 1, 3, 0, 0, 0, 0.0, 0.0, None)]
+    c.execute(insert.replace("type, ts)", "type, value, ts)").replace("?, ?)", "?, ?, ?)"),
+              ("A", "engagement", 2.0, 50.0))  # fmt: skip
+    c.execute(insert, ("A", "purchase", 90.0))
+    c.execute(insert, ("A", "purchase", 80.0))
+    assert _event_users(store) == [(1, "A", 1, 3, 0, 2, 1, 2.0, 4.0, 80.0)]
+    c.execute("DELETE FROM events WHERE type IN ('purchase', 'engagement')")
     assert _event_counts(store) == [
         (1, "A", "impression", 0, 2, 10.0, 3599.5),
         (1, "A", "impression", 2, 1, 7200.0, 7200.0),
@@ -88,8 +101,12 @@ def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store)
         (1, "A", "impression", 0, 2, 10.0, 3599.5),
         (1, "B", "purchase", 0, 1, 5.0, 5.0),
     ]
+    assert _event_users(store) == [
+        (1, "A", 1, 2, 0, 0, 0, 0.0, 0.0, None),
+        (1, "B", 1, 0, 0, 1, 0, 0.0, 0.0, 5.0),
+    ]
     store.clear()
-    assert _event_counts(store) == []
+    assert _event_counts(store) == [] and _event_users(store) == []
 
 
 def test_reopen_keeps_data(db_path: Path) -> None:

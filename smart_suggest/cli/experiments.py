@@ -181,18 +181,14 @@ def show(exp_ref: ExpArg, db: DbOption = None, json: JsonOption = False) -> None
         ):
             assigned[str(variant)] = int(n)
         events = {
-            v: {
-                t: int(
-                    store.scalar(
-                        "SELECT COUNT(*) FROM events "
-                        "WHERE experiment_id = ? AND variant = ? AND type = ?",
-                        (exp.id, v, t),
-                    )
-                )
-                for t in ("impression", "click", "purchase", "engagement")
-            }
-            for v in "AB"
+            v: dict.fromkeys(("impression", "click", "purchase", "engagement"), 0) for v in "AB"
         }
+        for variant, kind, n in store.conn.execute(
+            "SELECT variant, type, SUM(n) FROM event_counts WHERE experiment_id = ? "
+            "GROUP BY variant, type",
+            (exp.id,),
+        ):
+            events[str(variant)][str(kind)] = int(n)
     if json:
         emit_json({**exp.to_dict(), "users_assigned": assigned, "events": events})
         return

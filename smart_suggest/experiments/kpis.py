@@ -36,8 +36,8 @@ from smart_suggest.store import Store
 #: Per-variant sufficient statistics of one experiment (parameter ``:experiment_id``).
 #: Reads ``events(experiment_id, variant, user_id, type, value)`` and
 #: ``assignments(experiment_id, variant)``; always returns the two rows A and B.
-#: In SQLite both passes read only the index (experiment_id, variant, user_id, type, ts,
-#: value): the per-user pass in GROUP BY order, the engagement sums filtering on type.
+#: This is the definition (``analyze --print-sql`` prints it); smart-suggest itself runs
+#: ``STORED_STATS_SQL``, the same sums over the per-user summary ``event_users``.
 SUFFICIENT_STATS_SQL = """\
 WITH per_user AS (
     SELECT variant,
@@ -103,6 +103,61 @@ FROM variants v
 LEFT JOIN assigned a ON a.variant = v.variant
 LEFT JOIN per_variant p ON p.variant = v.variant
 LEFT JOIN engagement g ON g.variant = v.variant
+ORDER BY v.variant
+"""
+
+#: ``SUFFICIENT_STATS_SQL`` over ``event_users`` (one row per user, kept by triggers in the
+#: same transaction as the events): the per-user pass is already done. Tests check that
+#: both give the same numbers.
+STORED_STATS_SQL = """\
+WITH per_variant AS (
+    SELECT variant,
+           SUM(CASE WHEN impressions > 0 THEN 1 ELSE 0 END) AS users_exposed,
+           SUM(impressions) AS impressions,
+           SUM(clicks) AS clicks,
+           SUM(CASE WHEN purchases > 0 THEN 1 ELSE 0 END) AS users_converted,
+           SUM(purchases) AS purchases,
+           SUM(CASE WHEN impressions > 0 THEN clicks ELSE 0 END) AS sum_clicks,
+           SUM(CASE WHEN impressions > 0 THEN clicks * clicks ELSE 0 END) AS sum_clicks_sq,
+           SUM(impressions * impressions) AS sum_impressions_sq,
+           SUM(clicks * impressions) AS sum_clicks_x_impressions,
+           SUM(engagement_n) AS engagement_n,
+           SUM(engagement_sum) AS engagement_sum,
+           SUM(engagement_sumsq) AS engagement_sumsq
+    FROM event_users
+    WHERE experiment_id = :experiment_id
+    GROUP BY variant
+),
+assigned AS (
+    SELECT variant, COUNT(*) AS users_assigned
+    FROM assignments
+    WHERE experiment_id = :experiment_id
+    GROUP BY variant
+),
+variants AS (
+    SELECT 'A' AS variant
+    UNION ALL
+    SELECT 'B' AS variant
+)
+SELECT v.variant,
+       COALESCE(a.users_assigned, 0) AS users_assigned,
+       COALESCE(p.users_exposed, 0) AS users_exposed,
+       COALESCE(p.impressions, 0) AS impressions,
+       COALESCE(p.clicks, 0) AS clicks,
+       COALESCE(p.users_converted, 0) AS users_converted,
+       COALESCE(p.purchases, 0) AS purchases,
+       COALESCE(p.engagement_n, 0) AS engagement_n,
+       COALESCE(p.engagement_sum, 0) AS engagement_sum,
+       COALESCE(p.engagement_sumsq, 0) AS engagement_sumsq,
+       COALESCE(p.users_exposed, 0) AS n_users,
+       COALESCE(p.sum_clicks, 0) AS sum_clicks,
+       COALESCE(p.impressions, 0) AS sum_impressions,
+       COALESCE(p.sum_clicks_sq, 0) AS sum_clicks_sq,
+       COALESCE(p.sum_impressions_sq, 0) AS sum_impressions_sq,
+       COALESCE(p.sum_clicks_x_impressions, 0) AS sum_clicks_x_impressions
+FROM variants v
+LEFT JOIN assigned a ON a.variant = v.variant
+LEFT JOIN per_variant p ON p.variant = v.variant
 ORDER BY v.variant
 """
 
@@ -283,9 +338,12 @@ class ExperimentResults:
         }
 
 
-def sufficient_stats(store: Store, experiment_id: int) -> dict[str, dict[str, Any]]:
-    """The rows of ``SUFFICIENT_STATS_SQL`` by variant (raw sums, as the SQL returns them)."""
-    rows = store.query(SUFFICIENT_STATS_SQL, {"experiment_id": experiment_id})
+def sufficient_stats(
+    store: Store, experiment_id: int, sql: str = STORED_STATS_SQL
+) -> dict[str, dict[str, Any]]:
+    """The rows of ``STORED_STATS_SQL`` (or ``sql``: ``SUFFICIENT_STATS_SQL`` reads the
+    events themselves) by variant: raw sums, as the SQL returns them."""
+    rows = store.query(sql, {"experiment_id": experiment_id})
     return {str(r["variant"]): r for r in rows}
 
 

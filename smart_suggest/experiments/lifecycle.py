@@ -22,7 +22,7 @@ from typing import Any
 
 from smart_suggest import clock
 from smart_suggest.errors import InputError, NotFoundError
-from smart_suggest.store import Store
+from smart_suggest.store import EVENT_SUMMARIES, Store
 from smart_suggest.text import is_decimal
 from smart_suggest.tracking import clean_name
 
@@ -260,13 +260,14 @@ def delete_experiment(store: Store, ref: int | str) -> DeleteReport:
         )
         n_events = int(
             conn.execute(
-                "SELECT COUNT(*) FROM events WHERE experiment_id = ?", (exp.id,)
+                "SELECT COALESCE(SUM(n), 0) FROM event_counts WHERE experiment_id = ?", (exp.id,)
             ).fetchone()[0]
         )
         # Explicit deletes (not only ON DELETE CASCADE): correct even if a connection
         # runs with foreign keys off.
         conn.execute("DELETE FROM events WHERE experiment_id = ?", (exp.id,))
-        conn.execute("DELETE FROM event_counts WHERE experiment_id = ?", (exp.id,))
+        for table in EVENT_SUMMARIES:
+            conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM assignments WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM experiments WHERE id = ?", (exp.id,))
     return DeleteReport(exp, n_assign, n_events)

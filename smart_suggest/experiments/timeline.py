@@ -11,9 +11,9 @@ With ``cumulative=True`` every count is the running total up to the end of the b
 CTR is cumulative clicks / cumulative impressions, so the last cumulative point equals the
 experiment's ``results``.
 
-The counting runs in SQL: sums of the hourly ``event_counts`` (kept by triggers in the
-same transaction as the events, so they agree with ``events`` at every commit), and one
-``MIN(ts)`` per user over the purchases, read in order from the per-user index.
+The counting runs in SQL over the two summaries of the events that triggers keep in the
+same transaction as the events (so they agree with ``events`` at every commit): sums of
+the hourly ``event_counts``, and the first purchase time of each user in ``event_users``.
 """
 
 from __future__ import annotations
@@ -41,18 +41,13 @@ WHERE experiment_id = :experiment_id AND type IN ('impression', 'click', 'purcha
 GROUP BY variant, type, (hour - :start_hour) / :per
 """
 
-#: Users by the bucket of their first purchase: the purchases of each user are adjacent
-#: in the index (experiment_id, variant, user_id, type, ts, value), read in order.
+#: Users by the bucket of their first purchase (kept per user in ``event_users``).
 FIRSTS_SQL = f"""\
-WITH firsts AS (
-    SELECT variant, MIN(ts) AS first_ts
-    FROM events
-    WHERE experiment_id = :experiment_id AND type = 'purchase'
-    GROUP BY variant, user_id
-)
-SELECT variant, ({hour_sql("first_ts")} - :start_hour) / :per AS bucket, COUNT(*) AS users
-FROM firsts
-GROUP BY variant, ({hour_sql("first_ts")} - :start_hour) / :per
+SELECT variant, ({hour_sql("first_purchase_ts")} - :start_hour) / :per AS bucket,
+       COUNT(*) AS users
+FROM event_users
+WHERE experiment_id = :experiment_id AND first_purchase_ts IS NOT NULL
+GROUP BY variant, ({hour_sql("first_purchase_ts")} - :start_hour) / :per
 """
 
 
