@@ -5,6 +5,9 @@ computes per variant every number the statistics engine needs; it is plain stand
 (CTEs, CASE, COUNT/SUM, LEFT JOIN, COALESCE; no SQLite-only function), so the same
 statistics can come from any SQL engine that holds an ``events`` and an ``assignments``
 table with the columns of smart-suggest's schema (``analyze --print-sql`` prints it).
+Here the same sums come from ``STORED_STATS_SQL`` over ``event_users``, the per-user
+summary that triggers keep with the events, so reading them does not grow with the number
+of events (integers equal; sums of seconds equal to rounding, added in another order).
 
 Definitions (per variant):
 
