@@ -36,12 +36,27 @@ from smart_suggest import clock
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment
 from smart_suggest.store import Store
 
+#: Users assigned per variant, and the two variants (every result has rows A and B).
+_ASSIGNED_AND_VARIANTS = """\
+assigned AS (
+    SELECT variant, COUNT(*) AS users_assigned
+    FROM assignments
+    WHERE experiment_id = :experiment_id
+    GROUP BY variant
+),
+variants AS (
+    SELECT 'A' AS variant
+    UNION ALL
+    SELECT 'B' AS variant
+)
+"""
+
 #: Per-variant sufficient statistics of one experiment (parameter ``:experiment_id``).
 #: Reads ``events(experiment_id, variant, user_id, type, value)`` and
 #: ``assignments(experiment_id, variant)``; always returns the two rows A and B.
 #: This is the definition (``analyze --print-sql`` prints it); smart-suggest itself runs
 #: ``STORED_STATS_SQL``, the same sums over the per-user summary ``event_users``.
-SUFFICIENT_STATS_SQL = """\
+SUFFICIENT_STATS_SQL = f"""\
 WITH per_user AS (
     SELECT variant,
            user_id,
@@ -75,18 +90,7 @@ engagement AS (
     WHERE experiment_id = :experiment_id AND variant IN ('A', 'B') AND type = 'engagement'
     GROUP BY variant
 ),
-assigned AS (
-    SELECT variant, COUNT(*) AS users_assigned
-    FROM assignments
-    WHERE experiment_id = :experiment_id
-    GROUP BY variant
-),
-variants AS (
-    SELECT 'A' AS variant
-    UNION ALL
-    SELECT 'B' AS variant
-)
-SELECT v.variant,
+{_ASSIGNED_AND_VARIANTS}SELECT v.variant,
        COALESCE(a.users_assigned, 0) AS users_assigned,
        COALESCE(p.users_exposed, 0) AS users_exposed,
        COALESCE(p.impressions, 0) AS impressions,
@@ -112,7 +116,7 @@ ORDER BY v.variant
 #: ``SUFFICIENT_STATS_SQL`` over ``event_users`` (one row per user, kept by triggers in the
 #: same transaction as the events): the per-user pass is already done. Tests check that
 #: both give the same numbers.
-STORED_STATS_SQL = """\
+STORED_STATS_SQL = f"""\
 WITH per_variant AS (
     SELECT variant,
            SUM(CASE WHEN impressions > 0 THEN 1 ELSE 0 END) AS users_exposed,
@@ -131,18 +135,7 @@ WITH per_variant AS (
     WHERE experiment_id = :experiment_id
     GROUP BY variant
 ),
-assigned AS (
-    SELECT variant, COUNT(*) AS users_assigned
-    FROM assignments
-    WHERE experiment_id = :experiment_id
-    GROUP BY variant
-),
-variants AS (
-    SELECT 'A' AS variant
-    UNION ALL
-    SELECT 'B' AS variant
-)
-SELECT v.variant,
+{_ASSIGNED_AND_VARIANTS}SELECT v.variant,
        COALESCE(a.users_assigned, 0) AS users_assigned,
        COALESCE(p.users_exposed, 0) AS users_exposed,
        COALESCE(p.impressions, 0) AS impressions,
