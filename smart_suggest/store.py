@@ -252,7 +252,8 @@ GROUP BY experiment_id, variant, user_id"""
 
 #: Takes the OLD event out of its user's row (dropped when nothing is left). A user's
 #: first purchase time is kept unless their last purchase goes: events are deleted only
-#: with their whole experiment, whose rows go with it.
+#: with their whole experiment, whose rows go with it. (An event cannot be changed at all:
+#: a trigger refuses it, since a summary could not take an earliest time back.)
 _USER_REMOVE_OLD = f"""\
 UPDATE event_users SET
         impressions = impressions - {_per_type("OLD", "impression")},
@@ -290,7 +291,9 @@ INSERT INTO event_counts(experiment_id, variant, type, hour, n, first_ts, last_t
 # Measured on 1M events appended to 1M: the (variant, type, ts) index cost ~3.3 s and the
 # per-user index ~1.3 s of a ~5.8 s insert (an index entry per event, at a random place);
 # the bulk paths now add one pre-tallied row per hour and per user instead. ``events``
-# keeps no secondary index: nothing reads it by anything but the experiment.
+# keeps no secondary index: nothing reads it by anything but the experiment. Events are
+# facts: they cannot be updated (the item of a deleted item still becomes NULL: that
+# column is not summarised).
 _SCHEMA_V4 = f"""
 DROP INDEX events_exp_variant_type_ts;
 DROP INDEX events_exp_variant_user;
@@ -327,12 +330,9 @@ CREATE TRIGGER events_delete_summaries AFTER DELETE ON events BEGIN
     {_COUNT_REMOVE_OLD}
     {_USER_REMOVE_OLD}
 END;
-CREATE TRIGGER events_update_summaries
-AFTER UPDATE OF experiment_id, variant, user_id, type, value, ts ON events BEGIN
-    {_COUNT_REMOVE_OLD}
-    {_USER_REMOVE_OLD}
-    {_COUNT_ADD_NEW}
-    {_USER_ADD_NEW}
+CREATE TRIGGER events_are_facts
+BEFORE UPDATE OF experiment_id, variant, user_id, type, value, ts ON events BEGIN
+    SELECT RAISE(ABORT, 'events cannot be changed, only logged or deleted with their experiment');
 END;
 """
 

@@ -58,7 +58,7 @@ def _event_users(s: store_mod.Store) -> list[tuple[object, ...]]:
     return s.conn.execute("SELECT * FROM event_users ORDER BY 1, 2, 3").fetchall()
 
 
-def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store) -> None:
+def test_event_summaries_follow_inserts_and_deletes(store: store_mod.Store) -> None:
     c = store.conn
     c.execute("INSERT INTO users VALUES (1, 'u', 0)")
     c.execute(
@@ -80,7 +80,14 @@ def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store)
         (1, "A", 1, 3, 0, 0, 0, 0.0, 0.0, None),
         (1, "B", 1, 0, 1, 0, 0, 0.0, 0.0, None),
     ]
-    c.execute("UPDATE events SET ts = 7200.0 WHERE ts = 3600.0")
+    # Events are facts: changing one would leave the summaries' earliest times behind.
+    with pytest.raises(sqlite3.IntegrityError, match="events cannot be changed"):
+        c.execute("UPDATE events SET ts = 7200.0 WHERE ts = 3600.0")
+    # Deleting an item keeps its events (their item becomes unknown).
+    c.execute("INSERT INTO items VALUES (9, 'gone', 'books', '', 0)")
+    c.execute("UPDATE events SET item_id = 9 WHERE ts = 3600.0")
+    c.execute("DELETE FROM items WHERE id = 9")
+    assert c.execute("SELECT item_id FROM events WHERE ts = 3600.0").fetchone() == (None,)
     c.execute("DELETE FROM events WHERE variant = 'B'")
     assert _event_users(store) == [(1, "A", 1, 3, 0, 0, 0, 0.0, 0.0, None)]
     c.execute(insert.replace("type, ts)", "type, value, ts)").replace("?, ?)", "?, ?, ?)"),
@@ -91,12 +98,12 @@ def test_event_counts_follow_inserts_updates_and_deletes(store: store_mod.Store)
     c.execute("DELETE FROM events WHERE type IN ('purchase', 'engagement')")
     assert _event_counts(store) == [
         (1, "A", "impression", 0, 2, 10.0, 3599.5),
-        (1, "A", "impression", 2, 1, 7200.0, 7200.0),
+        (1, "A", "impression", 1, 1, 3600.0, 3600.0),
     ]
     # A bulk load sets the triggers aside and recounts at the end.
     with store.bulk_load(("events",)) as conn:
         conn.execute(insert, ("B", "purchase", 5.0))
-        conn.execute("DELETE FROM events WHERE ts = 7200.0")
+        conn.execute("DELETE FROM events WHERE ts = 3600.0")
     assert _event_counts(store) == [
         (1, "A", "impression", 0, 2, 10.0, 3599.5),
         (1, "B", "purchase", 0, 1, 5.0, 5.0),
