@@ -13,6 +13,15 @@ from datetime import UTC, datetime
 ENV_VAR = "SMART_SUGGEST_NOW"
 DAY = 86_400.0
 HOUR = 3_600.0
+#: The Unix times an event may carry: years 1 to 9999 (what ISO-8601 can show; beyond it
+#: the hour of a time no longer fits SQLite's 64-bit integers).
+MIN_TS = -62_135_596_800.0
+MAX_TS = 253_402_300_799.0
+
+
+def in_range(ts: float) -> bool:
+    """A finite time between years 1 and 9999 (NaN and infinities are not)."""
+    return MIN_TS <= ts <= MAX_TS
 
 
 def now() -> float:

@@ -209,3 +209,54 @@ def test_without_a_reader_process_this_process_reads_it_all(
     report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
     assert report.rows == 1_000 and not report.parallel
     assert_summaries_match(demo_store)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_reader_running_other_code_is_not_used(
+    demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader says where it imported smart_suggest from; elsewhere, this process reads."""
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 1_000)
+    monkeypatch.setattr(bulk, "_package_root", lambda: str(tmp_path / "elsewhere"))
+    report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
+    assert report.rows == 1_000 and not report.parallel
+    assert_summaries_match(demo_store)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_the_current_folder_does_not_shadow_the_readers_modules(
+    demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 1_000)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "csv.py").write_text("raise SystemExit('a csv.py of the user was imported')\n")
+    monkeypatch.chdir(work)
+    report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
+    assert report.rows == 1_000 and report.parallel
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("1,1,click,,1e22", "ts '1e22' is not between years 1 and 9999"),
+        ("99999999999999999999,1,click,,", "no user '99999999999999999999'"),
+        ("1,99999999999999999999,click,,", "no item with id 99999999999999999999"),
+    ],
+)
+def test_out_of_range_times_and_ids_name_their_line(
+    demo_store: Store, tmp_path: Path, parallel: bool, bad: str, message: str
+) -> None:
+    exp_id = _setup(demo_store)
+    csv_path = tmp_path / "events.csv"
+    _write_csv(demo_store, csv_path, 1_000, bad=bad)
+    n_before = demo_store.scalar("SELECT COUNT(*) FROM events")
+    with pytest.raises(bulk.InputError, match=f"line 999: {message}"):
+        log_events_csv(demo_store, exp_id, csv_path, parallel=parallel)
+    assert demo_store.scalar("SELECT COUNT(*) FROM events") == n_before

@@ -7,15 +7,17 @@ now). Every row is checked; the first bad row is reported by its line number and
 see half of it).
 
 Where the time goes, per million events appended to a million (2-core machine): SQLite's
-insert into the table and its per-user index ~3 s, reading and checking the CSV ~3 s.
-So that the two overlap instead of adding up, a file of ``PARALLEL_MIN_BYTES`` or more is
-read by a second process (``bulk_reader``): it parses and checks each chunk, resolves its
-users and items in one read snapshot of the database (this process holds the write lock
-meanwhile, so the snapshot is what it sees), counts it per hour and sorts it by user, and
-pickles its columns down a pipe. This process reads the first rows itself while the
-reader starts, then only inserts. A chunk with anything unusual (a username, a blank
-line, an ISO time, a bad value) comes raw and is redone here row by row by the reference
-path ``_parsed_rows``, which names the first bad line exactly.
+insert ~2 s (``events`` has no index; its two summaries get one pre-summed row per hour and
+per user for the whole load), reading and checking the CSV ~2.5 s. So that the two overlap
+instead of adding up, a file of ``PARALLEL_MIN_BYTES`` or more is read by a second process
+(``bulk_reader``): it parses and checks each chunk, resolves its users and items in one
+read snapshot of the database (this process holds the write lock meanwhile, so the
+snapshot is what it sees), sums it per hour and per user, and pickles its columns down a
+pipe. This process reads the first rows itself while the reader starts, then only
+inserts; if the reader cannot start or runs other code than this process, this process
+reads it all. A chunk with anything unusual (a username, a blank line, an ISO time, a
+bad value) comes raw and is redone here row by row by the reference path
+``_parsed_rows``, which names the first bad line exactly.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice, repeat
 from pathlib import Path
@@ -144,6 +146,8 @@ class _Resolver:
         from smart_suggest.tracking import get_user
 
         stripped = text.strip()
+        if is_decimal(stripped) and _as_id(stripped) is None:
+            raise _bad(line, f"no user {text!r}")  # beyond any id SQLite can hold
         if is_decimal(stripped):
             # An id with a stored assignment: one primary-key lookup (the assignment's
             # foreign key vouches for the user). Anything else takes the careful path.
@@ -213,11 +217,22 @@ class _Resolver:
         stripped = text.strip()
         if not is_decimal(stripped):
             raise _bad(line, f"item must be a numeric id (got {text!r})")
-        item_id = int(stripped)
+        item_id = _as_id(stripped)
+        if item_id is None:
+            raise _bad(line, f"no item with id {stripped}")
         if not self.store.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
             raise _bad(line, f"no item with id {item_id}")
         self.items[text] = item_id
         return item_id
+
+
+def _as_id(digits: str) -> int | None:
+    """A decimal text as an id SQLite can hold (a signed 64-bit integer), else None."""
+    try:
+        value = int(digits)
+    except ValueError:
+        return None
+    return value if value < 1 << 63 else None
 
 
 def _numeric(texts: Iterable[str]) -> dict[str, int]:
@@ -226,10 +241,9 @@ def _numeric(texts: Iterable[str]) -> dict[str, int]:
     for text in texts:
         stripped = text.strip()
         if is_decimal(stripped):
-            try:
-                out[text] = int(stripped)
-            except ValueError:  # a digit int() refuses (superscripts): the careful path
-                continue
+            value = _as_id(stripped)  # None: a digit int() refuses, or too large
+            if value is not None:
+                out[text] = value
     return out
 
 
@@ -267,8 +281,8 @@ def _parse_ts(text: str, line: int) -> float:
             ts = clock.parse_time(text)
         except ValueError:
             raise _bad(line, f"ts {text!r} is not Unix seconds or ISO-8601") from None
-    if not math.isfinite(ts):
-        raise _bad(line, "ts must be a finite number")
+    if not clock.in_range(ts):
+        raise _bad(line, f"ts {text!r} is not between years 1 and 9999")
     return ts
 
 
@@ -365,7 +379,10 @@ def _parse_chunk(raw: list[list[str]], cols: dict[str, int], now: float) -> Pars
             ts = [now] * n
         else:
             ts = [float(t) if t else now for t in columns[its]]
-            if not all(map(math.isfinite, ts)):
+            # NaN fails both comparisons, so min/max would not see it: check it first.
+            if not all(map(math.isfinite, ts)) or not (
+                clock.in_range(min(ts)) and clock.in_range(max(ts))
+            ):
                 return None
     except (ValueError, OverflowError):
         return None
@@ -578,10 +595,12 @@ def read_in_process(
 
     Reads the database in one snapshot (users, assignments, items) and never writes: the
     writer holds the write lock meanwhile, so that snapshot is what the writer sees.
-    Messages: ``_Chunk``s, then ``("done", the user sums of them all)``, or ``("error",
-    message)``.
+    Messages: ``("ready", where smart_suggest was imported from)``, ``_Chunk``s, then
+    ``("done", the user sums of them all)``, or ``("error", message)``.
     """
     gc.disable()  # see log_events_csv
+    pickle.dump(("ready", _package_root()), out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()
     try:
         with open_store(db) as store, store.read():
             resolver = _Resolver(store, get_experiment(store, exp_id))
@@ -604,27 +623,28 @@ def read_in_process(
     out.flush()
 
 
+def _package_root() -> str:
+    """Where this smart_suggest is imported from (the reader must run the same code)."""
+    import smart_suggest
+
+    return str(Path(smart_suggest.__file__).resolve().parent)
+
+
 class _ReaderProcess:
     """A running reader process (``bulk_reader``) and the pipe its chunks come down."""
 
     def __init__(
         self, store: Store, path: Path, exp_id: int, now: float, size: int, skip: int
     ) -> None:
-        import smart_suggest
-
         read_fd, write_fd = os.pipe()
-        root = str(Path(smart_suggest.__file__).resolve().parent.parent)
-        # This very smart_suggest first (an empty entry would put the current folder first).
-        paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(paths),
-            "SMART_SUGGEST_READER_FD": str(write_fd),
-        }
-        args = [str(store.path), str(path), str(exp_id), repr(now), str(size), str(skip)]
+        env = {**os.environ, "SMART_SUGGEST_READER_FD": str(write_fd)}
+        args = [str(store.path.resolve()), str(path.resolve()), str(exp_id), repr(now)]
+        args += [str(size), str(skip)]
         try:
+            # -P: the current folder does not go first on sys.path (a csv.py there would
+            # shadow the standard library's in the reader).
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smart_suggest.experiments.bulk_reader", *args],
+                [sys.executable, "-P", "-m", "smart_suggest.experiments.bulk_reader", *args],
                 pass_fds=(write_fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -638,6 +658,16 @@ class _ReaderProcess:
             os.close(write_fd)
         self.inbox = open(read_fd, "rb")  # noqa: SIM115 (closed by stop)
         self.users: UserSums | None = None  # sent after the last chunk
+        self.used = True  # False: this process read the file after all
+
+    def ready(self) -> bool:
+        """Whether the reader started and runs this very smart_suggest (its first message
+        says where it imported it from)."""
+        try:
+            item = pickle.load(self.inbox)
+        except (EOFError, pickle.UnpicklingError):
+            return False
+        return isinstance(item, tuple) and item == ("ready", _package_root())
 
     def chunks(self) -> Iterator[_Chunk]:
         while True:
@@ -656,6 +686,7 @@ class _ReaderProcess:
             return
 
     def stop(self) -> None:
+        """End the process (if still running) and close the pipe; safe to call twice."""
         self.inbox.close()
         if self.proc.poll() is None:
             self.proc.kill()
@@ -675,15 +706,29 @@ def _with_reader(
     resolver: _Resolver,
 ) -> Generator[_Chunk, None, None]:
     """The first ``_head_rows`` read here while the reader process starts (it skips them),
-    then the reader process's chunks."""
+    then the reader process's chunks; or, if it did not start right, the rest read here
+    too (``process.used`` says which)."""
     head_rows = _head_rows(CSV_CHUNK)
+    head = next(_chunks(reader, cols, now, head_rows, resolver))
+    yield head
+    if head.error is not None or head.size < head_rows:
+        process.used = False  # the file ended within the head
+        return
+    if process.ready():
+        yield from process.chunks()
+        return
+    process.used = False
+    process.stop()
+    yield from _chunks(reader, cols, now, CSV_CHUNK, resolver, line=head.line + head.size)
+
+
+@contextmanager
+def _stopping(process: _ReaderProcess | None) -> Iterator[None]:
     try:
-        head = next(_chunks(reader, cols, now, head_rows, resolver))
-        yield head
-        if head.error is None and head.size == head_rows:
-            yield from process.chunks()
+        yield
     finally:
-        process.stop()
+        if process is not None:
+            process.stop()
 
 
 def _cpus() -> int:
@@ -756,7 +801,7 @@ def log_events_csv(
                         parallel = False
                     else:
                         chunks = _with_reader(process, reader, cols, now, resolver)
-                with closing(chunks):  # on an error, the reader process stops at once
+                with closing(chunks), _stopping(process):  # on an error, at once
                     for chunk in chunks:
                         rows: Iterable[tuple[Any, ...]]
                         if chunk.columns is not None and chunk.tally is not None:
@@ -781,8 +826,9 @@ def log_events_csv(
                                 progress("events", total, max(expected, total))
                         if chunk.error is not None:
                             raise InputError(chunk.error)
-                if process is not None and process.users is not None:
+                if process is not None and process.used and process.users is not None:
                     user_parts.append(process.users)
+                parallel = process is not None and process.used
                 if user_parts:
                     sums = _combine(user_parts)
                     n_users = len(sums[0])

@@ -81,8 +81,8 @@ def check_value(event_type: str, value: float | None) -> float | None:
 
 
 def check_ts(ts: float | None) -> float | None:
-    if ts is not None and not math.isfinite(ts):
-        raise InputError("timestamp must be a finite number")
+    if ts is not None and not clock.in_range(ts):
+        raise InputError(f"timestamp must be Unix seconds between years 1 and 9999 (got {ts})")
     return ts
 
 
