@@ -180,8 +180,9 @@ def test_fail_on_negative(tmp_path: Path, run_cli: Runner) -> None:
         "--json",
     )
     assert code == 0, err
-    # The synthetic seed has B better: flip the variants' events to make B worse.
-    with open_store(db) as s, s.write() as conn:
+    # The synthetic seed has B better: flip the variants' events to make B worse. (Events
+    # cannot be changed one by one; a bulk load may, and summarises them again.)
+    with open_store(db) as s, s.bulk_load(("events", "assignments")) as conn:
         conn.execute("UPDATE events SET variant = CASE variant WHEN 'A' THEN 'B' ELSE 'A' END")
         conn.execute("UPDATE assignments SET variant = CASE variant WHEN 'A' THEN 'B' ELSE 'A' END")
     code, out, _ = run_cli("analyze", "1", "--db", db, "--fail-on", "negative")
