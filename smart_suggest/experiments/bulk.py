@@ -523,7 +523,7 @@ def _user_rows(exp_id: int, sums: UserSums) -> UserTally:
 class _Chunk(NamedTuple):
     line: int  # line number of the last row before the chunk (the header is line 1)
     size: int  # rows read
-    columns: Columns | None  # checked, in user order; None: see raw
+    columns: Columns | None  # checked, in file order; None: see raw
     tally: Tally | None  # the hourly counts of the chunk
     users: UserSums | None  # its sums per user (the reader process sends them at the end)
     raw: list[list[str]] | None  # the rows as read, for the reference path
