@@ -56,6 +56,20 @@ def demo_store(db_path: Path) -> Iterator[Store]:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo database, seeded once per session with the fixed clock: tests copy it (a
+    test that changes it must work on a copy)."""
+    from smart_suggest.sample import load_demo
+
+    path = tmp_path_factory.mktemp("template") / "demo.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SMART_SUGGEST_NOW", FIXED_NOW)
+        with open_store(path) as store:
+            load_demo(store, seed=42)
+    return path
+
+
 CliRunner = Callable[..., tuple[int, str, str]]
 
 

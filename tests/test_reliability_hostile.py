@@ -77,23 +77,10 @@ def rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo database (fixed clock), built once and copied by the tests."""
-    from smart_suggest.sample import load_demo
-
-    path = tmp_path_factory.mktemp("hostile") / "demo.db"
-    old = os.environ.get("SMART_SUGGEST_NOW")
-    os.environ["SMART_SUGGEST_NOW"] = "2026-11-20T12:00:00Z"
-    try:
-        with open_store(path) as s:
-            load_demo(s, seed=42)
-    finally:
-        if old is None:
-            os.environ.pop("SMART_SUGGEST_NOW", None)
-        else:
-            os.environ["SMART_SUGGEST_NOW"] = old
-    return path
+@pytest.fixture
+def template(demo_template: Path) -> Path:
+    """The demo database (fixed clock), built once per session; tests copy it."""
+    return demo_template
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -17,7 +16,6 @@ import pytest
 
 pytest.importorskip("textual")
 
-from conftest import FIXED_NOW
 from textual.pilot import Pilot
 
 from smart_suggest import tracking
@@ -37,29 +35,10 @@ def pilot_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., No
     return run
 
 
-@pytest.fixture(scope="session")
-def _seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo database, seeded once per session with the fixed clock, then copied."""
-    from smart_suggest.sample import load_demo
-
-    path = tmp_path_factory.mktemp("template") / "demo.db"
-    old = os.environ.get("SMART_SUGGEST_NOW")
-    os.environ["SMART_SUGGEST_NOW"] = FIXED_NOW
-    try:
-        with open_store(path) as store:
-            load_demo(store, seed=42)
-    finally:
-        if old is None:
-            os.environ.pop("SMART_SUGGEST_NOW", None)
-        else:
-            os.environ["SMART_SUGGEST_NOW"] = old
-    return path
-
-
 @pytest.fixture
-def demo_db(_seeded_template: Path, tmp_path: Path) -> Path:
+def demo_db(demo_template: Path, tmp_path: Path) -> Path:
     path = tmp_path / "demo.db"
-    shutil.copy(_seeded_template, path)
+    shutil.copy(demo_template, path)
     return path
 
 

@@ -7,7 +7,6 @@ Update after an intended change: pytest tests/test_tui_snapshots.py --snapshot-u
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,36 +16,15 @@ import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
 
-from conftest import FIXED_NOW
-
-from smart_suggest.store import open_store
 
 SIZES = [(80, 24), (120, 40)]
 
 
-@pytest.fixture(scope="module")
-def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from smart_suggest.sample import load_demo
-
-    path = tmp_path_factory.mktemp("snap") / "demo.db"
-    old = os.environ.get("SMART_SUGGEST_NOW")
-    os.environ["SMART_SUGGEST_NOW"] = FIXED_NOW
-    try:
-        with open_store(path) as store:
-            load_demo(store, seed=42)
-    finally:
-        if old is None:
-            os.environ.pop("SMART_SUGGEST_NOW", None)
-        else:
-            os.environ["SMART_SUGGEST_NOW"] = old
-    return path
-
-
 @pytest.fixture
 def app_factory(
-    _template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[], Any]:
-    shutil.copy(_template, tmp_path / "demo.db")
+    shutil.copy(demo_template, tmp_path / "demo.db")
     monkeypatch.chdir(tmp_path)
 
     def make() -> Any:
