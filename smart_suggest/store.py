@@ -27,8 +27,6 @@ from smart_suggest.errors import DatabaseError
 
 #: ``PRAGMA application_id`` of a smart-suggest database ("SSUG" in ASCII).
 APPLICATION_ID = 0x53535547
-#: Current schema version (``PRAGMA user_version``); ``MIGRATIONS[v]`` upgrades v-1 to v.
-SCHEMA_VERSION = 4
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 ENV_VAR = "SMART_SUGGEST_DB"
@@ -350,6 +348,8 @@ MIGRATIONS: dict[int, str] = {
 }
 
 TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
+
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def default_db_path() -> Path:
@@ -711,7 +711,9 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
     try:
         # Re-read inside the lock: another process may have migrated meanwhile.
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        for target in range(current + 1, SCHEMA_VERSION + 1):
+        # Versions in order; a number may be skipped (work developed in parallel reserves
+        # its version numbers up front), so iterate over the keys, not a range.
+        for target in sorted(v for v in MIGRATIONS if current < v <= SCHEMA_VERSION):
             for statement in _split_sql(MIGRATIONS[target]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {target}")
