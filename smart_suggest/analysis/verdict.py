@@ -274,7 +274,7 @@ def analyze_inputs(
     warnings: list[str] = []
     if srm.flagged:
         warnings.append(_srm_message(srm, share))
-    if not declared and inp.info.source == "summary":
+    if not declared and inp.info.source != "database":
         warnings.append(
             "no primary metric was given: CTR is used by default. Pass --metric with the "
             "metric chosen before the start, so the choice cannot follow the data"
