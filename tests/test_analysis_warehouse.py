@@ -11,12 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlglot
+from _pg import free_port, local_postgres, pg_bin
 
 from smart_suggest.analysis import analyze, analyze_source
 from smart_suggest.analysis.sql import DIALECTS, print_sql, stats_sql
@@ -236,62 +233,14 @@ def test_cli_source_json(exported: dict[str, Path], run_cli: Any, local: dict[st
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    for cand in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (cand / "initdb").exists():
-            return cand
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own on 127.0.0.1 (a URL), stopped afterwards."""
-    pg = _pg_bin()
-    if pg is None:
-        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    """A PostgreSQL server of our own on 127.0.0.1 (its URL), stopped afterwards."""
     pytest.importorskip("psycopg", reason="the warehouse extra (psycopg) is not installed")
-    # Not under pytest's tmp_path: its folders are private to root, and PostgreSQL refuses
-    # to run as root, so the server runs as the postgres user in a folder it owns.
-    base = Path(tempfile.mkdtemp(prefix="smart-suggest-pg-"))
-    data = base / "data"
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        run_as = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-    port = _free_port()
-
-    def pg_run(*args: str) -> None:
-        done = subprocess.run([*run_as, *args], capture_output=True, text=True)
-        if done.returncode:
-            pytest.fail(f"{args[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
-
-    try:
-        pg_run(str(pg / "initdb"), "-D", str(data), "-U", "smart", "--auth=trust", "-E", "UTF8")
-        pg_run(
-            str(pg / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(base / "log"),
-            "-o",
-            f"-h 127.0.0.1 -p {port} -k {base}",
-            "-w",
-            "start",
-        )
-        yield f"postgresql://smart@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*run_as, str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    with local_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +288,7 @@ def test_postgres_errors(pg_loaded: str, run_cli: Any) -> None:
             pg_loaded, "1", events_table="lake.nope", assignments_table="lake.assignments"
         )
     # An unreachable server is the environment (exit 1), one line, no password shown.
-    dead = f"postgresql://smart:secret@127.0.0.1:{_free_port()}/postgres"
+    dead = f"postgresql://smart:secret@127.0.0.1:{free_port()}/postgres"
     with pytest.raises(EngineError) as info:
         analyze_source(dead, "1")
     assert "secret" not in str(info.value)
