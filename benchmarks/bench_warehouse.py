@@ -59,6 +59,7 @@ def _make_parquet(folder: Path, n: int, users: int) -> float:
         return 0.0
     t = time.perf_counter()
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute("SELECT setseed(0.42)")
     con.execute(
         f"COPY ({_EVENTS_SQL.format(n=n, users=users)}) TO '{events}' "

@@ -197,6 +197,8 @@ def _duckdb_query(source: Source, sqls: list[str]) -> list[list[tuple[Any, ...]]
         raise EngineError(f"{source.label}: cannot open ({_first_line(exc)})") from None
     try:
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        # DuckDB draws a progress bar on stdout for long queries: stdout is ours (--json).
+        con.execute("SET enable_progress_bar = false")
         if source.kind == "files":
             for name, path in source.tables.items():
                 reader = _READERS[Path(path).suffix.lower()]
