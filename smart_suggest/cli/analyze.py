@@ -648,7 +648,7 @@ def power(
             table.add_row(
                 "Expected duration",
                 _days(dur.days)
-                + f" at {daily_users:,.0f} eligible users/day, traffic {traffic * 100:.3g}%",
+                + f" at {daily_users:,.3g} eligible users/day, traffic {traffic * 100:.3g}%",
             )
     if reach is not None:
         assert n is not None
@@ -670,6 +670,8 @@ def power(
 def _days(days: float | None) -> str:
     if days is None:
         return "never (no traffic)"
+    if days > 36_525:  # past a century the exact number means nothing
+        return "more than 100 years"
     return f"{days:,.1f} days"
 
 
