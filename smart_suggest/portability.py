@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from smart_suggest import __version__, clock
+from smart_suggest import __version__, clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.store import SCHEMA_VERSION, TABLES, Store
 
@@ -196,6 +196,37 @@ def _rows(
                 yield tuple(obj[c] for c in cols)
 
 
+def _row_checker(path: Path, table: str, cols: list[str]) -> Callable[[tuple[Any, ...]], None]:
+    """Each imported row through the validator of the live write paths, by line number."""
+    line = 0
+    first = 2 if path.suffix == ".csv" else 1  # a CSV export has a header line
+
+    def check(row: tuple[Any, ...]) -> None:
+        nonlocal line
+        try:
+            validate.check_row(table, dict(zip(cols, row, strict=True)))
+        except InputError as exc:
+            raise InputError(f"{path}:{line + first}: {exc}; nothing was imported") from None
+        line += 1
+
+    return check
+
+
+def _check_event_variants(conn: sqlite3.Connection) -> None:
+    """Every event carries its user's stored variant (what every logger writes)."""
+    bad = conn.execute(
+        "SELECT e.id, e.variant, a.variant FROM events e LEFT JOIN assignments a "
+        "ON a.experiment_id = e.experiment_id AND a.user_id = e.user_id "
+        "WHERE a.variant IS NOT e.variant LIMIT 1"
+    ).fetchone()
+    if bad is not None:
+        stored = "no assignment" if bad[2] is None else f"assigned variant {bad[2]}"
+        raise InputError(
+            f"events row {bad[0]} has variant {bad[1]} but its user has {stored} in that "
+            "experiment; nothing was imported"
+        )
+
+
 def import_all(
     store: Store, directory: Path, *, replace: bool = False, progress: Progress | None = None
 ) -> TransferReport:
@@ -228,7 +259,9 @@ def import_all(
                 )
                 n, batch = 0, []
                 total = int(entry.get("rows", 0))
+                check = _row_checker(directory / entry["file"], table, cols)
                 for row in _rows(store, directory / entry["file"], fmt, table, cols):
+                    check(row)
                     batch.append(row)
                     if len(batch) >= _CHUNK:
                         conn.executemany(sql, batch)
@@ -244,6 +277,7 @@ def import_all(
             bad = conn.execute("PRAGMA foreign_key_check").fetchone()
             if bad:
                 raise InputError(f"{bad[0]} row {bad[1]} refers to a missing {bad[2]} row")
+            _check_event_variants(conn)
     except sqlite3.IntegrityError as exc:
         raise InputError(f"{directory}: the export violates the schema ({exc})") from None
     return TransferReport(str(directory), fmt, counts)

@@ -38,7 +38,7 @@ from itertools import islice, repeat
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.csvfiles import open_csv
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.events import (
@@ -281,8 +281,8 @@ def _parse_ts(text: str, line: int) -> float:
             ts = clock.parse_time(text)
         except ValueError:
             raise _bad(line, f"ts {text!r} is not Unix seconds or ISO-8601") from None
-    if not clock.in_range(ts):
-        raise _bad(line, f"ts {text!r} is not between years 1 and 9999")
+    if not validate.ts_ok(ts):
+        raise _bad(line, f"ts {text!r} is out of range (accepted: {validate.TS_RANGE})")
     return ts
 
 
@@ -373,16 +373,14 @@ def _parse_chunk(raw: list[list[str]], cols: dict[str, int], now: float) -> Pars
             if len(eng) != n - values.count(None) or None in eng:
                 return None
             seconds = cast(list[float], eng)
-            if seconds and (not math.isfinite(math.fsum(seconds)) or min(seconds) < 0):
+            # NaN fails every comparison, and the range bounds the sums of squares.
+            if seconds and not all(map(validate.value_ok, seconds)):
                 return None
         if its is None:
             ts = [now] * n
         else:
             ts = [float(t) if t else now for t in columns[its]]
-            # NaN fails both comparisons, so min/max would not see it: check it first.
-            if not all(map(math.isfinite, ts)) or not (
-                clock.in_range(min(ts)) and clock.in_range(max(ts))
-            ):
+            if not all(map(validate.ts_ok, ts)):
                 return None
     except (ValueError, OverflowError):
         return None
@@ -789,7 +787,7 @@ def log_events_csv(
             with bulk_write(store, checked=False):
                 # Re-read inside the lock: another process may have stopped the experiment.
                 exp = require_active(get_experiment(store, exp.id))
-                now = clock.now()
+                now = validate.check_ts(clock.now(), "the current time")
                 chunks = _chunks(reader, cols, now, CSV_CHUNK, resolver)
                 process: _ReaderProcess | None = None
                 if parallel and path is not None:

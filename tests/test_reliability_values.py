@@ -1,0 +1,335 @@
+"""Values that got in and broke later commands, and the stream, size and damage limits
+(issue 13, items 3-7 and 11): every reproducer fails on the code before the fix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smart_suggest import clock, validate
+from smart_suggest.errors import InputError
+from smart_suggest.store import open_store
+
+Rows = dict[str, list[tuple[object, ...]]]
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def demo(tmp_path: Path, demo_template: Path) -> Path:
+    path = tmp_path / "demo.db"
+    shutil.copy(demo_template, path)
+    return path
+
+
+def _legacy_rows(path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    """Write rows as a database from before schema v5 may hold them: the value triggers set
+    aside for the write (plain sqlite3, one transaction)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        saved = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_values_%'"
+        ).fetchall()
+        for name, _sql in saved:
+            conn.execute(f'DROP TRIGGER "{name}"')
+        for sql, params in statements:
+            conn.execute(sql, params)
+        for _name, sql in saved:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+# -- item 3: one accepted time range ------------------------------------------------------
+def test_the_range_is_1970_to_2200() -> None:
+    assert validate.ts_ok(0) and validate.ts_ok(7_258_118_399.999)
+    for bad in (-1, -1e15, 7_258_118_400, float("nan"), float("inf"), "1", True, None):
+        assert not validate.ts_ok(bad)
+    assert clock.iso(validate.MIN_TS) == "1970-01-01T00:00:00Z"
+    assert clock.iso(validate.MAX_TS - 1) == "2199-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize("ts", ["-1e15", "-1", "0001-01-01T00:00:00Z", "2200-01-01T00:00:00Z"])
+def test_import_refuses_a_time_out_of_range(
+    demo: Path, tmp_path: Path, run_cli, db_rows, ts: str
+) -> None:  # type: ignore[no-untyped-def]
+    before = db_rows(demo)
+    csv = tmp_path / "bad.csv"
+    csv.write_text(f"user,item,action,ts\n1,1,click,1700000000\n1,1,click,{ts}\n")
+    code, _out, err = run_cli("import", csv, "--db", demo)
+    assert code == 2
+    line = _one_line(err)
+    assert f"{csv}:3" in line and "out of range" in line and "1970" in line
+    assert db_rows(demo) == before
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00Z", "9999-12-31T23:00:00Z", "-1"])
+def test_experiment_log_refuses_a_time_out_of_range(demo: Path, run_cli, db_rows, ts: str) -> None:  # type: ignore[no-untyped-def]
+    before = db_rows(demo)
+    code, _out, err = run_cli("experiment", "log", "1", "1", "1", "click", "--ts", ts, "--db", demo)
+    assert code == 2 and "out of range" in _one_line(err)
+    assert db_rows(demo) == before
+
+
+def test_bulk_file_refuses_a_time_out_of_range(
+    demo: Path, tmp_path: Path, run_cli, db_rows
+) -> None:  # type: ignore[no-untyped-def]
+    before = db_rows(demo)
+    csv = tmp_path / "events.csv"
+    csv.write_text("user,item,type,ts\n1,1,click,1700000000\n2,1,click,0001-01-01T00:00:00Z\n")
+    code, _out, err = run_cli("experiment", "log", "1", "--file", csv, "--db", demo)
+    assert code == 2
+    assert "line 3" in _one_line(err) and "out of range" in err
+    assert db_rows(demo) == before
+
+
+def test_the_clock_must_be_in_range_for_writes(demo: Path, run_cli, db_rows, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    before = db_rows(demo)
+    monkeypatch.setenv("SMART_SUGGEST_NOW", "1969-12-31T00:00:00Z")
+    code, _out, err = run_cli("users", "add", "zed", "--db", demo)
+    assert code == 2 and "out of range" in _one_line(err)
+    code, _out, err = run_cli("seed", "--yes", "--db", demo)
+    assert code == 2 and "SMART_SUGGEST_NOW" in _one_line(err)
+    assert db_rows(demo) == before
+
+
+def test_readers_survive_times_an_older_database_holds(demo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    _legacy_rows(
+        demo,
+        (
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (1, 1, 'click', ?)",
+            (-1e15,),
+        ),
+        (
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (1, 2, 'view', ?)",
+            (1e300,),
+        ),
+        ("UPDATE users SET created_at = 'yesterday' WHERE id = 2", ()),
+        (
+            "INSERT INTO events(experiment_id, variant, user_id, item_id, type, ts) "
+            "SELECT 1, variant, user_id, 1, 'click', ? FROM assignments "
+            "WHERE experiment_id = 1 AND user_id = 1",
+            (-62_135_596_800.0,),  # 0001-01-01
+        ),
+        (
+            "INSERT INTO events(experiment_id, variant, user_id, item_id, type, ts) "
+            "SELECT 1, variant, user_id, 1, 'impression', ? FROM assignments "
+            "WHERE experiment_id = 1 AND user_id = 1",
+            (253_402_300_000.0,),  # 9999-12-31
+        ),
+    )
+    code, out, err = run_cli("history", "1", "--db", demo)
+    assert code == 0, err
+    assert "out of range" in out
+    for args in (
+        ("history", "1", "--json"),
+        ("users", "list"),
+        ("users", "list", "--json"),
+        ("users", "show", "2"),
+        ("experiment", "timeline", "1"),
+        ("experiment", "timeline", "1", "--bucket", "hour", "--json"),
+        ("experiment", "results", "1"),
+        ("analyze", "1"),
+    ):
+        code, out, err = run_cli(*args, "--db", demo)
+        assert code == 0, (args, err)
+    # The TUI's daily chart is drawn from the same timeline.
+    from smart_suggest.experiments.timeline import timeline
+    from tui.data import trend_series
+
+    with open_store(demo) as store:
+        days, series = trend_series(timeline(store, 1))
+    assert 7 <= len(days) <= 10 and len(series["A"]) == len(days)
+
+
+# -- item 4: engagement values are bounded ------------------------------------------------
+@pytest.mark.parametrize("value", ["1e200", "1e10", "-1", "nan"])
+def test_engagement_value_out_of_range_is_refused(demo: Path, run_cli, db_rows, value: str) -> None:  # type: ignore[no-untyped-def]
+    before = db_rows(demo)
+    code, _out, err = run_cli(
+        "experiment", "log", "1", "1", "1", "engagement", "--value", value, "--db", demo
+    )
+    assert code == 2, err
+    _one_line(err)
+    assert db_rows(demo) == before
+
+
+def test_bulk_value_out_of_range_is_refused_without_numpy_warnings(
+    demo: Path, tmp_path: Path, run_cli, db_rows
+) -> None:  # type: ignore[no-untyped-def]
+    before = db_rows(demo)
+    csv = tmp_path / "events.csv"
+    csv.write_text("user,item,type,value\n1,1,click,\n1,1,engagement,30\n2,1,engagement,1e200\n")
+    code, _out, err = run_cli("experiment", "log", "1", "--file", csv, "--db", demo)
+    assert code == 2
+    line = _one_line(err)  # no RuntimeWarning from numpy
+    assert "line 4" in line and "at most 1e+09" in line
+    assert db_rows(demo) == before
+
+
+def test_bulk_reader_process_refuses_a_value_out_of_range(demo: Path, tmp_path: Path) -> None:
+    """The reader process (a later chunk than the writer's own head rows) checks too."""
+    from smart_suggest.experiments.bulk import CSV_CHUNK, _head_rows, log_events_csv
+
+    rows = ["user,item,type,value"]
+    rows += [f"{1 + k % 40},{1 + k % 20},impression," for k in range(_head_rows(CSV_CHUNK) + 5000)]
+    rows.append("3,2,engagement,1e200")
+    csv = tmp_path / "big.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    with open_store(demo) as store:
+        n = store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        with pytest.raises(InputError, match=rf"line {len(rows)}: .*at most 1e\+09"):
+            log_events_csv(store, 1, csv, parallel=True)
+        assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == n
+
+
+# -- item 5: import-all validates every value ------------------------------------------------
+def _edit_export(src: Path, table: str, edit: Any) -> None:
+    """Hand-edit one table of a JSONL export and recompute its checksum."""
+    path = src / f"{table}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    edit(rows)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["tables"][table]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest["tables"][table]["rows"] = len(rows)
+    (src / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _set(index: int, **values: Any) -> Any:
+    def edit(rows: list[dict[str, Any]]) -> None:
+        rows[index].update(values)
+
+    return edit
+
+
+def _first_of(kind: str, **values: Any) -> Any:
+    def edit(rows: list[dict[str, Any]]) -> None:
+        next(r for r in rows if r["type"] == kind).update(values)
+
+    return edit
+
+
+def _flip_variant(rows: list[dict[str, Any]]) -> None:
+    rows[0]["variant"] = "B" if rows[0]["variant"] == "A" else "A"
+
+
+@pytest.mark.parametrize(
+    ("table", "edit", "message"),
+    [
+        ("users", _set(0, created_at="yesterday"), "users.created_at"),
+        ("users", _set(0, created_at=-1e15), "users.created_at"),
+        ("items", _set(0, created_at=None), "items.created_at"),
+        ("interactions", _set(0, ts=1e300), "interactions.ts"),
+        ("experiments", _set(0, primary_metric="revenue"), "experiments.primary_metric"),
+        ("experiments", _set(0, stopped_at="never"), "experiments.stopped_at"),
+        ("experiments", _set(0, status="stopped"), "experiments.stopped_at must be set"),
+        ("experiments", _set(0, traffic_fraction="all"), "experiments.traffic_fraction"),
+        ("assignments", _set(0, assigned_at="soon"), "assignments.assigned_at"),
+        ("events", _first_of("engagement", value=-5.0), "events.value"),
+        ("events", _first_of("engagement", value="42"), "events.value"),
+        ("events", _first_of("engagement", value=1e200), "events.value"),
+        ("events", _first_of("click", value=3.0), "only for them"),
+        ("events", _set(0, ts=-62_135_596_800.0), "events.ts"),
+        ("events", _set(0, user_id="1"), "events.user_id"),
+        ("events", _flip_variant, "but its user has assigned variant"),
+    ],
+)
+def test_import_all_refuses_hand_edited_values(
+    demo: Path, tmp_path: Path, run_cli, table: str, edit: Any, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    export = tmp_path / "export"
+    code, _out, err = run_cli("export", export, "--db", demo)
+    assert code == 0, err
+    _edit_export(export, table, edit)
+    target = tmp_path / "copy.db"
+    code, _out, err = run_cli("import-all", export, "--db", target)
+    assert code == 2
+    assert message in _one_line(err)
+    with open_store(target) as store:
+        assert store.is_empty()
+
+
+def test_import_all_of_an_unedited_export_still_loads(
+    demo: Path, tmp_path: Path, run_cli, db_rows
+) -> None:  # type: ignore[no-untyped-def]
+    export = tmp_path / "export"
+    assert run_cli("export", export, "--db", demo)[0] == 0
+    target = tmp_path / "copy.db"
+    code, _out, err = run_cli("import-all", export, "--db", target)
+    assert code == 0, err
+    assert db_rows(target) == db_rows(demo)
+
+
+# -- schema v5: the rules in SQLite --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("INSERT INTO users(username, created_at) VALUES ('x', -1)", "created_at out of range"),
+        ("INSERT INTO users(username, created_at) VALUES ('x', 'yesterday')", "out of range"),
+        ("UPDATE experiments SET primary_metric = 'revenue'", "unknown primary_metric"),
+        ("UPDATE experiments SET status = 'stopped'", "stopped_at must be set"),
+        ("UPDATE experiments SET stopped_at = 'never', status = 'stopped'", "out of range"),
+        (
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (1, 1, 'view', 1e300)",
+            "ts out of range",
+        ),
+        (
+            "INSERT INTO events(experiment_id, variant, user_id, type, value, ts) "
+            "VALUES (1, 'A', 1, 'engagement', 1e200, 1700000000)",
+            "value must be",
+        ),
+        (
+            "INSERT INTO events(experiment_id, variant, user_id, type, value, ts) "
+            "VALUES (1, 'A', 1, 'engagement', 'long', 1700000000)",
+            "value must be",
+        ),
+        (
+            "INSERT INTO events(experiment_id, variant, user_id, type, ts) "
+            "VALUES (1, 'A', 1, 'click', -62135596800)",
+            "ts out of range",
+        ),
+        (
+            "INSERT INTO assignments(experiment_id, user_id, variant, assigned_at) "
+            "VALUES (1, 999, 'A', 'now')",
+            "assigned_at out of range",
+        ),
+    ],
+)
+def test_schema_refuses_values_out_of_range(demo: Path, sql: str, message: str) -> None:
+    with open_store(demo) as store, pytest.raises(sqlite3.IntegrityError, match=message):
+        store.conn.execute(sql)
+
+
+def test_v5_applies_over_a_v4_database_with_bad_values(demo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    conn = sqlite3.connect(demo, isolation_level=None)
+    for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_values_%'"
+    ).fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute("UPDATE users SET created_at = -1e15 WHERE id = 1")
+    conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    code, out, err = run_cli("users", "list", "--db", demo)
+    assert code == 0, err
+    assert "out of range" in out
+    with open_store(demo) as store:
+        assert store.scalar("PRAGMA user_version") >= 5
+        assert store.scalar("SELECT created_at FROM users WHERE id = 1") == -1e15
+        # A rename leaves the old value as it was; a new bad value is refused.
+        store.conn.execute("UPDATE users SET username = 'renamed' WHERE id = 1")
+        with pytest.raises(sqlite3.IntegrityError):
+            store.conn.execute("UPDATE users SET created_at = -2 WHERE id = 1")
