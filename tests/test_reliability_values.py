@@ -333,3 +333,106 @@ def test_v5_applies_over_a_v4_database_with_bad_values(demo: Path, run_cli) -> N
         store.conn.execute("UPDATE users SET username = 'renamed' WHERE id = 1")
         with pytest.raises(sqlite3.IntegrityError):
             store.conn.execute("UPDATE users SET created_at = -2 WHERE id = 1")
+
+
+# -- item 6: a stream never holds the write lock ---------------------------------------------
+def test_slow_fifo_does_not_hold_the_write_lock(demo: Path, tmp_path: Path, db_rows) -> None:
+    """A FIFO fed slowly: another writer gets in at once, and the stream still loads whole
+    (all or nothing) when it ends."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    before = db_rows(demo)
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    logger = subprocess.Popen(
+        [sys.executable, "-m", "smart_suggest", "experiment", "log", "1", "--file", str(fifo),
+         "--db", str(demo), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        with open(fifo, "w") as feed:
+            feed.write("user,item,type\n1,1,click\n2,2,click\n")
+            feed.flush()
+            time.sleep(2.0)  # the logger has read these and waits for more
+            started = time.monotonic()
+            conn = sqlite3.connect(demo, timeout=5, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # "database is locked" after 5 s if held
+                conn.execute("INSERT INTO users(username, created_at) VALUES ('zed', 1.7e9)")
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            assert time.monotonic() - started < 2.0
+            feed.write("3,3,click\n")
+        out, err = logger.communicate(timeout=60)
+    finally:
+        if logger.poll() is None:
+            logger.kill()
+    assert logger.returncode == 0, err
+    assert json.loads(out)["rows"] == 3
+    after = db_rows(demo)
+    assert len(after["events"]) == len(before["events"]) + 3
+    assert len(after["users"]) == len(before["users"]) + 1
+
+
+def test_a_stream_with_a_bad_row_writes_nothing(demo: Path, run_cli, db_rows, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    before = db_rows(demo)
+    monkeypatch.setattr("sys.stdin", io.StringIO("user,item,type\n1,1,click\n2,1,teleport\n"))
+    code, _out, err = run_cli("experiment", "log", "1", "--file", "-", "--db", demo)
+    assert code == 2 and "line 3" in _one_line(err)
+    assert db_rows(demo) == before
+
+
+# -- item 7: unbounded lines ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import", "/dev/zero"],
+        ["import", "{ok}", "--items", "/dev/zero"],
+        ["experiment", "log", "1", "--file", "/dev/zero"],
+        ["experiment", "log", "1", "--file", "{long}"],
+        ["import", "{long}"],
+    ],
+)
+def test_unbounded_lines_fail_with_one_line(
+    demo: Path, tmp_path: Path, run_cli, db_rows, args: list[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from smart_suggest.csvfiles import MAX_LINE
+
+    ok = tmp_path / "ok.csv"
+    ok.write_text("user,item,action\n1,1,click\n")
+    long = tmp_path / "long.csv"
+    long.write_text("user,item,type\n1,1,click\n" + "x" * (MAX_LINE + 10) + "\n")
+    before = db_rows(demo)
+    argv = [a.format(ok=ok, long=long) for a in args]
+    code, _out, err = run_cli(*argv, "--db", demo)
+    assert code == 2
+    line = _one_line(err)
+    name = "/dev/zero" if "/dev/zero" in argv else str(long)
+    row = 1 if name == "/dev/zero" else 3
+    assert line.startswith(f"smart-suggest: error: {name}:{row}: line longer than")
+    assert db_rows(demo) == before
+
+
+def test_unbounded_standard_input_fails_with_one_line(demo: Path, db_rows) -> None:
+    import os
+    import subprocess
+    import sys
+
+    before = db_rows(demo)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with open("/dev/zero", "rb") as zero:
+        proc = subprocess.run(
+            [sys.executable, "-m", "smart_suggest", "experiment", "log", "1", "--file", "-",
+             "--db", str(demo)],
+            stdin=zero, capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert "standard input:1: line longer than" in _one_line(proc.stderr)
+    assert db_rows(demo) == before
