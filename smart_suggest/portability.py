@@ -309,11 +309,26 @@ def backup(
 
             # Page steps let writers in between; SQLite restarts the copy if the source
             # changes under it, so the result is always one consistent snapshot.
-            store.conn.backup(dest, pages=4096, progress=report)
+            try:
+                store.conn.backup(dest, pages=4096, progress=report)
+            except sqlite3.DatabaseError as exc:
+                if "malformed" not in str(exc):
+                    raise
+                from smart_suggest.integrity import detail, recovery_hint
+
+                raise InputError(
+                    f"{store.path}: the database is damaged ({detail(str(exc))}), so no backup "
+                    "was made; " + recovery_hint(store.path)
+                ) from None
             dest.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
             ok = dest.execute("PRAGMA integrity_check").fetchone()[0]
             if ok != "ok":
-                raise InputError(f"{target}: backup failed its integrity check ({ok})")
+                from smart_suggest.integrity import detail, recovery_hint
+
+                raise InputError(
+                    f"{store.path}: the database is damaged ({detail(ok)}), so no backup was "
+                    "made; " + recovery_hint(store.path)
+                )
         finally:
             dest.close()
         os.replace(tmp, target)

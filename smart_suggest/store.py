@@ -462,6 +462,7 @@ class Store:
         self.conn = conn
         self._db: Any = None
         self._file_key: tuple[int, int] | None = None
+        self._checked = False  # passed the check for writes (smart_suggest.integrity)
 
     @property
     def db(self) -> Any:
@@ -488,6 +489,12 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
+        if not self._checked:
+            # Never write into a damaged file (``smart_suggest.integrity``).
+            from smart_suggest.integrity import verify_for_writes
+
+            verify_for_writes(self)
+            self._checked = True
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -608,6 +615,13 @@ class Store:
     def close(self) -> None:
         self.conn.close()
         _release(self)
+        if self._checked:
+            # The file as this Store leaves it (its last connection's checkpoint included)
+            # differs from the checked one only by smart-suggest's own writes.
+            from smart_suggest.integrity import remember
+
+            self._checked = False
+            remember(self.path)
 
     def __enter__(self) -> Store:
         return self

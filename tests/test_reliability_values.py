@@ -436,3 +436,90 @@ def test_unbounded_standard_input_fails_with_one_line(demo: Path, db_rows) -> No
     assert proc.returncode == 2
     assert "standard input:1: line longer than" in _one_line(proc.stderr)
     assert db_rows(demo) == before
+
+
+# -- item 11: damaged databases --------------------------------------------------------------
+def _damage(path: Path) -> None:
+    """Overwrite the cell pointers of a leaf page of ``events`` (as a bad disk sector would)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'"
+            )
+        ]
+    finally:
+        conn.close()
+    page = pages[len(pages) // 2]
+    with open(path, "r+b") as fh:
+        fh.seek((page - 1) * size + 12)
+        fh.write(b"\xff" * 200)
+
+
+def test_writes_into_a_damaged_database_are_refused(demo: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    _damage(demo)
+    before = demo.read_bytes()
+    for args in (
+        ("users", "add", "zed"),
+        ("log", "1", "1", "click"),
+        ("experiment", "log", "1", "1", "1", "click"),
+        ("items", "add", "Lamp", "--category", "home"),
+    ):
+        code, _out, err = run_cli(*args, "--db", demo)
+        assert code == 2, (args, err)
+        line = _one_line(err)
+        assert "the database is damaged" in line and f"recover NEW.db --db {demo}" in line
+    assert demo.read_bytes() == before
+    # backup refuses it too, and says what to do instead.
+    code, _out, err = run_cli("backup", tmp_path / "copy.db", "--db", demo)
+    assert code == 2 and "smart-suggest recover" in _one_line(err)
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_recover_copies_what_can_be_read(demo: Path, tmp_path: Path, run_cli, db_rows) -> None:  # type: ignore[no-untyped-def]
+    intact = db_rows(demo)
+    _damage(demo)
+    new = tmp_path / "recovered.db"
+    code, out, err = run_cli("recover", new, "--db", demo, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    rows = db_rows(new)
+    for table in ("users", "items", "interactions", "experiments", "assignments"):
+        assert rows[table] == intact[table]
+    # Every event that survived is an event of the intact file; the damaged page's are gone.
+    assert set(rows["events"]) < set(intact["events"])
+    assert report["tables"]["events"] == len(rows["events"]) > len(intact["events"]) // 2
+    conn = sqlite3.connect(new)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    # The recovered file works like any other, summaries included.
+    for args in (("users", "add", "zed"), ("experiment", "results", "1"), ("analyze", "1")):
+        code, _out, err = run_cli(*args, "--db", new)
+        assert code == 0, (args, err)
+    code, _out, err = run_cli("recover", new, "--db", demo)
+    assert code == 2 and "already exists" in _one_line(err)
+
+
+def test_the_check_runs_once_per_change_of_the_file(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smart_suggest import integrity
+    from smart_suggest.tracking import add_user
+
+    calls = []
+    real = integrity.quick_check
+    monkeypatch.setattr(integrity, "quick_check", lambda conn: calls.append(1) or real(conn))
+    with open_store(demo) as store:
+        add_user(store, "a")
+        add_user(store, "b")
+    assert len(calls) == 1
+    with open_store(demo) as store:  # unchanged but by our own writes: no second check
+        add_user(store, "c")
+    assert len(calls) == 1
+    _damage(demo)  # changed behind smart-suggest's back: checked again, and refused
+    with open_store(demo) as store, pytest.raises(InputError, match="damaged"):
+        add_user(store, "d")
+    assert len(calls) == 2
