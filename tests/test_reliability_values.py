@@ -121,6 +121,11 @@ def test_readers_survive_times_an_older_database_holds(demo: Path, run_cli) -> N
         ),
         ("UPDATE users SET created_at = 'yesterday' WHERE id = 2", ()),
         (
+            "UPDATE experiments SET status = 'stopped', stopped_at = 'never', "
+            "created_at = 'x', primary_metric = 'revenue'",
+            (),
+        ),
+        (
             "INSERT INTO events(experiment_id, variant, user_id, item_id, type, ts) "
             "SELECT 1, variant, user_id, 1, 'click', ? FROM assignments "
             "WHERE experiment_id = 1 AND user_id = 1",
@@ -144,7 +149,10 @@ def test_readers_survive_times_an_older_database_holds(demo: Path, run_cli) -> N
         ("experiment", "timeline", "1"),
         ("experiment", "timeline", "1", "--bucket", "hour", "--json"),
         ("experiment", "results", "1"),
+        ("experiment", "show", "1"),
+        ("experiment", "list", "--all", "--json"),
         ("analyze", "1"),
+        ("analyze", "1", "--json"),
     ):
         code, out, err = run_cli(*args, "--db", demo)
         assert code == 0, (args, err)
