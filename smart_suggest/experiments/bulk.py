@@ -379,14 +379,21 @@ def _parse_chunk(raw: list[list[str]], cols: dict[str, int], now: float) -> Pars
             if len(eng) != n - values.count(None) or None in eng:
                 return None
             seconds = cast(list[float], eng)
-            # NaN fails every comparison, and the range bounds the sums of squares.
-            if seconds and not all(map(validate.value_ok, seconds)):
+            # C loops: NaN and infinities first (min/max would not see a NaN), then the range
+            # (which bounds the sums of squares).
+            if seconds and not (
+                all(map(math.isfinite, seconds))
+                and validate.value_ok(min(seconds))
+                and validate.value_ok(max(seconds))
+            ):
                 return None
         if its is None:
             ts = [now] * n
         else:
             ts = [float(t) if t else now for t in columns[its]]
-            if not all(map(validate.ts_ok, ts)):
+            if not (
+                all(map(math.isfinite, ts)) and validate.ts_ok(min(ts)) and validate.ts_ok(max(ts))
+            ):
                 return None
     except (ValueError, OverflowError):
         return None
