@@ -66,7 +66,7 @@ def check_span(start: float, end: float, what: str = "the data") -> None:
         if not ts_ok(ts):
             raise InputError(
                 f"{what} would span times out of range ({_show(start)} to {_show(end)}; "
-                f"accepted: {TS_RANGE}): check SMART_SUGGEST_NOW"
+                f"accepted: {TS_RANGE}): check the number of days and SMART_SUGGEST_NOW"
             )
 
 
