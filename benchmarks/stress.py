@@ -23,7 +23,11 @@ benchmarks/bench_analyze.py at 10,000,000 events: several minutes), --workdir DI
 3. Hostile input: the hypothesis property tests over every CLI command with EXAMPLES
    examples each, plus the byte-for-byte, literal-display and TUI tests.
 4. Wrong files and environments: tests/test_reliability_files.py.
-5. Limits: the 10,000,000-event analysis (benchmarks/bench_analyze.py measures it).
+5. Limits: values out of range at every entry (single, bulk with its reader process, import,
+   import-all), /dev/zero as every CSV input, a slow FIFO beside other writers, a damaged
+   database (refused, backup refused, recover), and what the damage check costs a write on a
+   database of --check-size interactions and events (--limit-rows: rows of the bulk files);
+   then the 10,000,000-event analysis (benchmarks/bench_analyze.py measures it).
 
 Exits 1 if any figure shows a failure.
 """
@@ -298,6 +302,242 @@ def files(work: Path) -> bool:
     return ok
 
 
+# -- 5a. values, streams, lines, damaged files (issue 13) --------------------------------------
+_MEASURED = (
+    "import resource, subprocess, sys, json, time\n"
+    "t = time.perf_counter()\n"
+    "stdin = open(sys.argv[1], 'rb') if sys.argv[1] != '-' else None\n"
+    "p = subprocess.run(sys.argv[2:], stdin=stdin, capture_output=True, text=True)\n"
+    "print(json.dumps({'rc': p.returncode, 'seconds': time.perf_counter() - t, 'err': p.stderr,\n"
+    "    'rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+)
+
+
+class _Limits:
+    """Runs the real CLI against one database and keeps the score."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.db = work / "limits.db"
+        self.cache = work / "xdg-cache"
+        self.tried = 0
+        self.passed = 0
+        self.lost = 0
+        self.written = 0
+        self.failures: list[str] = []
+
+    def env(self) -> dict[str, str]:
+        return {**_env(), "XDG_CACHE_HOME": str(self.cache)}
+
+    def run(self, *args: Any, db: Path | None = None, stdin: str = "-") -> dict[str, Any]:
+        """The CLI in a fresh process: exit code, seconds, stderr and its peak RSS."""
+        argv = [sys.executable, "-m", "smart_suggest", *map(str, args), "--db", str(db or self.db)]
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURED, stdin, *argv],
+            capture_output=True, text=True, env=self.env(), check=True,
+        )  # fmt: skip
+        return dict(json.loads(proc.stdout))
+
+    def counts(self, db: Path | None = None) -> dict[str, int]:
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{db or self.db}?mode=ro", uri=True)
+        try:
+            return {
+                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("users", "items", "interactions", "experiments", "assignments", "events")
+            }
+        finally:
+            conn.close()
+
+    def check(self, name: str, ok: bool, detail: str = "") -> None:
+        self.tried += 1
+        self.passed += ok
+        if not ok:
+            self.failures.append(f"{name}: {detail}"[:300])
+
+    def refused(self, name: str, *args: Any, expect: str, stdin: str = "-") -> dict[str, Any]:
+        """A command that must exit 2 with one line naming ``expect``, and write nothing."""
+        before = self.counts()
+        res = self.run(*args, stdin=stdin)
+        after = self.counts()
+        self.lost += sum(max(0, before[t] - after[t]) for t in before)
+        self.written += sum(max(0, after[t] - before[t]) for t in before)
+        lines = res["err"].strip().splitlines()
+        ok = res["rc"] == 2 and len(lines) == 1 and expect in res["err"] and before == after
+        self.check(name, ok, f"rc {res['rc']}: {res['err'].strip()[:200]}")
+        return res
+
+
+def _bulk_rows(path: Path, rows: int, last: str, users: int = 50) -> None:
+    with open(path, "w") as fh:
+        fh.write("user,item,type,value,ts\n")
+        for k in range(rows - 1):
+            fh.write(f"{1 + k % users},{1 + k % 20},impression,,{1.7e9 + k}\n")
+        fh.write(last + "\n")
+
+
+def value_limits(work: Path, rows: int, big: int) -> bool:
+    """Issue 13, items 3-7 and 11, at full size: values out of range (single, bulk with
+    the reader process, import, import-all), unbounded lines, a slow stream next to other
+    writers, a damaged database; and the cost of the write check on a big database."""
+    from test_reliability_values import _damage, _edit_export, _first_of, _flip_variant, _set
+
+    print(f"\n== 5a. Values, streams, lines and damaged files ({rows:,}-row files) ==")
+    lim = _Limits(work)
+    assert lim.run("seed", "--yes")["rc"] == 0
+    # Times and values out of range, everywhere they enter.
+    csv = work / "ratings.csv"
+    for ts in ("-1e15", "0001-01-01T00:00:00Z", "2200-01-01T00:00:00Z"):
+        csv.write_text(f"user,item,action,ts\n1,1,click,1700000000\n1,1,click,{ts}\n")
+        lim.refused(f"import ts {ts}", "import", csv, expect="out of range")
+        lim.refused(
+            f"log --ts {ts}", "experiment", "log", "1", "1", "1", "click", "--ts", ts,
+            expect="out of range",
+        )  # fmt: skip
+    for value in ("1e200", "1e10", "-1", "nan"):
+        lim.refused(
+            f"log --value {value}", "experiment", "log", "1", "1", "1", "engagement",
+            "--value", value, expect="engagement time",
+        )  # fmt: skip
+    events = work / "events.csv"
+    _bulk_rows(events, rows, "3,2,engagement,1e200,1700000000")
+    res = lim.refused("bulk value 1e200", "experiment", "log", "1", "--file", events,
+                      expect=f"line {rows + 1}")  # fmt: skip
+    lim.check("bulk: no numpy warning", "Warning" not in res["err"], res["err"])
+    _bulk_rows(events, rows, "3,2,click,,-1")
+    lim.refused("bulk ts -1", "experiment", "log", "1", "--file", events, expect="out of range")
+    # Import-all of hand-edited exports.
+    export = work / "export"
+    assert lim.run("export", export)["rc"] == 0
+    edits = [
+        ("users", _set(0, created_at="yesterday")),
+        ("experiments", _set(0, primary_metric="revenue")),
+        ("experiments", _set(0, stopped_at="never")),
+        ("events", _first_of("engagement", value=-5.0)),
+        ("events", _first_of("engagement", value="42")),
+        ("events", _flip_variant),
+    ]
+    for k, (table, edit) in enumerate(edits):
+        copy = work / f"export-{k}"
+        subprocess.run(["cp", "-r", str(export), str(copy)], check=True)
+        _edit_export(copy, table, edit)
+        target = work / f"import-{k}.db"
+        res = lim.run("import-all", copy, db=target)
+        empty = not any(lim.counts(target).values())
+        lim.check(f"import-all {table} edit {k}", res["rc"] == 2 and empty, res["err"])
+    # Unbounded lines: /dev/zero as every CSV input, in bounded memory.
+    ok_csv = work / "ok.csv"
+    ok_csv.write_text("user,item,action\n1,1,click\n")
+    rss = []
+    for name, args, stdin in (
+        ("import /dev/zero", ("import", "/dev/zero"), "-"),
+        ("--items /dev/zero", ("import", ok_csv, "--items", "/dev/zero"), "-"),
+        ("--file /dev/zero", ("experiment", "log", "1", "--file", "/dev/zero"), "-"),
+        ("--file - < /dev/zero", ("experiment", "log", "1", "--file", "-"), "/dev/zero"),
+    ):
+        res = lim.refused(name, *args, expect="line longer than", stdin=stdin)
+        rss.append(res["rss_mb"])
+    # A slow stream next to other writers, then loaded whole.
+    stream_ok, waits, stream_lost = _slow_stream(lim, rows // 10)
+    lim.lost += stream_lost
+    lim.check("slow FIFO: other writers never wait", stream_ok, f"waits {max(waits):.3f} s")
+    # A damaged database.
+    damaged = work / "damaged.db"
+    subprocess.run(["cp", str(lim.db), str(damaged)], check=True)
+    _damage(damaged)
+    res = lim.run("users", "add", "zed", db=damaged)
+    lim.check("damaged: write refused", res["rc"] == 2 and "recover" in res["err"], res["err"])
+    res = lim.run("backup", work / "b.db", db=damaged)
+    lim.check("damaged: backup refused", res["rc"] == 2 and "recover" in res["err"], res["err"])
+    res = lim.run("recover", work / "recovered.db", db=damaged)
+    after = lim.run("users", "add", "zed", db=work / "recovered.db")
+    lim.check("damaged: recover", res["rc"] == 0 and after["rc"] == 0, res["err"] + after["err"])
+    _print_table(
+        [
+            ("cases tried / passed", f"{lim.tried} / {lim.passed}"),
+            ("rows lost", f"{lim.lost}"),
+            ("rows written by refused commands", f"{lim.written}"),
+            ("peak RSS reading /dev/zero", f"{max(rss):.0f} MB (max of 4 commands)"),
+            ("other writers' wait during a slow stream", f"max {max(waits, default=0):.3f} s"),
+        ]
+    )
+    for failure in lim.failures:
+        print(f"  FAILED {failure}")
+    ok = lim.tried == lim.passed and lim.lost == 0 and lim.written == 0
+    if big:
+        ok &= _check_cost(lim, big)
+    return ok
+
+
+def _slow_stream(lim: _Limits, rows: int) -> tuple[bool, list[float], int]:
+    """``experiment log --file FIFO`` fed over ~3 s while another process writes 10 times:
+    every write must get in at once (< 1 s), and every streamed row must land."""
+    import sqlite3
+
+    fifo = lim.work / "events.fifo"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    before = lim.counts()["events"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smart_suggest", "experiment", "log", "1", "--file", str(fifo),
+         "--db", str(lim.db)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=lim.env(),
+    )  # fmt: skip
+    waits: list[float] = []
+    with open(fifo, "w") as feed:
+        feed.write("user,item,type\n")
+        for part in range(10):
+            feed.writelines(f"{1 + k % 50},{1 + k % 20},impression\n" for k in range(rows // 10))
+            feed.flush()
+            time.sleep(0.3)
+            started = time.monotonic()
+            conn = sqlite3.connect(lim.db, timeout=30, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO users(username, created_at) VALUES (?, 1.7e9)", (f"w{part}",))
+            conn.execute("COMMIT")
+            conn.close()
+            waits.append(time.monotonic() - started)
+    err = proc.communicate(timeout=600)[1]
+    got = lim.counts()["events"] - before
+    lost = max(0, rows // 10 * 10 - got)
+    ok = proc.returncode == 0 and max(waits) < 1.0 and not lost
+    if not ok:
+        print(
+            f"  slow FIFO: exit {proc.returncode}, {got:,} rows of {rows // 10 * 10:,}: "
+            + err[-300:]
+        )
+    return ok, waits, lost
+
+
+def _check_cost(lim: _Limits, size: int) -> bool:
+    """What the damage check costs a write on a big database: the first write after the
+    file changed (quick_check), and the next ones (remembered)."""
+    big = lim.work / "big.db"
+    if not big.exists():
+        res = lim.run(
+            "seed", "--users", "10000", "--items", "2000", "--interactions", size,
+            "--events", size, "--yes", db=big,
+        )  # fmt: skip
+        assert res["rc"] == 0, res["err"]
+    mb = big.stat().st_size / 1e6
+    first, cached, read = [], [], []
+    for k in range(3):
+        subprocess.run(["rm", "-rf", str(lim.cache)], check=True)  # forget the check
+        first.append(lim.run("users", "add", f"first{k}", db=big)["seconds"])
+        cached.append(lim.run("users", "add", f"cached{k}", db=big)["seconds"])
+        read.append(lim.run("status", db=big)["seconds"])
+    _print_table(
+        [
+            (f"`users add` on a {mb:.0f} MB database", "median of 3, seconds (noisy machine)"),
+            ("  first write after a change (quick_check)", f"{sorted(first)[1]:.2f}"),
+            ("  next writes (check remembered)", f"{sorted(cached)[1]:.2f}"),
+            ("  `status` (reads never check)", f"{sorted(read)[1]:.2f}"),
+        ]
+    )
+    return True
+
+
 # -- 5. limits -------------------------------------------------------------------------------------
 def limits(work: Path, run: bool, events: int) -> bool:
     print(f"\n== 5. Limits: a {events:,}-event experiment analysed under 1 GB peak ==")
@@ -347,6 +587,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--limits", action="store_true", help="run the 10M-event analysis")
     parser.add_argument("--limits-events", type=int, default=10_000_000, help=argparse.SUPPRESS)
+    parser.add_argument("--limit-rows", type=int, default=1_000_000, help="rows of the 5a files")
+    parser.add_argument(
+        "--check-size", type=int, default=1_000_000, help="interactions and events of the "
+        "database the write check is timed on (0: skip)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--tui-worker", nargs=2, metavar=("DB", "STOP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -374,6 +619,7 @@ def main() -> None:
     if "files" in parts:
         ok &= files(work)
     if "limits" in parts:
+        ok &= value_limits(work, args.limit_rows, args.check_size)
         ok &= limits(work, args.limits, args.limits_events)
     print(f"\n{'ALL HELD' if ok else 'FAILURES'} in {time.perf_counter() - started:.0f} s")
     sys.exit(0 if ok else 1)

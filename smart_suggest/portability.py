@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from smart_suggest import __version__, clock
+from smart_suggest import __version__, clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.store import SCHEMA_VERSION, TABLES, Store
 
@@ -196,6 +196,37 @@ def _rows(
                 yield tuple(obj[c] for c in cols)
 
 
+def _row_checker(path: Path, table: str, cols: list[str]) -> Callable[[tuple[Any, ...]], None]:
+    """Each imported row through the validator of the live write paths, by line number."""
+    line = 0
+    first = 2 if path.suffix == ".csv" else 1  # a CSV export has a header line
+
+    def check(row: tuple[Any, ...]) -> None:
+        nonlocal line
+        try:
+            validate.check_row(table, dict(zip(cols, row, strict=True)))
+        except InputError as exc:
+            raise InputError(f"{path}:{line + first}: {exc}; nothing was imported") from None
+        line += 1
+
+    return check
+
+
+def _check_event_variants(conn: sqlite3.Connection) -> None:
+    """Every event carries its user's stored variant (what every logger writes)."""
+    bad = conn.execute(
+        "SELECT e.id, e.variant, a.variant FROM events e LEFT JOIN assignments a "
+        "ON a.experiment_id = e.experiment_id AND a.user_id = e.user_id "
+        "WHERE a.variant IS NOT e.variant LIMIT 1"
+    ).fetchone()
+    if bad is not None:
+        stored = "no assignment" if bad[2] is None else f"assigned variant {bad[2]}"
+        raise InputError(
+            f"events row {bad[0]} has variant {bad[1]} but its user has {stored} in that "
+            "experiment; nothing was imported"
+        )
+
+
 def import_all(
     store: Store, directory: Path, *, replace: bool = False, progress: Progress | None = None
 ) -> TransferReport:
@@ -228,7 +259,9 @@ def import_all(
                 )
                 n, batch = 0, []
                 total = int(entry.get("rows", 0))
+                check = _row_checker(directory / entry["file"], table, cols)
                 for row in _rows(store, directory / entry["file"], fmt, table, cols):
+                    check(row)
                     batch.append(row)
                     if len(batch) >= _CHUNK:
                         conn.executemany(sql, batch)
@@ -244,6 +277,7 @@ def import_all(
             bad = conn.execute("PRAGMA foreign_key_check").fetchone()
             if bad:
                 raise InputError(f"{bad[0]} row {bad[1]} refers to a missing {bad[2]} row")
+            _check_event_variants(conn)
     except sqlite3.IntegrityError as exc:
         raise InputError(f"{directory}: the export violates the schema ({exc})") from None
     return TransferReport(str(directory), fmt, counts)
@@ -275,11 +309,26 @@ def backup(
 
             # Page steps let writers in between; SQLite restarts the copy if the source
             # changes under it, so the result is always one consistent snapshot.
-            store.conn.backup(dest, pages=4096, progress=report)
+            try:
+                store.conn.backup(dest, pages=4096, progress=report)
+            except sqlite3.DatabaseError as exc:
+                if "malformed" not in str(exc):
+                    raise
+                from smart_suggest.integrity import detail, recovery_hint
+
+                raise InputError(
+                    f"{store.path}: the database is damaged ({detail(str(exc))}), so no backup "
+                    "was made; " + recovery_hint(store.path)
+                ) from None
             dest.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
             ok = dest.execute("PRAGMA integrity_check").fetchone()[0]
             if ok != "ok":
-                raise InputError(f"{target}: backup failed its integrity check ({ok})")
+                from smart_suggest.integrity import detail, recovery_hint
+
+                raise InputError(
+                    f"{store.path}: the database is damaged ({detail(ok)}), so no backup was "
+                    "made; " + recovery_hint(store.path)
+                )
         finally:
             dest.close()
         os.replace(tmp, target)

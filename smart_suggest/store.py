@@ -334,6 +334,97 @@ BEFORE UPDATE OF experiment_id, variant, user_id, type, value, ts ON events BEGI
 END;
 """
 
+
+def _guard(table: str, rules: list[tuple[str, str, str]], updates: bool = True) -> str:
+    """BEFORE INSERT (and UPDATE) triggers refusing a row that breaks one of ``rules``:
+    (the NEW column it is about, the SQL condition that must hold, the message)."""
+    ops = ("INSERT", "UPDATE") if updates else ("INSERT",)
+    parts = []
+    for op in ops:
+        # An update may leave a value an older version stored as it was.
+        keep = "" if op == "INSERT" else "NEW.{col} IS OLD.{col} OR "
+        checks = "\n    ".join(
+            f"SELECT RAISE(ABORT, '{message}') WHERE NOT ({keep.format(col=col)}{cond});"
+            for col, cond, message in rules
+        )
+        parts.append(
+            f"CREATE TRIGGER {table}_values_{op.lower()} BEFORE {op} ON {table} BEGIN\n"
+            f"    {checks}\nEND;"
+        )
+    return "\n".join(parts)
+
+
+def _schema_v5() -> str:
+    """v5: the value rules of ``smart_suggest.validate`` where SQLite can hold them.
+
+    Triggers rather than table CHECKs: ``assignments`` and ``events`` keep their
+    definitions (a later version rebuilds them), and the other tables need no rebuild. The
+    Python validator runs first on every write path and names the bad value; these catch
+    whatever bypasses it. Rows already stored stay as they were: every reader copes with
+    them (``clock.iso`` marks an out-of-range time). The bulk paths set triggers aside
+    while they load validated rows, so these cost nothing there.
+    """
+    from smart_suggest.validate import sql_ts, sql_value
+
+    def ts(col: str) -> tuple[str, str, str]:
+        return col, sql_ts(f"NEW.{col}"), f"{col} out of range (1970..2200)"
+
+    def text(col: str) -> tuple[str, str, str]:
+        return col, f"typeof(NEW.{col}) = 'text'", f"{col} must be text"
+
+    def ident(col: str) -> tuple[str, str, str]:
+        cond = f"typeof(NEW.{col}) = 'integer' AND NEW.{col} > 0"
+        return col, cond, f"{col} must be an id"
+
+    return "\n".join(
+        [
+            _guard("users", [text("username"), ts("created_at")]),
+            _guard(
+                "items", [text("name"), text("category"), text("description"), ts("created_at")]
+            ),
+            _guard("interactions", [ts("ts")]),
+            _guard(
+                "experiments",
+                [
+                    ts("created_at"),
+                    (
+                        "stopped_at",
+                        "NEW.stopped_at IS NULL OR " + sql_ts("NEW.stopped_at"),
+                        "stopped_at out of range (1970..2200)",
+                    ),
+                    (
+                        "primary_metric",
+                        "NEW.primary_metric IS NULL OR NEW.primary_metric IN "
+                        "('ctr', 'conversion_rate', 'engagement')",
+                        "unknown primary_metric",
+                    ),
+                    (
+                        "status",
+                        "(NEW.status = 'stopped') = (NEW.stopped_at IS NOT NULL)",
+                        "stopped_at must be set exactly when the experiment is stopped",
+                    ),
+                ],
+            ),
+            _guard("assignments", [ident("user_id"), ts("assigned_at")], updates=False),
+            _guard(
+                "events",
+                [
+                    ident("user_id"),
+                    ts("ts"),
+                    (
+                        "value",
+                        "CASE WHEN NEW.type = 'engagement' THEN "
+                        + sql_value("NEW.value")
+                        + " ELSE NEW.value IS NULL END",
+                        "value must be engagement seconds (0 to 1e9) and only on engagement",
+                    ),
+                ],
+                updates=False,  # events cannot be updated at all (events_are_facts)
+            ),
+        ]
+    )
+
+
 #: The tables derived from ``events`` (kept by its triggers), emptied and rebuilt with it.
 EVENT_SUMMARIES: dict[str, str] = {
     "event_counts": REBUILD_EVENT_COUNTS_SQL,
@@ -345,6 +436,7 @@ MIGRATIONS: dict[int, str] = {
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    5: _schema_v5(),
 }
 
 TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
@@ -370,6 +462,7 @@ class Store:
         self.conn = conn
         self._db: Any = None
         self._file_key: tuple[int, int] | None = None
+        self._checked = False  # passed the check for writes (smart_suggest.integrity)
 
     @property
     def db(self) -> Any:
@@ -396,6 +489,12 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
+        if not self._checked:
+            # Never write into a damaged file (``smart_suggest.integrity``).
+            from smart_suggest.integrity import verify_for_writes
+
+            verify_for_writes(self)
+            self._checked = True
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -516,6 +615,13 @@ class Store:
     def close(self) -> None:
         self.conn.close()
         _release(self)
+        if self._checked:
+            # The file as this Store leaves it (its last connection's checkpoint included)
+            # differs from the checked one only by smart-suggest's own writes.
+            from smart_suggest.integrity import remember
+
+            self._checked = False
+            remember(self.path)
 
     def __enter__(self) -> Store:
         return self

@@ -6,11 +6,10 @@ recommenders, profiles and sample data all read it from here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.store import Store
 from smart_suggest.text import is_decimal
@@ -138,7 +137,7 @@ def check_action(action: str) -> str:
 # -- users -------------------------------------------------------------------------------
 def add_user(store: Store, username: str, *, user_id: int | None = None) -> User:
     username = clean_name(username, "username")
-    created = clock.now()
+    created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
             raise InputError(f"user {username!r} already exists")
@@ -156,7 +155,7 @@ def add_user(store: Store, username: str, *, user_id: int | None = None) -> User
 
 
 def _user_from_row(row: tuple[Any, ...]) -> User:
-    return User(int(row[0]), str(row[1]), float(row[2]))
+    return User(int(row[0]), str(row[1]), clock.stored(row[2]))
 
 
 def get_user(store: Store, ref: int | str) -> User:
@@ -203,7 +202,7 @@ def add_item(
         raise InputError("description must not contain NUL characters")
     if item_id is not None and item_id <= 0:
         raise InputError("item id must be a positive integer")
-    created = clock.now()
+    created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
         if (
             item_id is not None
@@ -222,7 +221,7 @@ _ITEM_COLS = "id, name, category, description, created_at"
 
 
 def _item_from_row(row: tuple[Any, ...]) -> Item:
-    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]))
+    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), clock.stored(row[4]))
 
 
 def parse_item_id(ref: int | str) -> int:
@@ -276,12 +275,10 @@ def log_interaction(
     store: Store, user: int | str, item: int | str, action: str, *, ts: float | None = None
 ) -> Interaction:
     action = check_action(action)
-    if ts is not None and not math.isfinite(ts):
-        raise InputError("timestamp must be a finite number")
+    when = validate.check_ts(clock.now() if ts is None else ts)
     with store.write() as conn:
         u = get_user(store, user)
         it = get_item(store, item)
-        when = clock.now() if ts is None else ts
         cur = conn.execute(
             "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, ?, ?)",
             (u.id, it.id, action, when),
@@ -300,7 +297,8 @@ def history(store: Store, user: int | str, *, limit: int | None = 20) -> list[In
         (u.id, -1 if limit is None else limit),
     ).fetchall()
     return [
-        Interaction(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows
+        Interaction(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], r[5], clock.stored(r[6]))
+        for r in rows
     ]
 
 
