@@ -66,19 +66,22 @@ _register()
 
 
 def _fail(message: str, code: int) -> None:
-    from smart_suggest.text import printable
+    from smart_suggest.termsafe import error_line
 
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
     # Messages quote user data (names, paths): escape sequences in them must not reach
-    # the terminal.
-    sys.stderr.write(f"smart-suggest: error: {printable(first)}\n")
-    sys.stderr.flush()
+    # the terminal, and a newline in them must not make the error two lines.
+    try:
+        sys.stderr.write(error_line(message))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr is gone: the exit code still says it
     sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``smart-suggest`` script and ``python -m smart_suggest``."""
     from smart_suggest.errors import SmartSuggestError
+    from smart_suggest.outfile import Terminated
 
     try:
         rv = app(args=argv, prog_name="smart-suggest", standalone_mode=False)
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"a number is too large (the largest this database can hold is {2**63 - 1})", 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Terminated:  # SIGTERM while a file was written: its temporary file is gone
+        _fail("terminated", 143)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)

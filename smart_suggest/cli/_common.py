@@ -57,6 +57,8 @@ def open_db(db: Path | None) -> Iterator[Store]:
         from smart_suggest.store import describe_sqlite_error
 
         cause = describe_sqlite_error(exc)
+        # "database is locked" is exit 1 here as at open (store.open_error): the
+        # environment, not the input, and worth a retry.
         error = DatabaseError if cause.startswith("not a valid SQLite") else SmartSuggestError
         raise error(f"{store.path}: {cause}") from None
     finally:
