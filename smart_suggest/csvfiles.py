@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -20,3 +22,12 @@ def open_csv(path: Path) -> TextIO:
         raise InputError(f"{path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def stdin_text() -> TextIO:
+    """Standard input as strict UTF-8 (``sys.stdin`` would turn bytes that are not UTF-8
+    into surrogates, which fail later, far from the line that held them)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # already text (a test harness, an embedding program)
+        return sys.stdin
+    return io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="strict", newline="")

@@ -140,8 +140,12 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         raise InputError(f"{directory}: no {MANIFEST} (not a smart-suggest export)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a manifest (JSON nested too deeply)") from None
     if not isinstance(manifest, dict) or manifest.get("application") != "smart-suggest":
         raise InputError(f"{path}: not a smart-suggest export manifest")
     version = manifest.get("schema_version")
@@ -154,7 +158,34 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     tables = manifest.get("tables")
     if not isinstance(tables, dict) or set(tables) != set(TABLES):
         raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
+    for table, entry in tables.items():
+        _check_entry(path, table, entry)
     return manifest
+
+
+def _check_entry(path: Path, table: str, entry: Any) -> None:
+    """One table's manifest entry, field by field (a hand-edited manifest gets one line)."""
+    where = f"{path}: table {table}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected an object with file, rows, columns and sha256")
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or name != Path(name).name or name in (".", ".."):
+        raise InputError(f"{where}: 'file' must be a file name inside the export folder")
+    rows = entry.get("rows")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        raise InputError(f"{where}: 'rows' must be a whole number of rows, not {rows!r:.40}")
+    cols = entry.get("columns")
+    if not isinstance(cols, list) or not cols or not all(isinstance(c, str) for c in cols):
+        raise InputError(f"{where}: 'columns' must be a list of column names")
+    if len(set(cols)) != len(cols):
+        raise InputError(f"{where}: 'columns' names a column twice")
+    digest = entry.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not _is_hex(digest):
+        raise InputError(f"{where}: 'sha256' must be 64 hexadecimal digits")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _convert(value: str, decl: str, nullable: bool, where: str) -> Any:
@@ -197,8 +228,10 @@ def _rows(
             for line, text in enumerate(fh, start=1):
                 try:
                     obj = json.loads(text)
-                except ValueError:
-                    raise InputError(f"{path}:{line}: not valid JSON") from None
+                except (ValueError, RecursionError):
+                    raise InputError(
+                        f"{path}:{line}: not valid JSON (or nested too deeply)"
+                    ) from None
                 if not isinstance(obj, dict) or set(obj) != set(cols):
                     raise InputError(f"{path}:{line}: expected the columns {', '.join(cols)}")
                 yield tuple(obj[c] for c in cols)

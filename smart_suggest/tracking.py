@@ -126,6 +126,10 @@ def clean_name(value: str, what: str) -> str:
         raise InputError(f"{what} is too long ({len(value):,} characters, at most 1,000,000)")
     if "\x00" in value:
         raise InputError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # surrogate-escaped bytes from the command line
+        raise InputError(f"{what} is not valid UTF-8 text (at character {exc.start + 1})") from None
     return value
 
 
@@ -138,10 +142,26 @@ def check_action(action: str) -> str:
 # -- users -------------------------------------------------------------------------------
 def add_user(store: Store, username: str, *, user_id: int | None = None) -> User:
     username = clean_name(username, "username")
+    # Users are looked up by id first, then by name: a name that is a valid id would be
+    # shadowed by that id forever, and a name that differs from another only by surrounding
+    # spaces cannot be told apart on screen.
+    if is_decimal(username.strip()):
+        raise InputError(f"username {username!r} must not be all digits (ids are numbers)")
+    if username != username.strip():
+        raise InputError(f"username {username!r} must not start or end with spaces")
     created = clock.now()
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
             raise InputError(f"user {username!r} already exists")
+        # Older databases may hold names with surrounding spaces; refuse their twins.
+        twin = conn.execute(
+            "SELECT username FROM users WHERE trim(username, ' \t\n\r') = ? LIMIT 1",
+            (username,),
+        ).fetchone()
+        if twin:
+            raise InputError(
+                f"user {username!r} differs from the existing {twin[0]!r} only by spaces"
+            )
         if (
             user_id is not None
             and conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone()

@@ -174,7 +174,14 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
     except BaseException:
         if tasks:
             bar.live.transient = True  # erase it: the error line stays alone on stderr
-            bar.stop()
+            # Off a terminal, rich would print the bar's last frame (or a blank line)
+            # as it stops: silence the console for that moment.
+            quiet = err_console.quiet
+            err_console.quiet = quiet or not err_console.is_terminal
+            try:
+                bar.stop()
+            finally:
+                err_console.quiet = quiet
         raise
     if tasks:
         bar.stop()
