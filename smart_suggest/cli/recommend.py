@@ -245,7 +245,8 @@ def _export_all(
         buf = io.StringIO()
         # csv quotes a field holding a comma, quote or line break; each record is one
         # "line" for the writer, which escapes it only on a terminal.
-        fields = csv.writer(buf, lineterminator="")
+        # (csv quotes a field holding any character of its line terminator: keep both.)
+        fields = csv.writer(buf, lineterminator="\r\n")
         if fmt == "csv":
             out.record(f"{key_col},item_id,rank,score")
         for user_id, recs in engine.recommend_all(
@@ -264,7 +265,7 @@ def _export_all(
                     buf.seek(0)
                     buf.truncate()
                     fields.writerow([key])
-                    text = buf.getvalue()
+                    text = buf.getvalue()[:-2]
                 out.records(
                     [f"{text},{r.item_id},{rank},{r.score:.6g}" for rank, r in enumerate(recs, 1)]
                 )
