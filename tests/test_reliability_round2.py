@@ -664,3 +664,36 @@ def test_username_differing_only_by_surrounding_spaces_is_refused(demo: Path, ru
     assert _rows(demo) == before
     code, _out, err = run_cli("users", "add", "alice smith", "--db", demo)  # inner spaces: fine
     assert code == 0, err
+
+
+def test_every_console_line_on_a_terminal_is_escaped() -> None:
+    """A string printed without ``safe()`` still cannot reach a terminal raw; rich's own
+    styles still can (they are not user data)."""
+    from rich.text import Text
+
+    from smart_suggest.cli._common import _TerminalSafeConsole
+
+    for terminal in (True, False):
+        buf = io.StringIO()
+        con = _TerminalSafeConsole(
+            file=buf, force_terminal=terminal, markup=False, highlight=False, width=200
+        )
+        con.print("plain \x1b]52;c;SGVsbG8=\x07 \x9b2J \u202eevil")
+        con.print(Text("styled", style="bold"))
+        out = buf.getvalue()
+        if terminal:
+            # (rich drops BEL, BS, VT, FF and CR itself)
+            assert "plain \\x1b]52;c;SGVsbG8= \\x9b2J \\u202eevil\n" in out
+            assert "\x07" not in out and "\x9b" not in out and "\u202e" not in out
+            assert "\x1b[1mstyled" in out
+        else:
+            assert "\x1b]52;c;SGVsbG8= \x9b2J \u202eevil" in out  # exact data off a terminal
+
+
+def test_termsafe_json_never_carries_raw_controls() -> None:
+    from smart_suggest.termsafe import json_dumps
+
+    value = {"name": "a\x1b\x7f\x85\x9b\u202e\u2066\u200e\u061c\u2028z"}
+    text = json_dumps(value, ensure_ascii=False)
+    assert json.loads(text) == value
+    assert all(ch.isprintable() for ch in text)

@@ -10,13 +10,14 @@ import json
 import math
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -36,9 +37,26 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
+
+class _TerminalSafeConsole(Console):
+    """A rich console that applies ``smart_suggest.termsafe`` to every text it writes to a
+    terminal: a string that reached ``print`` without ``safe()`` still cannot carry an
+    escape sequence. Rich's own styling and cursor moves are separate (style, control)
+    segments and pass as they are; line breaks in the text stay."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        if self.is_terminal:
+            from smart_suggest.termsafe import escape_lines
+
+            buffer = [
+                seg if seg.control else Segment(escape_lines(seg.text), seg.style) for seg in buffer
+            ]
+        return super()._render_buffer(buffer)
+
+
 # Markup and emoji codes are off: every string we print may contain user data.
-console = Console(highlight=False, markup=False, emoji=False)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+console = _TerminalSafeConsole(highlight=False, markup=False, emoji=False)
+err_console = _TerminalSafeConsole(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 @contextmanager
@@ -190,8 +208,9 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 def info(message: str) -> None:
     """A status line for humans, on stderr so stdout stays clean for data.
 
-    Messages quote names and paths given by the user: control characters are made visible.
+    Messages quote names and paths given by the user: control characters are made visible
+    (on a terminal or not: a status line is for people, and must stay one line).
     """
-    from smart_suggest.text import printable
+    from smart_suggest.termsafe import escape
 
-    err_console.print(printable(message))
+    err_console.print(escape(message))
