@@ -52,6 +52,20 @@ HOSTILE_NAMES = [
 FORBIDDEN = ["\x1b", "\x07", "\r", "\x9b", "\u202e", "\u200e", "\u061c", "\u2066", "\x7f"]
 
 
+def _record(case: str, *, rows_lost: int = 0, clobbered: int = 0, leftovers: int = 0) -> None:
+    """Append measured figures for ``benchmarks/stress.py --only hostile-files``."""
+    log = os.environ.get("SMART_SUGGEST_STRESS_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{case}\t{rows_lost}\t{clobbered}\t{leftovers}\n")
+
+
+def _lost(
+    before: dict[str, list[tuple[object, ...]]], after: dict[str, list[tuple[object, ...]]]
+) -> int:
+    return sum(len(set(before[t]) - set(after.get(t, []))) for t in before)
+
+
 def _one_line(err: str) -> str:
     lines = err.strip("\n").splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
@@ -148,6 +162,13 @@ def test_the_database_and_its_files_are_refused_even_with_force(
         else:
             args = ["backup", target, "--force", "--db", demo]
         code, out, err = run_cli(*args)
+        after = _rows(demo)
+        wal_changed = Path(f"{demo}-wal").read_bytes() != sidecars["-wal"]
+        _record(
+            f"{command} onto {kind or 'db'}",
+            rows_lost=_lost(before, after),
+            clobbered=int(wal_changed or after != before),
+        )
         line = _one_line(err)
         assert code == 2, line
         assert "open database" in line and str(target) in line
@@ -173,6 +194,7 @@ def test_existing_file_needs_force(tmp_path: Path, demo: Path, run_cli) -> None:
     out_file = tmp_path / "recs.csv"
     out_file.write_text("precious\n")
     code, _out, err = run_cli("recommend", "--all-users", "-o", out_file, "--db", demo)
+    _record("existing file without --force", clobbered=int(out_file.read_text() != "precious\n"))
     line = _one_line(err)
     assert code == 2 and "already exists" in line and "--force" in line
     assert out_file.read_text() == "precious\n"
@@ -197,6 +219,7 @@ def test_symlink_writes_its_target_and_stays_a_symlink(
         code, _out, err = run_cli("recommend", "--all-users", "-o", link, "--force", "--db", demo)
     else:
         code, _out, err = run_cli("backup", link, "--force", "--db", demo)
+    _record(f"{command} through a symlink", clobbered=int(not link.is_symlink()))
     assert code == 0, err
     assert link.is_symlink() and link.resolve() == real
     data = real.read_bytes()
@@ -223,6 +246,9 @@ def test_character_device_is_written_not_replaced(
         code, _out, err = run_cli("recommend", "--all-users", "-o", dev, "--db", demo)
     else:
         code, _out, err = run_cli("backup", dev, "--db", demo)
+    _record(
+        f"{command} into a character device", clobbered=int(not stat.S_ISCHR(dev.stat().st_mode))
+    )
     assert code == 0, err
     assert stat.S_ISCHR(dev.stat().st_mode)
     assert _hidden_temp_files(tmp_path) == []
@@ -246,6 +272,7 @@ def test_fifo_is_written_through(tmp_path: Path, demo: Path, run_cli, command: s
         if reader.poll() is None:
             reader.kill()
             reader.wait()
+    _record(f"{command} into a FIFO", clobbered=int(not stat.S_ISFIFO(fifo.lstat().st_mode)))
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     data = got.read_bytes()
     if command == "recommend":
@@ -307,9 +334,58 @@ def test_sigterm_during_a_backup_removes_its_temporary_file(tmp_path: Path, demo
         _out, err = proc.communicate(timeout=30)
     finally:
         os.close(reader)
+    _record("SIGTERM during a backup", leftovers=len(list(tmpdir.iterdir())))
     assert proc.returncode == 143, err
     assert _one_line(err.decode()).endswith("terminated")
     assert list(tmpdir.iterdir()) == []
+
+
+def test_sigkill_during_a_backup_leaves_a_file_the_next_backup_removes(
+    tmp_path: Path, demo: Path
+) -> None:
+    """SIGKILL cannot be caught: the temporary file stays, and the next write removes it."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONPATH": str(ROOT)}
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        proc = subprocess.Popen(
+            [*CLI, "backup", str(fifo), "--db", str(demo)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(tmpdir.iterdir()):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        os.close(reader)
+    left = list(tmpdir.iterdir())
+    assert left and all(p.name.startswith(".pipe.smart-suggest-") for p in left)
+    got = tmp_path / "got"
+    with open(got, "wb") as sink:
+        cat = subprocess.Popen(["cat", str(fifo)], stdout=sink)
+    try:
+        again = subprocess.run(
+            [*CLI, "backup", str(fifo), "--db", str(demo)],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+        cat.wait(timeout=30)
+    finally:
+        if cat.poll() is None:
+            cat.kill()
+            cat.wait()
+    _record("SIGKILL during a backup, then a new backup", leftovers=len(list(tmpdir.iterdir())))
+    assert again.returncode == 0, again.stderr
+    assert list(tmpdir.iterdir()) == []
+    assert _rows(got) == _rows(demo)
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
@@ -357,6 +433,7 @@ def test_export_onto_a_full_disk_leaves_nothing_and_a_retry_works(
         line = _one_line(err)
         assert code == 1, line
         assert str(target) in line and "disk is full" in line
+        _record("export onto a full disk", leftovers=len(list(disk.iterdir())))
         assert list(disk.iterdir()) == []  # no partial folder, no hidden temporary one
         subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
         code, _out, err = run_cli("export", target, "--db", demo)
@@ -376,6 +453,7 @@ def test_backup_onto_a_full_disk_names_the_target(tmp_path: Path, demo: Path, ru
         assert code == 1, line
         assert line.startswith(f"smart-suggest: error: {target}:"), line
         assert "full" in line or "while writing" in line
+        _record("backup onto a full disk", leftovers=len(list(disk.iterdir())))
         assert list(disk.iterdir()) == []
     assert _integrity(demo) == "ok"
 
@@ -505,6 +583,8 @@ def test_all_users_on_a_terminal_shows_control_characters_escaped(tmp_path: Path
         ["recommend", "--all-users", "--user-key", "username", "--format", fmt, "--db", str(path)]
     )
     assert code == 0, err
+    raw = sum(out.count(ch) for ch in FORBIDDEN)
+    _record(f"hostile names on a terminal ({fmt}): raw control characters {raw}", clobbered=0)
     for ch in FORBIDDEN:
         assert ch not in out, f"{ch!r} reached the terminal raw"
     assert "\\x1b]52;c;SGVsbG8=\\x07" in out or "\\u001b]52" in out  # shown, visibly
@@ -664,6 +744,10 @@ def test_username_differing_only_by_surrounding_spaces_is_refused(demo: Path, ru
     assert _rows(demo) == before
     code, _out, err = run_cli("users", "add", "alice smith", "--db", demo)  # inner spaces: fine
     assert code == 0, err
+    code, _out, err = run_cli("users", "add", " solo ", "--db", demo)  # no twin: stored as is
+    assert code == 0, err
+    code, _out, err = run_cli("users", "add", "solo", "--db", demo)
+    assert code == 2 and "only by spaces" in _one_line(err)
 
 
 def test_every_console_line_on_a_terminal_is_escaped() -> None:
