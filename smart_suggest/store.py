@@ -785,9 +785,15 @@ def describe_sqlite_error(exc: sqlite3.Error) -> str:
         return "the database is read-only"
     if "disk is full" in msg or "database or disk is full" in msg:
         return "the disk is full"
-    if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_WRITE":
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_IOERR_WRITE":
         # e.g. EFBIG (file size limit) or EIO: say it was a write, the likely causes.
         return "disk I/O error while writing (the disk may be full or failing)"
+    if name in ("SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_SHMOPEN"):
+        # Even a read needs room for the WAL index (-shm) beside the database.
+        return "disk I/O error on the WAL index file -shm (the disk may be full)"
+    if name.startswith("SQLITE_IOERR"):
+        return f"disk I/O error ({name}; the disk may be full or failing)"
     if "file is not a database" in msg or "malformed" in msg:
         return "not a valid SQLite database (corrupt or encrypted)"
     return msg

@@ -469,6 +469,32 @@ def test_recommend_onto_a_full_disk_names_the_file(tmp_path: Path, demo: Path, r
 
 
 # -- 10. transactions keep the real error; one exit code for "locked" ------------------------
+def test_every_command_on_a_full_disk_says_so(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """A 100% full disk: every command, even ``status``, said "cannot commit - no
+    transaction is active" (exit 2), the COMMIT in a finally hiding the real error."""
+    disk = tmp_path / "disk"
+    with _tmpfs(disk, "512k"):
+        path = disk / "x.db"
+        with open_store(path) as s:
+            tracking.add_user(s, "bob")
+        assert sorted(p.name for p in disk.iterdir()) == ["x.db"]  # WAL checkpointed, gone
+        with open(disk / "filler", "wb", buffering=0) as fh:  # fill the disk to the last block
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        for command in (["status"], ["users", "list"], ["users", "add", "carol"]):
+            code, _out, err = run_cli(*command, "--db", path)
+            line = _one_line(err)
+            assert code == 1, line
+            assert str(path) in line and "disk" in line and "full" in line, line
+            assert "cannot commit" not in line
+        (disk / "filler").unlink()
+        with open_store(path) as s:
+            assert [u.username for u in tracking.list_users(s)] == ["bob"]
+
+
 @pytest.mark.parametrize("kind", ["read", "write"])
 def test_an_error_that_ended_the_transaction_is_not_replaced(tmp_path: Path, kind: str) -> None:
     """After an I/O error SQLite may roll the transaction back itself; a COMMIT in a finally
