@@ -91,6 +91,10 @@ def check_target(path: Path | str, *, force: bool, protect: Iterable[Path | str]
         raise InputError(
             f"{path}: is the open database or one of its files; refusing to write over it"
         )
+    if real.name.endswith(SIDECARS) and _is_sqlite(_sidecar_base(real)):
+        # The WAL, WAL index or journal of another SQLite database (one this process has
+        # not opened): writing over it loses or corrupts that database's transactions.
+        raise InputError(f"{path}: belongs to the SQLite database beside it; refusing")
     if st is None:
         if not real.parent.is_dir():
             raise InputError(f"{path}: folder {real.parent} does not exist")
@@ -107,6 +111,25 @@ def check_target(path: Path | str, *, force: bool, protect: Iterable[Path | str]
     if not force:
         raise InputError(f"{path}: already exists (use --force to overwrite it)")
     return Target(path, real, "file")
+
+
+def _sidecar_base(real: Path) -> Path:
+    for suffix in SIDECARS:
+        if real.name.endswith(suffix):
+            return real.with_name(real.name[: -len(suffix)])
+    return real
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        if not path.is_file():
+            return False
+        # Only for files this process has not opened as a database (those are protected by
+        # inode above): closing a descriptor of a file drops the process's locks on it.
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:

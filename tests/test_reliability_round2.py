@@ -182,6 +182,23 @@ def test_the_database_and_its_files_are_refused_even_with_force(
     assert code == 0, err
 
 
+def test_the_wal_of_another_database_is_refused(tmp_path: Path, demo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """``backup --force other.db-wal`` dropped committed transactions of that database too."""
+    other = tmp_path / "other.db"
+    shutil.copy(demo, other)
+    with _wal_kept(other):
+        wal = Path(f"{other}-wal")
+        before = wal.read_bytes()
+        for args in (
+            ["backup", wal, "--force"],
+            ["recommend", "--all-users", "-o", wal, "--force"],
+        ):
+            code, _out, err = run_cli(*args, "--db", demo)
+            assert code == 2 and "SQLite database beside it" in _one_line(err)
+            assert wal.read_bytes() == before
+    assert any(u[1] == "only-in-the-wal" for u in _rows(other)["users"])
+
+
 def test_recommend_into_the_database_reproducer(demo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     """The review's case: ``recommend --all-users -o s.db --db s.db`` exited 0 and left a CSV."""
     code, _out, err = run_cli("recommend", "--all-users", "-o", demo, "--db", demo)

@@ -105,10 +105,12 @@ def _finite(value: Any) -> Any:
 
 
 def emit_json(data: Any) -> None:
+    from smart_suggest.termsafe import json_dumps
+
     text = json.dumps(data, default=_json_default)
     # ASCII only: \uXXXX escapes keep DEL, C1 controls and bidi overrides in user data from
     # reaching the terminal raw; every JSON parser reads them back byte for byte.
-    text = json.dumps(_finite(json.loads(text)), indent=2, ensure_ascii=True, allow_nan=False)
+    text = json_dumps(_finite(json.loads(text)), indent=2, ensure_ascii=True, allow_nan=False)
     sys.stdout.write(text + "\n")
 
 
@@ -146,7 +148,10 @@ def confirm(question: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise InputError(f"{question.rstrip('?')}: refusing without a terminal; pass --yes")
-    if not typer.confirm(question, default=False, err=True):
+    from smart_suggest.termsafe import escape
+
+    # The question quotes paths and names: typer writes it raw, so escape it first.
+    if not typer.confirm(escape(question), default=False, err=True):
         raise typer.Abort()
 
 
