@@ -64,13 +64,15 @@ class Target:
 def _protected(protect: Iterable[Path | str]) -> tuple[set[Path], set[tuple[int, int]]]:
     names: set[Path] = set()
     inodes: set[tuple[int, int]] = set()
-    for base in protect:
-        for suffix in ("", *SIDECARS):
-            p = Path(f"{base}{suffix}")
-            names.add(Path(os.path.realpath(p)))
-            with contextlib.suppress(OSError):
-                st = os.stat(p)
-                inodes.add((st.st_dev, st.st_ino))
+    for given in protect:
+        # SQLite names the sidecars after the database's resolved path: both spellings.
+        for base in {str(given), os.path.realpath(given)}:
+            for suffix in ("", *SIDECARS):
+                p = Path(f"{base}{suffix}")
+                names.add(Path(os.path.realpath(p)))
+                with contextlib.suppress(OSError):
+                    st = os.stat(p)
+                    inodes.add((st.st_dev, st.st_ino))
     return names, inodes
 
 
@@ -166,8 +168,17 @@ def clean_stale(folder: Path) -> list[Path]:
 
 
 def temp_name(real: Path) -> Path:
-    """The temporary name for a write to ``real`` (a pattern :func:`clean_stale` knows)."""
-    return real.with_name(f".{real.name}{_TMP_TAG}{os.getpid()}.tmp")
+    """The temporary name for a write to ``real`` (a pattern :func:`clean_stale` knows).
+
+    Whatever already has the name was left by an earlier process with our PID (reused
+    after it died): it is removed.
+    """
+    tmp = real.with_name(f".{real.name}{_TMP_TAG}{os.getpid()}.tmp")
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        _remove(tmp)
+    return tmp
 
 
 @contextlib.contextmanager

@@ -182,6 +182,17 @@ def test_the_database_and_its_files_are_refused_even_with_force(
     assert code == 0, err
 
 
+def test_the_database_opened_through_a_symlink_keeps_its_wal(
+    tmp_path: Path, demo: Path, run_cli
+) -> None:  # type: ignore[no-untyped-def]
+    link = tmp_path / "via-link.db"
+    link.symlink_to(demo)
+    for target in (Path(f"{demo}-wal"), Path(f"{link}-wal"), demo):
+        code, _out, err = run_cli("backup", target, "--force", "--db", link)
+        assert code == 2 and "open database" in _one_line(err)
+    assert _integrity(demo) == "ok"
+
+
 def test_the_wal_of_another_database_is_refused(tmp_path: Path, demo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     """``backup --force other.db-wal`` dropped committed transactions of that database too."""
     other = tmp_path / "other.db"
