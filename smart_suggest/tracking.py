@@ -7,6 +7,7 @@ recommenders, profiles and sample data all read it from here.
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -157,15 +158,7 @@ def add_user(store: Store, username: str, *, user_id: int | None = None) -> User
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
             raise InputError(f"user {username!r} already exists")
-        # (A scan of the names: adding one user is rare next to looking one up.)
-        twin = conn.execute(
-            f"SELECT username FROM users WHERE trim(username, {_SPACES_SQL}) = ? LIMIT 1",
-            (username.strip(_SPACES),),
-        ).fetchone()
-        if twin:
-            raise InputError(
-                f"user {username!r} differs from the existing {twin[0]!r} only by spaces"
-            )
+        refuse_space_twin(conn, "users", "username", username, "user")
         if (
             user_id is not None
             and conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -177,6 +170,20 @@ def add_user(store: Store, username: str, *, user_id: int | None = None) -> User
         )
         new_id = int(cur.lastrowid or 0)
     return User(new_id, username, created)
+
+
+def refuse_space_twin(
+    conn: sqlite3.Connection, table: str, column: str, name: str, what: str
+) -> None:
+    """Refuse ``name`` when an existing name differs from it only by surrounding whitespace
+    (" alice" next to "alice"): names are looked up exactly, and on screen the two are one.
+    A scan of the names: adding one is rare next to looking one up."""
+    twin = conn.execute(
+        f"SELECT {column} FROM {table} WHERE trim({column}, {_SPACES_SQL}) = ? LIMIT 1",
+        (name.strip(_SPACES),),
+    ).fetchone()
+    if twin:
+        raise InputError(f"{what} {name!r} differs from the existing {twin[0]!r} only by spaces")
 
 
 def _user_from_row(row: tuple[Any, ...]) -> User:

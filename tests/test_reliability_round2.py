@@ -835,3 +835,10 @@ def test_termsafe_json_never_carries_raw_controls() -> None:
     text = json_dumps(value, ensure_ascii=False)
     assert json.loads(text) == value
     assert all(ch.isprintable() for ch in text)
+
+
+def test_experiment_name_differing_only_by_spaces_is_refused(demo: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    before = _rows(demo)
+    code, _out, err = run_cli("experiment", "create", " homepage-recs-v1-vs-v2", "--db", demo)
+    assert code == 2 and "only by spaces" in _one_line(err)
+    assert _rows(demo) == before
