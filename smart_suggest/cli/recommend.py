@@ -94,7 +94,10 @@ def recommend(
         ),
     ] = "id",
     force: Annotated[
-        bool, typer.Option("--force", help="--all-users -o: overwrite an existing file.")
+        bool,
+        typer.Option(
+            "--force", help="--all-users -o: overwrite an existing file (never the database)."
+        ),
     ] = False,
     db: DbOption = None,
     json: JsonOption = False,
