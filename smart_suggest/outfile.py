@@ -243,12 +243,20 @@ def output_path(
                 _copy_into(tmp, target)
             else:
                 _fsync_file(tmp)
+                _keep_mode(tmp, target)
                 os.replace(tmp, target.real)
                 _fsync_dir(target.real.parent)
         except OSError as exc:
             raise _write_error(target.path, exc) from None
         finally:
             _remove(tmp)
+
+
+def _keep_mode(tmp: Path, target: Target) -> None:
+    """A replaced file keeps its permissions (a new one gets the umask's, as usual)."""
+    if target.kind == "file":
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(target.real).st_mode))
 
 
 def _fsync_file(tmp: Path) -> None:
@@ -290,9 +298,7 @@ def open_output(
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-            if target.kind == "file":
-                with contextlib.suppress(OSError):
-                    os.chmod(tmp, stat.S_IMODE(os.stat(target.real).st_mode))
+            _keep_mode(tmp, target)
             os.replace(tmp, target.real)
             _fsync_dir(folder)
         except OSError as exc:
