@@ -317,7 +317,11 @@ def metric_analysis(
     srm: Any,
     trend: Any,
     holm_p: float | None,
+    family: int = 1,
 ) -> MetricAnalysis:
+    """The analysis of one metric; ``family`` is the size of its Holm family (secondary
+    metrics): its intervals are then at the Bonferroni level 1 - alpha / family, so an
+    interval excludes 0 only where the adjusted decision is significant too."""
     from smart_suggest import stats
 
     metric, res, problem = prep.metric, prep.res, prep.problem
@@ -345,6 +349,7 @@ def metric_analysis(
             intervals={"A": None, "B": None},
             diff=0.0,
             ci=None,
+            ci_note="",
             relative_lift=None,
             relative_lift_ci=None,
             effect_size=None,
@@ -380,6 +385,19 @@ def metric_analysis(
     if seq is not None:
         p_label_parts.append("always-valid")
     p_label = " ".join(p_label_parts)
+    # Intervals that agree with the Holm decision: Bonferroni level over the family (the
+    # platforms' choice); an interval at 95% could exclude 0 beside "not significant".
+    diff_ci, rel_ci, ci_note = res.diff_ci, res.relative_lift_ci, ""
+    family_intervals = None
+    if holm_p is not None and family > 1 and seq is None:
+        wide, _problem = _headline_test(metric, a, b, alpha / family)
+        if wide is not None:
+            diff_ci, rel_ci = wide.diff_ci, wide.relative_lift_ci
+            family_intervals = (diff_ci, rel_ci)
+            ci_note = (
+                f"Bonferroni {(1 - alpha / family) * 100:.3g}% interval (alpha {alpha:g} over "
+                f"{family} secondary metrics), consistent with the Holm-adjusted p-value"
+            )
     judgement = stats.verdict(
         label,
         res,
@@ -390,6 +408,8 @@ def metric_analysis(
         p_value=holm_p,
         p_value_label=p_label or None,
         sequential=seq,
+        intervals=family_intervals,
+        interval_label="Bonferroni CI" if family_intervals else None,
     )
     sentences = [judgement.summary]
     if res.test == "none":
@@ -426,9 +446,10 @@ def metric_analysis(
         n_b=n_b,
         intervals=_arm_intervals(metric, res, alpha),
         diff=res.diff,
-        ci=seq.ci if seq is not None else res.diff_ci,
+        ci=seq.ci if seq is not None else diff_ci,
+        ci_note=ci_note,
         relative_lift=res.relative_lift,
-        relative_lift_ci=None if seq is not None else res.relative_lift_ci,
+        relative_lift_ci=None if seq is not None else rel_ci,
         effect_size=effect,
         effect_size_name=effect_name,
         p_value=judgement.p_value,

@@ -79,7 +79,9 @@ class MetricAnalysis(_ToDict):
     secondary metrics, always-valid in sequential mode), described by ``p_value_label``
     ("" = the headline test's own); ``p_value_test`` is the headline test's own
     fixed-horizon, unadjusted p-value.  ``ci`` is the interval of the difference
-    B - A; ``intervals`` the per-variant intervals of the metric.
+    B - A (for secondary metrics at the Bonferroni level of their Holm family, so that it
+    agrees with the adjusted decision: ``ci_note`` says so); ``intervals`` the per-variant
+    intervals of the metric.
     """
 
     metric: str
@@ -95,6 +97,7 @@ class MetricAnalysis(_ToDict):
     intervals: dict[str, Any]
     diff: float
     ci: Any
+    ci_note: str  # how ``ci`` was adjusted ("" = the headline test's own level)
     relative_lift: float | None
     relative_lift_ci: Any
     effect_size: float | None

@@ -215,7 +215,8 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
         "engagement": "Welch's t test per engagement event (Welch-Satterthwaite df)",
         "srm": "chi-square goodness of fit of assigned users against the configured split; "
         "flagged below p = 0.001",
-        "multiple_testing": "Holm step-down over the secondary metrics",
+        "multiple_testing": "Holm step-down over the secondary metrics; their intervals at the "
+        "Bonferroni level 1 - alpha / (number of secondary metrics), consistent with it",
         "bayes": "Beta-Binomial with Beta(1, 1) priors: P(B > A) and expected loss",
         "power": "power to detect the --min-lift relative effect at the current sample; "
         f"proportions: {PROPORTION_FORMULA}; ratio and means: SE scaled by 1/sqrt(n)",
@@ -265,7 +266,12 @@ def analyze_inputs(
     holm = stats.holm([preps[m].p_for_holm for m in secondaries], alpha) if secondaries else None
     seconds = [
         metric_analysis(
-            preps[m], "secondary", inp, holm_p=holm.adjusted[i] if holm else None, **common
+            preps[m],
+            "secondary",
+            inp,
+            holm_p=holm.adjusted[i] if holm else None,
+            family=len(secondaries),
+            **common,
         )
         for i, m in enumerate(secondaries)
     ]

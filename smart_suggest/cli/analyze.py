@@ -268,6 +268,10 @@ def _render(an: Analysis) -> None:
     )
     if an.holm_metrics:
         foot += " \N{DAGGER} Holm-adjusted p (secondary metric)."
+        adjusted = next((m.ci_note for m in an.metrics if m.ci_note), "")
+        if adjusted:
+            level = f"{(1 - an.alpha / len(an.holm_metrics)) * 100:.3g}%"
+            foot += f" Secondary metrics' intervals are Bonferroni {level}, matching Holm."
     if an.mode == "sequential":
         foot += " mSPRT: always-valid p-values and confidence sequences."
     console.print(Text(foot, style="dim"))
