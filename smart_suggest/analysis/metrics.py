@@ -234,21 +234,37 @@ def _sequential(
     return seq, t2, basis
 
 
-def _bayes(metric: str, a: VariantKPIs, b: VariantKPIs) -> tuple[Any, str, str]:
-    """(BetaBinomialResult or None, label, note)."""
+def _bayes(metric: str, a: VariantKPIs, b: VariantKPIs, res: Any) -> tuple[Any, str, str]:
+    """(the Bayesian view on the headline test's unit or None, label, note).
+
+    CTR: the normal posterior of the user-level (delta-method) difference, the same unit as
+    the headline test; conversion: Beta-Binomial per exposed user.
+    """
     from smart_suggest import stats
 
+    if metric == "ctr":
+        label = "CTR per exposed user (normal posterior of the delta-method difference)"
+        if res is None or res.test == "none":
+            return None, label, "not computed: no user-level test is possible yet"
+        return stats.normal_posterior(res.ratio_a, res.ratio_b, res.se_diff), label, ""
     if metric == "conversion_rate":
         xa, na, xb, nb = a.users_converted, a.users_exposed, b.users_converted, b.users_exposed
         label = "conversion rate (per exposed user)"
-    elif metric == "ctr":
-        xa, na, xb, nb = a.clicks, a.impressions, b.clicks, b.impressions
-        label = f"CTR {PER_IMPRESSION}"
     else:
         return None, "", ""
     if xa > na or xb > nb:
         return None, label, "not computed: more successes than trials in the data"
     return stats.beta_binomial(xa, na, xb, nb), label, ""
+
+
+def _bayes_per_impression(a: VariantKPIs, b: VariantKPIs) -> tuple[Any, str]:
+    """CTR's Beta-Binomial per impression: shown, labelled, never the headline."""
+    from smart_suggest import stats
+
+    label = f"CTR {PER_IMPRESSION}"
+    if a.clicks > a.impressions or b.clicks > b.impressions:
+        return None, label
+    return stats.beta_binomial(a.clicks, a.impressions, b.clicks, b.impressions), label
 
 
 def _per_impression(a: VariantKPIs, b: VariantKPIs, alpha: float) -> tuple[Any, str]:
@@ -328,7 +344,8 @@ def metric_analysis(
     a, b = inp.a, inp.b
     label = METRICS[metric]
     per_imp, per_imp_note = _per_impression(a, b, alpha) if metric == "ctr" else (None, "")
-    bayes, bayes_label, bayes_note = _bayes(metric, a, b)
+    bayes, bayes_label, bayes_note = _bayes(metric, a, b, res)
+    bayes_imp, bayes_imp_label = _bayes_per_impression(a, b) if metric == "ctr" else (None, "")
     notes = [n for n in (per_imp_note, bayes_note) if n]
     if res is None:
         summary = (
@@ -375,6 +392,8 @@ def metric_analysis(
             sequential_note=prep.seq_note,
             bayes=bayes,
             bayes_label=bayes_label,
+            bayes_per_impression=bayes_imp,
+            bayes_per_impression_label=bayes_imp_label,
             judgement=None,
         )
 
@@ -473,5 +492,7 @@ def metric_analysis(
         sequential_note=seq_note,
         bayes=bayes,
         bayes_label=bayes_label,
+        bayes_per_impression=bayes_imp,
+        bayes_per_impression_label=bayes_imp_label,
         judgement=judgement,
     )

@@ -121,8 +121,10 @@ class MetricAnalysis(_ToDict):
     per_impression_label: str
     sequential: Any  # SequentialResult | None
     sequential_note: str
-    bayes: Any  # BetaBinomialResult | None
+    bayes: Any  # on the headline test's unit: NormalPosteriorResult (CTR) | BetaBinomialResult
     bayes_label: str
+    bayes_per_impression: Any  # CTR only: BetaBinomialResult per impression, labelled
+    bayes_per_impression_label: str
     judgement: Any  # stats.Verdict | None
 
     @property
@@ -132,7 +134,9 @@ class MetricAnalysis(_ToDict):
 
 @dataclass(frozen=True, slots=True)
 class BayesSummary(_ToDict):
-    """P(B > A) and expected losses for one proportion metric (Beta(1, 1) priors)."""
+    """P(B > A) and expected losses of the primary metric on its headline test's unit: the
+    user-level normal posterior for CTR, Beta-Binomial (Beta(1, 1) priors) per exposed user
+    for conversion."""
 
     metric: str
     label: str

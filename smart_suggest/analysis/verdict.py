@@ -217,7 +217,10 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
         "flagged below p = 0.001",
         "multiple_testing": "Holm step-down over the secondary metrics; their intervals at the "
         "Bonferroni level 1 - alpha / (number of secondary metrics), consistent with it",
-        "bayes": "Beta-Binomial with Beta(1, 1) priors: P(B > A) and expected loss",
+        "bayes": "on each metric's headline unit: CTR per exposed user by the normal posterior "
+        "of the delta-method difference (flat prior); conversion by Beta-Binomial with "
+        "Beta(1, 1) priors; P(B > A) and expected loss. CTR per impression is shown too, "
+        "labelled, never as the headline",
         "power": "power to detect the --min-lift relative effect at the current sample; "
         f"proportions: {PROPORTION_FORMULA}; ratio and means: SE scaled by 1/sqrt(n)",
         "duration": "remaining users / (users assigned per day so far), per variant",
