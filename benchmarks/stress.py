@@ -4,7 +4,7 @@ script runs the same code at full size and prints the figures.
 
 Run:  python benchmarks/stress.py                     # everything, full size
       python benchmarks/stress.py --only concurrency  # one part (concurrency, crash,
-                                                      # hostile, files, limits)
+                                                      # hostile, files, hostile-files, limits)
 Options: --writers 4 --events 50000 --batch 1000 (concurrency), --crash-runs 20
 --crash-scale 3 (crash), --examples 100 (hostile), --limits (also run
 benchmarks/bench_analyze.py at 10,000,000 events: several minutes), --workdir DIR.
@@ -28,6 +28,12 @@ benchmarks/bench_analyze.py at 10,000,000 events: several minutes), --workdir DI
    database (refused, backup refused, recover), and what the damage check costs a write on a
    database of --check-size interactions and events (--limit-rows: rows of the bulk files);
    then the 10,000,000-event analysis (benchmarks/bench_analyze.py measures it).
+6. Hostile files (--files-scale 5): tests/test_reliability_round2.py, then the output-file
+   cases again on a large synthetic database (2,000 x scale users, 200,000 x scale
+   interactions and events): the database, its WAL/SHM, a symlink and a hard link to it as
+   outputs with --force; FIFOs and a device node; SIGTERM and SIGKILL in mid-backup;
+   export and backup onto a full tmpfs and a retry. Figures: cases tried / passed, rows
+   lost, files clobbered, temporary files left (all three must be 0).
 
 Exits 1 if any figure shows a failure.
 """
@@ -40,6 +46,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -538,6 +545,178 @@ def _check_cost(lim: _Limits, size: int) -> bool:
     return True
 
 
+# -- 6. hostile files -----------------------------------------------------------------------------
+def _cli(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "smart_suggest", *args],
+        capture_output=True,
+        env=_env(),
+        cwd=ROOT,
+        **kwargs,
+    )
+
+
+def _counts(db: Path) -> dict[str, int]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = ("users", "items", "interactions", "experiments", "assignments", "events")
+        return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+    finally:
+        conn.close()
+
+
+def _full_size_files(work: Path, scale: int) -> tuple[int, int, int, int, int]:
+    """Output-file cases on a large database: (tried, passed, rows lost, clobbered, left)."""
+    import signal
+    import stat
+
+    db = work / "files.db"
+    if not db.exists():
+        n = str(200_000 * scale)
+        users = str(2000 * scale)
+        args = ["seed", "--db", str(db), "--users", users, "--items", "1000"]
+        args += ["--interactions", n, "--events", n, "--yes"]
+        seed = _cli(args)
+        if seed.returncode != 0:
+            raise SystemExit(f"seeding failed: {seed.stderr.decode()}")
+    before = _counts(db)
+    tried = passed = lost = clobbered = left = 0
+
+    def case(ok: bool) -> None:
+        nonlocal tried, passed
+        tried += 1
+        passed += int(ok)
+
+    # The database and every name that reaches it, with --force.
+    (work / "link.db").unlink(missing_ok=True)
+    (work / "link.db").symlink_to(db)
+    (work / "hard.db").unlink(missing_ok=True)
+    os.link(db, work / "hard.db")
+    for target in [db, Path(f"{db}-wal"), Path(f"{db}-shm"), work / "link.db", work / "hard.db"]:
+        for args in (
+            ["recommend", "--all-users", "-o", str(target), "--force"],
+            ["backup", str(target), "--force"],
+        ):
+            proc = _cli([*args, "--db", str(db)])
+            after = _counts(db)
+            lost += sum(max(before[t] - after[t], 0) for t in before)
+            clobbered += int(after != before)
+            case(proc.returncode == 2 and after == before)
+    # FIFOs and a device node are written into, never replaced.
+    fifo = work / "pipe"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    for args in (["recommend", "--all-users", "-o", str(fifo)], ["backup", str(fifo)]):
+        with open(work / "got", "wb") as sink:
+            cat = subprocess.Popen(["cat", str(fifo)], stdout=sink)
+        proc = _cli([*args, "--db", str(db)], timeout=600)
+        cat.wait(timeout=60)
+        still = stat.S_ISFIFO(fifo.lstat().st_mode)
+        clobbered += int(not still)
+        case(proc.returncode == 0 and still and (work / "got").stat().st_size > 0)
+    dev = work / "null"
+    dev.unlink(missing_ok=True)
+    try:
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except OSError:
+        print("  (device node case skipped: mknod not permitted)")
+    else:
+        for args in (["recommend", "--all-users", "-o", str(dev)], ["backup", str(dev)]):
+            proc = _cli([*args, "--db", str(db)], timeout=600)
+            still = stat.S_ISCHR(dev.lstat().st_mode)
+            clobbered += int(not still)
+            case(proc.returncode == 0 and still)
+    # SIGTERM and SIGKILL in mid-backup (of a regular file): no temporary file may stay
+    # after SIGTERM, and after SIGKILL the next backup removes what was left.
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        target = out / "b.db"
+        target.unlink(missing_ok=True)
+        proc_bg = subprocess.Popen(
+            [sys.executable, "-m", "smart_suggest", "backup", str(target), "--db", str(db)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(out.iterdir()):
+            time.sleep(0.01)
+        time.sleep(0.05)
+        mid_write = any(p.name.startswith(".") for p in out.iterdir())
+        proc_bg.send_signal(sig)
+        proc_bg.wait(timeout=120)
+        if sig == signal.SIGKILL:
+            _cli(["backup", str(out / "other.db"), "--db", str(db)])
+            (out / "other.db").unlink(missing_ok=True)
+        stray = [p for p in out.iterdir() if p.name.startswith(".")]
+        left += len(stray)
+        case(mid_write and not stray)  # a signal after the rename would prove nothing
+    # Export onto a full disk, then a retry once there is room.
+    disk = work / "disk"
+    disk.mkdir(exist_ok=True)
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+        == 0
+    )
+    if mounted:
+        try:
+            first = _cli(["export", str(disk / "x"), "--db", str(db)])
+            stray = list(disk.iterdir())
+            left += len(stray)
+            subprocess.run(["mount", "-o", "remount,size=4g", str(disk)], check=True)
+            retry = _cli(["export", str(disk / "x"), "--db", str(db)])
+            case(first.returncode == 1 and not stray and retry.returncode == 0)
+            shutil.rmtree(disk / "x", ignore_errors=True)
+            subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True)
+            backup = _cli(["backup", str(disk / "b.db"), "--db", str(db)])
+            named = str(disk / "b.db") in backup.stderr.decode()
+            stray = list(disk.iterdir())
+            left += len(stray)
+            case(backup.returncode == 1 and named and not stray)
+        finally:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    else:
+        print("  (full-disk cases skipped: mounting a tmpfs needs root)")
+    lost += sum(max(before[t] - _counts(db)[t], 0) for t in before)
+    return tried, passed, lost, clobbered, left
+
+
+def hostile_files(work: Path, scale: int) -> bool:
+    print("\n== 6. Hostile files: output files, terminal safety, hostile input, full disks ==")
+    log = work / "files.log"
+    log.unlink(missing_ok=True)
+    ok, summary, seconds = _pytest(
+        TESTS / "test_reliability_round2.py", {"SMART_SUGGEST_STRESS_LOG": str(log)}
+    )
+    records = [line.split("\t") for line in log.read_text().splitlines()] if log.exists() else []
+    t_lost = sum(int(r[1]) for r in records)
+    t_clob = sum(int(r[2]) for r in records)
+    t_left = sum(int(r[3]) for r in records)
+    started = time.perf_counter()
+    tried, passed, lost, clobbered, left = _full_size_files(work, scale)
+    big = time.perf_counter() - started
+    db_mb = (work / "files.db").stat().st_size / 1e6
+    _print_table(
+        [
+            ("reduced cases (pytest)", f"{summary} ({seconds:.0f} s wall)"),
+            (
+                "full-size cases",
+                f"{passed} of {tried} passed in {big:.0f} s ({db_mb:.0f} MB database)",
+            ),
+            ("rows lost", f"{t_lost + lost}"),
+            ("files clobbered", f"{t_clob + clobbered}"),
+            ("temporary files left", f"{t_left + left}"),
+        ]
+    )
+    return ok and passed == tried and not (t_lost + lost + t_clob + clobbered + t_left + left)
+
+
 # -- 5. limits -------------------------------------------------------------------------------------
 def limits(work: Path, run: bool, events: int) -> bool:
     print(f"\n== 5. Limits: a {events:,}-event experiment analysed under 1 GB peak ==")
@@ -578,7 +757,8 @@ def limits(work: Path, run: bool, events: int) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="concurrency,crash,hostile,files,limits")
+    parser.add_argument("--only", default="concurrency,crash,hostile,files,hostile-files,limits")
+    parser.add_argument("--files-scale", type=int, default=5)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1_000)
@@ -618,6 +798,8 @@ def main() -> None:
         ok &= hostile(work, args.examples)
     if "files" in parts:
         ok &= files(work)
+    if "hostile-files" in parts:
+        ok &= hostile_files(work, args.files_scale)
     if "limits" in parts:
         ok &= value_limits(work, args.limit_rows, args.check_size)
         ok &= limits(work, args.limits, args.limits_events)

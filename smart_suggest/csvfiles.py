@@ -7,11 +7,13 @@ message naming the file and the line, instead of reading until memory runs out.
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TextIO
 
 from smart_suggest.errors import InputError
 
@@ -98,3 +100,12 @@ def open_csv(path: Path) -> CsvFile:
 def wrap_stream(fh: IO[str], name: str) -> CsvFile:
     """An open stream (standard input) with the same line bound; the caller closes it."""
     return CsvFile(fh, name, owned=False)
+
+
+def stdin_text() -> TextIO:
+    """Standard input as strict UTF-8 (``sys.stdin`` would turn bytes that are not UTF-8
+    into surrogates, which fail later, far from the line that held them)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # already text (a test harness, an embedding program)
+        return sys.stdin
+    return io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="strict", newline="")

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -507,7 +507,7 @@ class Store:
             if check is not None:
                 check.result()
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            _rollback(self.conn)
             raise
         self.conn.execute("COMMIT")
         self._checked = True
@@ -577,8 +577,13 @@ class Store:
         self.conn.execute("BEGIN")
         try:
             yield self.conn
-        finally:
-            self.conn.execute("COMMIT")
+        except BaseException:
+            # Not a COMMIT in a finally: after an I/O error SQLite may have ended the
+            # transaction itself, and "cannot commit - no transaction is active" would
+            # replace the real error (a full disk) in the user's message.
+            _rollback(self.conn)
+            raise
+        self.conn.execute("COMMIT")
 
     # -- queries --------------------------------------------------------------------------
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
@@ -774,7 +779,7 @@ def open_store(path: Path | str | None = None) -> Store:
         conn.execute("PRAGMA temp_store = MEMORY")
     except sqlite3.DatabaseError as exc:
         store.close()
-        raise DatabaseError(f"{path}: {describe_sqlite_error(exc)}") from None
+        raise open_error(path, exc) from None
     except BaseException:
         store.close()
         raise
@@ -807,8 +812,10 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
         app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    finally:
-        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    conn.execute("COMMIT")
     if app_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise DatabaseError(
@@ -835,8 +842,19 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open, keeping the error that got us here.
+
+    After a disk I/O error or a full disk SQLite may already have rolled back; a second
+    error from ROLLBACK itself must not replace the first one in the user's message.
+    """
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _split_sql(script: str) -> list[str]:
@@ -853,15 +871,44 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+def is_environment_error(exc: sqlite3.Error) -> bool:
+    """A failure of the environment (lock held, full disk, I/O), not of the file itself."""
+    if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return True
+    msg = str(exc)
+    return "locked" in msg or "disk is full" in msg or "disk I/O" in msg
+
+
+def open_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """The error to raise for ``exc`` on ``path``: a lock held too long, a full disk or an
+    I/O error is the environment's (exit 1, like the same error in mid-command); anything
+    else says the file cannot be used (exit 2)."""
+    from smart_suggest.errors import SmartSuggestError
+
+    cls = SmartSuggestError if is_environment_error(exc) else DatabaseError
+    return cls(f"{path}: {describe_sqlite_error(exc)}")
+
+
 def describe_sqlite_error(exc: sqlite3.Error) -> str:
     msg = str(exc)
+    if "locked" in msg or getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        return (
+            f"the database is locked (another process held it for over "
+            f"{BUSY_TIMEOUT_MS // 1000} s); try again"
+        )
     if "readonly" in msg or "read-only" in msg:
         return "the database is read-only"
     if "disk is full" in msg or "database or disk is full" in msg:
         return "the disk is full"
-    if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_WRITE":
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_IOERR_WRITE":
         # e.g. EFBIG (file size limit) or EIO: say it was a write, the likely causes.
         return "disk I/O error while writing (the disk may be full or failing)"
+    if name in ("SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_SHMOPEN"):
+        # Even a read needs room for the WAL index (-shm) beside the database.
+        return "disk I/O error on the WAL index file -shm (the disk may be full)"
+    if name.startswith("SQLITE_IOERR"):
+        return f"disk I/O error ({name}; the disk may be full or failing)"
     if "file is not a database" in msg or "malformed" in msg:
         return "not a valid SQLite database (corrupt or encrypted)"
     return msg

@@ -6,6 +6,7 @@ recommenders, profiles and sample data all read it from here.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -125,6 +126,10 @@ def clean_name(value: str, what: str) -> str:
         raise InputError(f"{what} is too long ({len(value):,} characters, at most 1,000,000)")
     if "\x00" in value:
         raise InputError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # surrogate-escaped bytes from the command line
+        raise InputError(f"{what} is not valid UTF-8 text (at character {exc.start + 1})") from None
     return value
 
 
@@ -135,12 +140,24 @@ def check_action(action: str) -> str:
 
 
 # -- users -------------------------------------------------------------------------------
+#: Surrounding whitespace that makes two usernames look the same (SQL ``trim`` and Python
+#: ``strip`` given the same characters, so both sides agree).
+_SPACES = " \t\n\r\x0b\x0c"
+_SPACES_SQL = "' ' || char(9, 10, 13, 11, 12)"
+
+
 def add_user(store: Store, username: str, *, user_id: int | None = None) -> User:
     username = clean_name(username, "username")
+    # Users are looked up by id first, then by name: a name that is a valid id would be
+    # shadowed by that id forever, and a name that differs from another only by surrounding
+    # spaces cannot be told apart on screen.
+    if is_decimal(username.strip()):
+        raise InputError(f"username {username!r} must not be all digits (ids are numbers)")
     created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
             raise InputError(f"user {username!r} already exists")
+        refuse_space_twin(conn, "users", "username", username, "user")
         if (
             user_id is not None
             and conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -152,6 +169,20 @@ def add_user(store: Store, username: str, *, user_id: int | None = None) -> User
         )
         new_id = int(cur.lastrowid or 0)
     return User(new_id, username, created)
+
+
+def refuse_space_twin(
+    conn: sqlite3.Connection, table: str, column: str, name: str, what: str
+) -> None:
+    """Refuse ``name`` when an existing name differs from it only by surrounding whitespace
+    (" alice" next to "alice"): names are looked up exactly, and on screen the two are one.
+    A scan of the names: adding one is rare next to looking one up."""
+    twin = conn.execute(
+        f"SELECT {column} FROM {table} WHERE trim({column}, {_SPACES_SQL}) = ? LIMIT 1",
+        (name.strip(_SPACES),),
+    ).fetchone()
+    if twin:
+        raise InputError(f"{what} {name!r} differs from the existing {twin[0]!r} only by spaces")
 
 
 def _user_from_row(row: tuple[Any, ...]) -> User:

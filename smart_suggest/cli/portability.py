@@ -64,7 +64,10 @@ def import_all(
 
 def backup(
     target: Annotated[Path, typer.Argument(help="Backup file to create.")],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite an existing file (never the database or its WAL)."),
+    ] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -73,10 +76,14 @@ def backup(
 
     with open_db(db) as store, progress_bar(not json) as update:
         path = run_backup(store, target, overwrite=force, progress=update)
+    # A FIFO or a device has no size of its own to report.
+    size = path.stat().st_size if path.is_file() else None
     if json:
-        emit_json({"backup": str(path), "size_bytes": path.stat().st_size})
+        emit_json({"backup": str(path), "size_bytes": size})
+    elif size is None:
+        info(f"Backed up to {path}")
     else:
-        info(f"Backed up to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        info(f"Backed up to {path} ({size / 1e6:.1f} MB)")
 
 
 def recover(

@@ -24,7 +24,7 @@ from smart_suggest import clock, validate
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.store import EVENT_SUMMARIES, Store
 from smart_suggest.text import is_decimal
-from smart_suggest.tracking import clean_name
+from smart_suggest.tracking import clean_name, refuse_space_twin
 
 ACTIVE = "active"
 STOPPED = "stopped"
@@ -163,6 +163,7 @@ def create_experiment(
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone():
             raise InputError(f"experiment {name!r} already exists")
+        refuse_space_twin(conn, "experiments", "name", name, "experiment")
         cur = conn.execute(
             "INSERT INTO experiments(name, description, control, treatment, traffic_fraction, "
             "treatment_share, primary_metric, status, created_at) "
