@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     from smart_suggest.store import Store
 
 DbOption = Annotated[
@@ -36,9 +37,32 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
+
+class LazyConsole:
+    """A rich ``Console`` created on first use: importing rich costs more than logging an
+    event does, so commands that print no table never pay for it."""
+
+    def __init__(self, **settings: Any) -> None:
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "_console", None)
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            object.__setattr__(self, "_console", Console(**self._settings))
+        return self._console  # type: ignore[return-value]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.get(), name, value)
+
+
 # Markup and emoji codes are off: every string we print may contain user data.
-console = Console(highlight=False, markup=False, emoji=False)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+console = LazyConsole(highlight=False, markup=False, emoji=False)
+err_console = LazyConsole(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 @contextmanager
@@ -92,8 +116,16 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
+def say(*parts: str) -> None:
+    """One plain line on stdout (no rich: a one-line answer needs no layout). Pass user
+    data through ``printable``."""
+    sys.stdout.write("".join(parts) + "\n")
+
+
 def safe(value: object, *, limit: int | None = None, style: str = "") -> Text:
     """User data as a rich ``Text``: never parsed as markup, control characters visible."""
+    from rich.text import Text
+
     from smart_suggest.text import printable
 
     return Text(printable(value, limit=limit), style=style)
@@ -101,6 +133,8 @@ def safe(value: object, *, limit: int | None = None, style: str = "") -> Text:
 
 def make_table(title: str | None, columns: Sequence[str | tuple[str, str]]) -> Table:
     """A table; a column given as (name, "right") is right-aligned."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col in columns:
         if isinstance(col, tuple):
@@ -155,7 +189,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.get(),
         transient=False,
     )
     tasks: dict[str, TaskID] = {}

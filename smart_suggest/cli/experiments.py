@@ -22,6 +22,7 @@ from smart_suggest.cli._common import (
     open_db,
     progress_bar,
     safe,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -381,14 +382,15 @@ def log_cmd(
     if json:
         emit_json(event.to_dict())
         return
+    from smart_suggest.text import printable
+
     extra = f" ({event.value:g} s)" if event.value is not None else ""
-    console.print(
+    say(
         f"Logged {event.type}{extra} for user ",
-        safe(who.username),
+        printable(who.username),
         f" (variant {event.variant}) on item {event.item_id} in ",
-        safe(exp.name),
+        printable(exp.name),
         f" (event {event.id})",
-        sep="",
     )
 
 
