@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import typer
 import typer._click as click
 from typer.core import TyperGroup
-from typer.models import CommandInfo
 from typer.exceptions import Abort, TyperException
+from typer.models import CommandInfo
 
 from smart_suggest import __version__
 

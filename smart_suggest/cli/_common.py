@@ -51,7 +51,7 @@ class LazyConsole:
             from rich.console import Console
 
             object.__setattr__(self, "_console", Console(**self._settings))
-        return self._console  # type: ignore[return-value]
+        return self._console
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.get(), name)
