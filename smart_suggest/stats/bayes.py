@@ -38,9 +38,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy import integrate as _integrate
 from scipy import special as _sp
 
 from ._common import Result, check_count
@@ -50,8 +50,13 @@ __all__ = ["EXACT_MAX_TERMS", "BetaBinomialResult", "beta_binomial", "prob_great
 
 EXACT_MAX_TERMS = 200_000
 
-# scipy ships no type hints; give quad the signature we rely on.
-_quad: Callable[..., tuple[float, float]] = _integrate.quad
+
+def _quad(*args: Any, **kwargs: Any) -> tuple[float, float]:
+    # scipy.integrate loads only for a posterior without a closed form.
+    from scipy import integrate
+
+    result: tuple[float, float] = integrate.quad(*args, **kwargs)
+    return result
 
 
 def _sum_b_gt_a(aa: int, ba: int, ab: int, bb: int) -> float:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import optimize as _opt
-from scipy import stats as _st
-
+from . import _dist as _st
 from ._common import Result, check_alpha, check_count, check_finite, z_crit
 
 __all__ = [
@@ -210,6 +208,8 @@ def mde_proportions(
             note="no rate in (baseline, 1) is detectable with this many users per variant",
         )
     lo = hi * 1e-12
+    from scipy import optimize as _opt  # only for solving power: not worth it at start-up
+
     d = float(
         _opt.brentq(
             lambda x: _n_proportions(baseline, baseline + x, za, zb) - n,
