@@ -344,14 +344,24 @@ def log_cmd(
             allow_dash=True,
         ),
     ] = None,
+    unserved: Annotated[
+        bool,
+        typer.Option(
+            "--unserved",
+            help="Accept a click or purchase on an item the user was never served in this "
+            "experiment (for systems that log exposures elsewhere).",
+        ),
+    ] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """Log a follow-up event (click, purchase, engagement) with the user's stored variant.
 
     Refused (exit 2, nothing written) for a user never assigned to the experiment, an
-    unknown item, an engagement without a finite, non-negative --value, or a stopped
-    experiment. With --file, every row is checked and the first bad line is reported.
+    unknown item, a click or purchase on an item never served to the user in this
+    experiment (unless --unserved), an engagement without a finite, non-negative --value,
+    or a stopped experiment. With --file, every row is checked and the first bad line is
+    reported.
     """
     from smart_suggest.errors import InputError
 
@@ -374,7 +384,7 @@ def log_cmd(
         except ValueError as exc:
             raise InputError(str(exc)) from None
     with open_db(db) as store:
-        event = log_event(store, exp_ref, user, item, event_type, value, ts=when)
+        event = log_event(store, exp_ref, user, item, event_type, value, ts=when, unserved=unserved)
         who = tracking.get_user(store, event.user_id)
         from smart_suggest.experiments.lifecycle import get_experiment
 
