@@ -67,3 +67,97 @@ def test_click_on_an_item_never_served_is_refused(
         "experiment", "log", EXP, "alice", never, "engagement", "--value", "3", "--db", demo
     )
     assert code == 0
+
+
+SEED = ["seed", "--users", "300", "--items", "40", "--interactions", "3000", "--events", "2000"]
+
+
+def test_progress_bars_only_on_a_terminal(run_cli: CliRunner, tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    code, _, err = run_cli(*SEED, "--yes", "--db", tmp_path / "a.db")
+    assert code == 0
+    assert "━" not in err and "\r" not in err
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "smart_suggest", *SEED, "--yes", "--db", str(tmp_path / "b.db")],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env={**os.environ, "COLUMNS": "100"},
+            timeout=300,
+        )
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0
+    assert "━" in b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_similar_help_names_its_count(run_cli: CliRunner) -> None:
+    code, out, _ = run_cli("similar", "--help")
+    assert code == 0
+    assert "How many similar items to list." in out and "Items per user" not in out
+
+
+def test_timeline_footer_counts_one_day_in_the_singular(run_cli: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    assert run_cli("seed", "--db", db)[0] == 0
+    code, _, err = run_cli(
+        "experiment", "create", "fresh", "--control", "v1", "--treatment", "v2", "--db", db
+    )
+    assert code == 0, err
+    assert run_cli("experiment", "serve", "fresh", "alice", "--db", db)[0] == 0
+    code, _, err = run_cli("experiment", "timeline", "fresh", "--db", db)
+    assert code == 0
+    assert "1 day, per bucket" in err and "1 days" not in err
+    code, _, err = run_cli("experiment", "timeline", "fresh", "--bucket", "hour", "--db", db)
+    assert "1 hour, per bucket" in err
+
+
+def test_readme_experiment_tour_runs_as_written(run_cli: CliRunner, tmp_path: Path) -> None:
+    """The tour's experiment commands, verbatim from the README, on a fresh demo: the item
+    it clicks was served, and the bulk file it names ships in sample_data/."""
+    import re
+    import shlex
+
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    tour = readme[readme.index("## A tour of the CLI") :]
+    db = tmp_path / "tour.db"
+    first = tour[tour.index("```bash") + 7 : tour.index("```", tour.index("```bash") + 7)]
+    experiments = tour[tour.index("### Experiments") :]
+    block = experiments[experiments.index("```bash") + 7 :]
+    block = block[: block.index("```")]
+    wanted = ("seed", "log alice", "items add")
+    lines = [
+        ln
+        for ln in first.splitlines()
+        if any(f"smart-suggest {w}" in ln for w in wanted) and "--users" not in ln
+    ]
+    steps = ("experiment create", "experiment serve", "experiment log")
+    lines += [ln for ln in block.splitlines() if any(w in ln for w in steps)]
+    assert any("--file sample_data/events.csv" in ln for ln in lines)
+    for line in lines:
+        args = shlex.split(line.split("  #")[0])[1:]
+        args = [str(root / a) if a.startswith("sample_data/") else a for a in args]
+        code, out, err = run_cli(*args, "--db", db)
+        assert code == 0, (line, err)
+        if "experiment log" in line:
+            assert re.match(r"Logged ", out), out

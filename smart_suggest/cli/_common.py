@@ -164,15 +164,24 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Abort()
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Any]:
     """A rich progress bar on stderr fed by the core's ``progress(stage, done, total)``.
 
     The bar appears with the first report (a quick command prints nothing) and is erased
-    when the command fails, so an error stays the one line on stderr. Yields the callback
-    to pass to the core, or None when disabled (``--json``).
+    when the command fails, so an error stays the one line on stderr. It is drawn only
+    when stderr is a terminal: in a log file or a pipe it would be a heap of redrawn
+    lines. Yields the callback to pass to the core, or None when disabled (``--json``,
+    no terminal).
     """
-    if not enabled:
+    if not enabled or not _stderr_is_terminal():
         yield None
         return
     from rich.progress import (

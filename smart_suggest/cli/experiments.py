@@ -550,8 +550,10 @@ def _print_timeline(tl: Timeline) -> None:
         )
     console.print(table)
     mode = "running totals" if tl.cumulative else "per bucket"
+    n = len(a_points)
     info(
-        f"{len(a_points)} {tl.bucket}s, {mode}; conv = users whose first purchase is in the bucket"
+        f"{n} {tl.bucket}{'' if n == 1 else 's'}, {mode}; "
+        "conv = users whose first purchase is in the bucket"
     )
 
 

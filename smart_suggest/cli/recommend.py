@@ -37,6 +37,9 @@ StrategyOption = Annotated[
     ),
 ]
 CountOption = Annotated[int, typer.Option("--count", "-n", min=1, max=1000, help="Items per user.")]
+SimilarCountOption = Annotated[
+    int, typer.Option("--count", "-n", min=1, max=1000, help="How many similar items to list.")
+]
 NeighboursOption = Annotated[
     int, typer.Option("--neighbours", "-k", min=1, help="v1: most similar users considered.")
 ]
@@ -287,7 +290,7 @@ def _csv_key(key: int | str) -> str:
 # -- similar -------------------------------------------------------------------------
 def similar(
     item: Annotated[str, typer.Argument(help="Item id.", show_default=False)],
-    count: CountOption = 10,
+    count: SimilarCountOption = 10,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
