@@ -161,3 +161,25 @@ def test_readme_experiment_tour_runs_as_written(run_cli: CliRunner, tmp_path: Pa
         assert code == 0, (line, err)
         if "experiment log" in line:
             assert re.match(r"Logged ", out), out
+
+
+def test_recommend_rows_fit_a_140_column_terminal(demo: Path) -> None:
+    """At 140 columns each recommendation takes one or two lines (side by side, the
+    halves wrapped every row over four or five)."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "smart_suggest", "recommend", "alice", "--db", str(demo)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "140"},
+    ).stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 140
+    body = [ln for ln in lines if ln.startswith("│")]
+    rows = [ln for ln in body if ln.split("│")[1].strip().isdigit()]
+    assert len(rows) == 20  # v1 and v2, ten each
+    assert len(body) <= 2 * len(rows)
