@@ -219,6 +219,11 @@ class Catalogue:
             return similarity_rows(self.features, np.arange(self.n_items), self.dense_features)
         return self.similarity_of(np.arange(self.n_items))
 
+    @cached_property
+    def similarity_t(self) -> sp.csr_matrix:
+        """``similarity`` transposed (CSR): row i holds column i, the same stored values."""
+        return sp.csr_matrix(self.similarity.T)
+
     def similarity_of(self, rows: np.ndarray) -> sp.csr_matrix:
         """Rows ``rows`` of ``similarity``.
 
