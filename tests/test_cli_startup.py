@@ -118,3 +118,17 @@ def test_stats_distributions_do_not_load_scipy_stats() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "LOADED []" in out
+
+
+def test_every_command_module_is_in_the_table() -> None:
+    """A command module added under smart_suggest/cli/ must be listed in COMMANDS, or its
+    commands would never be found."""
+    import smart_suggest.cli as cli
+
+    root = Path(cli.__file__).parent
+    modules = {
+        p.stem
+        for p in root.glob("*.py")
+        if not p.stem.startswith("_") and "def register(" in p.read_text()
+    }
+    assert modules == {module for module, _ in cli.COMMANDS.values()}

@@ -274,7 +274,7 @@ def analyze_inputs(
     warnings: list[str] = []
     if srm.flagged:
         warnings.append(_srm_message(srm, share))
-    if not declared and inp.info.source == "summary":
+    if not declared and inp.info.source != "database":
         warnings.append(
             "no primary metric was given: CTR is used by default. Pass --metric with the "
             "metric chosen before the start, so the choice cannot follow the data"
@@ -310,6 +310,17 @@ def analyze_inputs(
             r.method,
             r,
         )
+    # The verdict is the primary metric's, unless logging made any metric impossible to
+    # test: inconsistent data anywhere means the experiment's data cannot be trusted.
+    verdict, headline, conclusion = primary.verdict, primary.headline, primary.summary
+    broken = [m for m in metrics if m.verdict == "invalid" and m.judgement is None]
+    if broken and verdict != "invalid":
+        names = ", ".join(m.label for m in broken)
+        verdict, headline = "invalid", "Invalid data"
+        conclusion = (
+            f"{conclusion} But {names} cannot be analysed (inconsistent logging), so the "
+            "experiment's data cannot be trusted: overall verdict invalid."
+        )
     days_run = inp.info.days_run
     return Analysis(
         experiment=inp.info,
@@ -330,9 +341,9 @@ def analyze_inputs(
         sequential=_sequential_summary(primary) if sequential else None,
         power=_power_summary(primary, inp, min_lift, days_run),
         novelty=novelty,
-        verdict=primary.verdict,
-        headline=primary.headline,
-        conclusion=primary.summary,
+        verdict=verdict,
+        headline=headline,
+        conclusion=conclusion,
         warnings=tuple(dict.fromkeys(warnings)),
         methods=_methods(alpha, sequential),
         daily_assigned=tuple(inp.daily_assigned),

@@ -195,7 +195,9 @@ app = typer.Typer(
     help="Recommend items to users and run honest A/B experiments between strategies.",
     cls=LazyGroup,
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Help uses up to 100 columns where the terminal has them (click's default stops at 80,
+    # which squeezes the option descriptions into a narrow column).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     **_SETTINGS,
 )
 
