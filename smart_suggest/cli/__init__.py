@@ -232,6 +232,13 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _internal(exc: Exception) -> None:
+    """A bug: one line by default, the traceback on request."""
+    if os.environ.get("SMART_SUGGEST_DEBUG"):
+        raise exc
+    _fail(f"internal error: {type(exc).__name__}: {exc} (set SMART_SUGGEST_DEBUG=1)", 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``smart-suggest`` script and ``python -m smart_suggest``."""
     from smart_suggest.errors import SmartSuggestError
@@ -265,8 +272,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"database error: {describe_sqlite_error(exc)}", 1)
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+    except ValueError as exc:
+        if "embedded null" not in str(exc):
+            _internal(exc)
+        # A NUL in a file name (only possible in-process: argv cannot carry one) reaches
+        # the OS call that opens it; typer does not check paths for it.
+        _fail("a file name contains a NUL character", 2)
     except Exception as exc:  # a bug: one line by default, the traceback on request
-        if os.environ.get("SMART_SUGGEST_DEBUG"):
-            raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set SMART_SUGGEST_DEBUG=1)", 1)
+        _internal(exc)
     sys.exit(rv if isinstance(rv, int) else 0)
