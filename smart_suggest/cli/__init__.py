@@ -69,6 +69,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Load an export into an empty database (all or nothing), keeping every id.",
     ),
     "backup": ("portability", "Online backup of the database (safe while other processes write)."),
+    "recover": (
+        "portability",
+        "Copy every row a damaged database still holds into a new database file.",
+    ),
     "tui": ("tui", "Open the terminal app: overview, recommendations and experiments screens."),
     "users": ("tracking", "Add, list and show users."),
     "items": ("tracking", "Add, list and show items of the catalogue."),
@@ -202,6 +206,10 @@ app = typer.Typer(
 )
 
 
+#: Exit code after ctrl+c (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"smart-suggest {__version__}")
@@ -222,13 +230,15 @@ def _root(
 
 
 def _fail(message: str, code: int) -> None:
-    from smart_suggest.text import printable
+    from smart_suggest.termsafe import error_line
 
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
     # Messages quote user data (names, paths): escape sequences in them must not reach
-    # the terminal.
-    sys.stderr.write(f"smart-suggest: error: {printable(first)}\n")
-    sys.stderr.flush()
+    # the terminal, and a newline in them must not make the error two lines.
+    try:
+        sys.stderr.write(error_line(message))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr is gone: the exit code still says it
     sys.exit(code)
 
 
@@ -239,9 +249,22 @@ def _internal(exc: Exception) -> None:
     _fail(f"internal error: {type(exc).__name__}: {exc} (set SMART_SUGGEST_DEBUG=1)", 1)
 
 
+def _bad_bytes(exc: UnicodeError) -> str:
+    data = getattr(exc, "object", None)
+    start = getattr(exc, "start", None)
+    if isinstance(data, str) and isinstance(start, int) and start < len(data):
+        code = ord(data[start])
+        if 0xDC80 <= code <= 0xDCFF:  # a surrogate-escaped byte
+            return f"byte 0x{code - 0xDC00:02x}"
+    if isinstance(data, bytes) and isinstance(start, int) and start < len(data):
+        return f"byte 0x{data[start]:02x}"
+    return getattr(exc, "reason", None) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``smart-suggest`` script and ``python -m smart_suggest``."""
     from smart_suggest.errors import SmartSuggestError
+    from smart_suggest.outfile import Terminated
 
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
@@ -257,10 +280,18 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted, nothing changed", 1)
     except SmartSuggestError as exc:
         _fail(str(exc), exc.exit_code)
+    except UnicodeError as exc:
+        # Bytes that are not UTF-8 in an argument reach us as surrogates (surrogateescape)
+        # and fail wherever the text must be encoded: say which bytes, not "internal error".
+        _fail(f"input is not valid UTF-8 text ({_bad_bytes(exc)})", 2)
+    except RecursionError:  # e.g. JSON nested thousands of levels deep
+        _fail("input is nested too deeply to read", 2)
     except OverflowError:  # an id or count beyond SQLite's 64-bit integers
         _fail(f"a number is too large (the largest this database can hold is {2**63 - 1})", 2)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", INTERRUPTED)
+    except Terminated:  # SIGTERM while a file was written: its temporary file is gone
+        _fail("terminated", 143)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -280,4 +311,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("a file name contains a NUL character", 2)
     except Exception as exc:  # a bug: one line by default, the traceback on request
         _internal(exc)
+    if rv == INTERRUPTED:
+        # typer turns ctrl+c inside a command into a plain exit 130 (no command returns
+        # it): say so, as for a ctrl+c anywhere else.
+        _fail("interrupted", INTERRUPTED)
     sys.exit(rv if isinstance(rv, int) else 0)
