@@ -29,4 +29,4 @@ def test_tui_in_a_pty_paints_switches_and_quits(demo_template: Path, tmp_path: P
     finally:
         term.close()
     # Every connection was closed: SQLite removed its WAL and shared-memory files.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.db"]
+    assert sorted(p.name for p in tmp_path.glob("demo.db*")) == ["demo.db"]

@@ -6,6 +6,7 @@ not pay for numpy, scipy or textual (sqlite-utils alone pulls in numpy).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
@@ -38,15 +39,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout i
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def _terminal_safe_console(**settings: Any) -> Console:
-    """A rich console that applies ``smart_suggest.termsafe`` to every text it writes to a
-    terminal: a string that reached ``print`` without ``safe()`` still cannot carry an
-    escape sequence. Rich's own styling and cursor moves are separate (style, control)
-    segments and pass as they are; line breaks in the text stay."""
+@functools.cache
+def _terminal_safe_console_class() -> type[Console]:
+    """``_TerminalSafeConsole``, defined on first use (subclassing rich's Console imports
+    rich, which a command that prints no table never needs)."""
     from rich.console import Console
     from rich.segment import Segment
 
     class _TerminalSafeConsole(Console):
+        """A rich console that applies ``smart_suggest.termsafe`` to every text it writes to
+        a terminal: a string that reached ``print`` without ``safe()`` still cannot carry an
+        escape sequence. Rich's own styling and cursor moves are separate (style, control)
+        segments and pass as they are; line breaks in the text stay."""
+
         def _render_buffer(self, buffer: Iterable[Segment]) -> str:
             if self.is_terminal:
                 from smart_suggest.termsafe import escape_lines
@@ -57,7 +62,13 @@ def _terminal_safe_console(**settings: Any) -> Console:
                 ]
             return super()._render_buffer(buffer)
 
-    return _TerminalSafeConsole(**settings)
+    return _TerminalSafeConsole
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_TerminalSafeConsole":
+        return _terminal_safe_console_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LazyConsole:
@@ -70,7 +81,8 @@ class LazyConsole:
 
     def get(self) -> Console:
         if self._console is None:
-            object.__setattr__(self, "_console", _terminal_safe_console(**self._settings))
+            cls = _terminal_safe_console_class()
+            object.__setattr__(self, "_console", cls(**self._settings))
         return self._console
 
     def __getattr__(self, name: str) -> Any:
