@@ -380,6 +380,24 @@ class ExperimentView:
     daily_ctr: dict[str, list[float | None]]  # variant -> CTR per day
     stats: StatsView | None
     stats_error: str | None = None
+    #: "MM-DD" of a last day still in progress, left out of ``days`` (its CTR so far is
+    #: not comparable with whole days); None when every day shown is complete.
+    partial_day: str | None = None
+
+    @property
+    def waiting(self) -> str | None:
+        """Why there is nothing to test yet (no impressions in some variant), or None.
+
+        Until then a verdict would only restate the absence of data (no effect, p = 1,
+        an interval spanning everything), so the screens say what they wait for instead.
+        """
+        if not self.variants or not any(v.impressions for v in self.variants):
+            return "no impressions yet"
+        empty = [v.variant for v in self.variants if not v.exposed]
+        if empty:
+            names = " and ".join(empty)
+            return f"variant {names} {'has' if len(empty) == 1 else 'have'} no exposed users yet"
+        return None
 
 
 def experiment_view(store: Store, exp_id: int, sequential: bool = True) -> ExperimentView:
@@ -395,17 +413,33 @@ def experiment_view(store: Store, exp_id: int, sequential: bool = True) -> Exper
             days, daily = trend_series(timeline(store, exp.id, bucket="day", cumulative=False))
         except SmartSuggestError:  # e.g. a span too long for daily buckets: no chart
             days, daily = [], {}
+        days, daily, partial = drop_partial_day(exp, days, daily)
         try:
             analysis = analyze(store, exp.id, sequential=sequential)
         except SmartSuggestError as exc:  # the panel says why; KPIs and charts still show
             res = results(store, exp.id)
             lifts = {k: _num(v.relative) for k, v in res.lifts.items()}
             return ExperimentView(
-                exp, variant_rows(res.variants), lifts, days, daily, None, str(exc)
+                exp, variant_rows(res.variants), lifts, days, daily, None, str(exc), partial
             )
     variants = variant_rows([analysis.variants["A"], analysis.variants["B"]])
     lifts = {m.metric: _num(m.relative_lift) for m in analysis.metrics}
-    return ExperimentView(exp, variants, lifts, days, daily, stats_view(analysis))
+    return ExperimentView(
+        exp, variants, lifts, days, daily, stats_view(analysis), partial_day=partial
+    )
+
+
+def drop_partial_day(
+    exp: Any, days: list[str], daily: dict[str, list[float | None]]
+) -> tuple[list[str], dict[str, list[float | None]], str | None]:
+    """Leave out the last day when it is still running (today for a running experiment,
+    the day it stopped for a stopped one) and more than one day was seen."""
+    from smart_suggest import clock
+
+    end = exp.stopped_at if exp.stopped_at is not None else clock.now()
+    if len(days) < 2 or days[-1] != iso(end)[5:10] or end % 86400 == 0:
+        return days, daily, None
+    return days[:-1], {k: v[:-1] for k, v in daily.items()}, days[-1]
 
 
 # -- statistics ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Label, ProgressBar, Static
 
+from smart_suggest.text import printable
 from tui import data
 from tui.format import lit, num, para, pct, pvalue, right, signed_pct, verdict_text
 from tui.screens.base import BaseScreen
@@ -117,7 +118,7 @@ class ExperimentsScreen(BaseScreen):
                 with Vertical(id="kpi-panel", classes="panel") as kpis:
                     kpis.border_title = "KPIs per variant"
                     yield SyncTable(
-                        [("Metric", "metric"), ("A", "A"), ("B", "B"), ("Lift", "lift")],
+                        [("Metric", "metric"), ("A", "A"), ("B", "B")],
                         id="kpis",
                         cursor_type="none",
                     )
@@ -163,24 +164,38 @@ class ExperimentsScreen(BaseScreen):
 
     def _draw_list(self) -> None:
         table = self.query_one("#exp-list", SyncTable)
-        # status 7, arms 12, traffic 7, share 7, padding 10, scrollbar 1: the name the rest.
-        width = max(12, table.available_width(40) - 7 - 12 - 7 - 7 - 10 - 1)
+        avail = table.available_width(40) - 1  # the scrollbar
+        arms_w = max([len(f"{e.control} vs {e.treatment}") for e in self.exps] + [6])
+        name_need = max([len(printable(e.name)) for e in self.exps] + [4])
+        # (key, header, width) by priority: the name first, then what the verdict panel
+        # does not already say; a column goes before the name is cut.
+        optional = [
+            ("status", "Status", 7),
+            ("arms", "A vs B", arms_w),
+            ("traffic", "Traffic", 7),
+            ("split", "B share", 7),
+        ]
+        while optional and name_need + 2 + sum(w + 2 for _, _, w in optional) > avail:
+            optional.pop()
+        name_w = max(12, avail - 2 - sum(w + 2 for _, _, w in optional))
+        shown = {key for key, _, _ in optional}
         rows = []
         for e in self.exps:
-            status = Text(e.status, style="bold" if e.status == "active" else "dim")
-            rows.append(
-                (
-                    str(e.id),
-                    [
-                        lit(e.name, limit=width),
-                        status,
-                        lit(f"{e.control} vs {e.treatment}", limit=12),
-                        right(pct(float(e.traffic_fraction), 0)),
-                        right(pct(float(e.treatment_share), 0)),
-                    ],
-                )
-            )
-        table.sync(rows, widths={"name": width, "status": 7, "arms": 12, "traffic": 7, "split": 7})
+            cells: list[Any] = [lit(e.name, limit=name_w)]
+            if "status" in shown:
+                cells.append(Text(e.status, style="bold" if e.status == "active" else "dim"))
+            if "arms" in shown:
+                cells.append(lit(f"{e.control} vs {e.treatment}", limit=arms_w))
+            if "traffic" in shown:
+                cells.append(right(pct(float(e.traffic_fraction), 0)))
+            if "split" in shown:
+                cells.append(right(pct(float(e.treatment_share), 0)))
+            rows.append((str(e.id), cells))
+        table.sync(
+            rows,
+            widths={"name": name_w, **{key: w for key, _, w in optional}},
+            columns=[("Name", "name"), *[(header, key) for key, header, _ in optional]],
+        )
 
     def _select(self, exp_id: int, force: bool = False) -> None:
         if exp_id == self.exp_id and not force:
@@ -265,14 +280,24 @@ class ExperimentsScreen(BaseScreen):
     def _draw(self, view: data.ExperimentView) -> None:
         exp = view.experiment
         rows = view.variants
-        stats = view.stats
+        waiting = view.waiting
+        # Nothing to test yet: no verdict, intervals, lifts or empty axes, only counts.
+        stats = None if waiting else view.stats
         self._draw_verdict(view)
         title = Text("KPIs · ")
         title.append_text(lit(exp.name, limit=40))
         self.query_one("#kpi-panel").border_title = title
         self._draw_kpis(view, rows, stats)
         self.query_one("#stats", Static).update(self._stats_renderable(view))
-        self.query_one("#bars", KpiBars).show(
+        bars = self.query_one("#bars", KpiBars)
+        trend = self.query_one("#trend", TrendChart)
+        trend_panel = self.query_one("#trend")
+        if waiting:
+            bars.show_message(f"waiting for data: {waiting}")
+            trend.show_message("waiting for data")
+            trend_panel.border_subtitle = ""
+            return
+        bars.show(
             [f"{r.variant} ({r.strategy})" for r in rows],
             [r.ctr or 0.0 for r in rows],
             [r.conversion or 0.0 for r in rows],
@@ -281,19 +306,28 @@ class ExperimentsScreen(BaseScreen):
             f"{v} ({next((r.strategy for r in rows if r.variant == v), '?')})": s
             for v, s in view.daily_ctr.items()
         }
-        self.query_one("#trend", TrendChart).show(view.days, labelled)
+        trend.show(view.days, labelled)
+        trend_panel.border_subtitle = (
+            f"{view.partial_day} (in progress) left out" if view.partial_day else ""
+        )
 
     def _draw_verdict(self, view: data.ExperimentView) -> None:
         stats = view.stats
         exp = view.experiment
+        waiting = view.waiting
         head = Text()
-        if stats is not None:
+        if waiting:
+            head.append(" ⧗ WAITING FOR DATA ", style="bold reverse")
+            head.append("  ")
+        elif stats is not None:
             head.append_text(verdict_text(stats.verdict))
             head.append("  ")
         status = "running" if exp.status == "active" else "stopped"
         head.append(f"{exp.control} (A) vs {exp.treatment} (B) · {status}", style="dim")
         parts: list[RenderableType] = [head]
-        if stats is not None:
+        if waiting:
+            parts.append(para(f"{waiting[0].upper()}{waiting[1:]}. {self._how_to_feed(exp)}"))
+        elif stats is not None:
             # The first sentences (result, verdict); all of it is in the statistics panel.
             wide = self.has_class("-wide")
             parts.append(para(first_sentences(stats.conclusion, 2 if wide else 1)))
@@ -301,84 +335,106 @@ class ExperimentsScreen(BaseScreen):
             parts.append(para(f"Statistics unavailable: {view.stats_error}", style="dim"))
         self.query_one("#verdict", Static).update(Group(*parts))
 
+    @staticmethod
+    def _how_to_feed(exp: Any) -> str:
+        if exp.status != "active":
+            return "It is stopped, so it takes no more data."
+        return (
+            "Serve it to users (2, then s), simulate traffic (s) or log events (l); "
+            "the tests run as soon as every variant has exposed users."
+        )
+
     def _draw_kpis(
         self, view: data.ExperimentView, rows: list[data.VariantRow], stats: data.StatsView | None
     ) -> None:
+        """Metrics down, one column per variant; intervals and lifts on rows of their own,
+        so no number is ever cut, whatever the width and however many variants."""
         table = self.query_one("#kpis", SyncTable)
-        by = {r.variant: r for r in rows}
-        a, b = by.get("A"), by.get("B")
         ivs: dict[str, dict[str, data.Interval]] = {}
         if stats is not None:
             for m in stats.metrics:
                 ivs[m.metric] = m.intervals
+        control = rows[0].variant if rows else "A"
+        label_w = 15
+        room = table.available_width(56) - label_w - 2 * (len(rows) + 1) - 1
+        # The short interval form (no brackets) when the long one would not fit.
+        long_form = all(
+            len(_interval_text(iv).strip()) <= room // max(len(rows), 1)
+            for by_variant in ivs.values()
+            for iv in by_variant.values()
+        )
 
-        def cell(r: data.VariantRow | None, text: str) -> Text:
-            return right(text) if r is not None else right("–")
+        def interval(iv: data.Interval | None) -> str:
+            if iv is None:
+                return "–"
+            if long_form:
+                return _interval_text(iv).strip()
+            return f"{iv.low * 100:.1f}–{iv.high * 100:.1f}"
 
-        def count_row(key: str, label: str, attr: str) -> tuple[str, list[Any]]:
-            return (
-                key,
-                [
-                    Text(label),
-                    cell(a, num(getattr(a, attr, 0))),
-                    cell(b, num(getattr(b, attr, 0))),
-                    right(""),
-                ],
-            )
+        def lift(r: data.VariantRow, metric: str) -> str:
+            if r.variant == control:
+                return "base"
+            # The analysis compares B with A; other variants are not compared here.
+            return signed_pct(view.lifts.get(metric)) if r.variant == "B" else "–"
 
-        def rate_row(key: str, label: str, attr: str, metric: str) -> tuple[str, list[Any]]:
-            iv = ivs.get(metric) or ivs.get(metric.removesuffix("_rate")) or {}
-            return (
-                key,
-                [
-                    Text(label, style="bold"),
-                    cell(a, pct(getattr(a, attr, None)) + _interval_text(iv.get("A"))),
-                    cell(b, pct(getattr(b, attr, None)) + _interval_text(iv.get("B"))),
-                    right(signed_pct(view.lifts.get(metric)), "bold"),
-                ],
-            )
-
-        def engagement(r: data.VariantRow | None) -> str:
-            if r is None or r.engagement_mean is None:
+        def engagement(r: data.VariantRow) -> str:
+            if r.engagement_mean is None:
                 return "–"
             sd = "" if r.engagement_sd is None else f" ± {r.engagement_sd:.0f}"
             return f"{r.engagement_mean:.1f}{sd} s"
 
-        # Metric 19, lift 7, padding 8, scrollbar 1; A and B share the rest.
-        value_w = max(12, (table.available_width(76) - 19 - 7 - 8 - 1) // 2)
+        def metric_ivs(metric: str) -> dict[str, data.Interval]:
+            return ivs.get(metric) or ivs.get(metric.removesuffix("_rate")) or {}
+
+        spec: list[tuple[str, str, Any]] = [
+            ("assigned", "Users assigned", lambda r: num(r.assigned)),
+            ("exposed", "Users exposed", lambda r: num(r.exposed)),
+            ("impressions", "Impressions", lambda r: num(r.impressions)),
+            ("clicks", "Clicks", lambda r: num(r.clicks)),
+            ("ctr", "CTR", lambda r: pct(r.ctr)),
+            ("ctr-ci", "  95% CI", lambda r: interval(metric_ivs("ctr").get(r.variant))),
+            ("ctr-lift", "  lift vs " + control, lambda r: lift(r, "ctr")),
+            ("converted", "Users converted", lambda r: num(r.converted)),
+            ("conversion", "Conversion", lambda r: pct(r.conversion)),
+            (
+                "conversion-ci",
+                "  95% CI",
+                lambda r: interval(metric_ivs("conversion_rate").get(r.variant)),
+            ),
+            ("conversion-lift", "  lift vs " + control, lambda r: lift(r, "conversion_rate")),
+            ("engagement", "Engagement", engagement),
+            ("engagement-lift", "  lift vs " + control, lambda r: lift(r, "engagement")),
+        ]
+        styles = {"ctr": "bold", "conversion": "bold"}
+        cells = {key: [fn(r) for r in rows] for key, _, fn in spec}
+        headers = [f"{r.variant} · {r.strategy}" for r in rows]
+        widths: dict[str, int] = {"metric": label_w}
+        for i, r in enumerate(rows):
+            widths[r.variant] = max(
+                [len(headers[i]), 6] + [len(values[i]) for values in cells.values()]
+            )
         table.sync(
             [
                 (
-                    "strategy",
+                    key,
                     [
-                        Text("Strategy", style="dim"),
-                        right(a.strategy if a else "–"),
-                        right(b.strategy if b else "–"),
-                        right("B vs A", "dim"),
+                        Text(label, style=styles.get(key, "dim" if label[0] == " " else "")),
+                        *[right(v, styles.get(key, "")) for v in cells[key]],
                     ],
-                ),
-                count_row("assigned", "Users assigned", "assigned"),
-                count_row("exposed", "Users exposed", "exposed"),
-                count_row("impressions", "Impressions", "impressions"),
-                count_row("clicks", "Clicks", "clicks"),
-                rate_row("ctr", "CTR [95% CI]", "ctr", "ctr"),
-                count_row("converted", "Users converted", "converted"),
-                rate_row("conversion", "Conversion [95% CI]", "conversion", "conversion_rate"),
-                (
-                    "engagement",
-                    [
-                        Text("Engagement"),
-                        right(engagement(a)),
-                        right(engagement(b)),
-                        right(signed_pct(view.lifts.get("engagement"))),
-                    ],
-                ),
+                )
+                for key, label, _ in spec
             ],
-            widths={"metric": 19, "A": value_w, "B": value_w, "lift": 7},
+            widths=widths,
+            columns=[
+                ("Metric", "metric"),
+                *[(right(h), r.variant) for h, r in zip(headers, rows, strict=True)],
+            ],
         )
 
     def _stats_renderable(self, view: data.ExperimentView) -> RenderableType:
         stats = view.stats
+        if view.waiting:
+            return para(f"Waiting for data: {view.waiting}. {self._how_to_feed(view.experiment)}")
         if stats is None:
             return para(f"No statistics: {view.stats_error or 'not available'}", style="dim")
         mode = (

@@ -24,7 +24,7 @@ class SyncTable(DataTable[Any]):
     SyncTable { height: auto; max-height: 100%; overflow-x: hidden; scrollbar-size-vertical: 1; }
     """
 
-    def __init__(self, columns: Sequence[str | tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[str | tuple[Any, str]], **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", False)
         super().__init__(**kwargs)
@@ -77,8 +77,14 @@ class SyncTable(DataTable[Any]):
     def row_keys(self) -> list[str]:
         return [str(key.value) for key in self.rows]
 
-    def sync(self, rows: Sequence[Row], widths: dict[str, int] | None = None) -> None:
-        """Show ``rows`` ((key, cells) pairs). ``widths`` fixes column widths in cells.
+    def sync(
+        self,
+        rows: Sequence[Row],
+        widths: dict[str, int] | None = None,
+        columns: Sequence[str | tuple[Any, str]] | None = None,
+    ) -> None:
+        """Show ``rows`` ((key, cells) pairs). ``widths`` fixes column widths in cells;
+        ``columns`` replaces the columns (e.g. one per variant, or fewer when narrow).
 
         Fixed widths do not depend on measuring the cells, which Textual does with the
         app console's width and which can be wrong while the app is still starting up.
@@ -87,7 +93,10 @@ class SyncTable(DataTable[Any]):
             # Not laid out yet: the widths were guessed; fit again once they are known.
             self.call_after_refresh(self._refit)
         keys = [key for key, _ in rows]
-        new_widths = widths is not None and widths != self._fixed
+        new_columns = columns is not None and list(columns) != self._columns_spec
+        if new_columns:
+            self._columns_spec = list(columns or [])
+        new_widths = new_columns or (widths is not None and widths != self._fixed)
         if new_widths:
             self._fixed = dict(widths or {})
         if keys == self.row_keys() and not new_widths:
