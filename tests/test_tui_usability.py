@@ -133,3 +133,184 @@ async def test_the_daily_chart_leaves_out_the_day_in_progress(demo_db: Path) -> 
         assert "11-20" not in view.days and view.days[-1] == "11-19"
         assert "11-20 (in progress) left out" in screen_text(pilot)
         assert count(demo_db, "events") > 0
+
+
+# -- the recommendations screen ------------------------------------------------------------
+@pilot_test
+async def test_every_registered_strategy_can_sit_side_by_side_and_is_remembered(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    from smart_suggest.recommend.base import registry
+    from tui.config import config_path
+    from tui.config import load as load_settings
+
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "m")
+        dialog = pilot.app.screen
+        checklist = dialog.query_one("#checklist")
+        offered = [checklist.get_option_at_index(i).value for i in range(checklist.option_count)]
+        # Everything in the registry is offered (v1, v2, popular and any added later).
+        assert {dialog.options[i][1] for i in offered} == set(registry())
+        assert sorted(checklist.selected) == [0, 1]  # v1 and v2 by default
+        popular = next(i for i, (_, name, _) in enumerate(dialog.options) if name == "popular")
+        checklist.select(popular)
+        await goto(pilot, "enter")
+        screen = pilot.app.screen
+        assert screen.strategies == ["v1", "v2", "popular"]
+        table = screen.query_one("#recs-popular")
+        assert table.row_count == len(screen.view.recs["popular"]) > 0
+        assert "popular · baseline" in screen_text(pilot)
+    # Saved in the settings file (in tmp_path's config folder), read by the next start.
+    assert config_path().is_relative_to(tmp_path)
+    assert load_settings().strategies == ["v1", "v2", "popular"]
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2")
+        assert pilot.app.screen.strategies == ["v1", "v2", "popular"]
+        assert pilot.app.screen.query_one("#recs-popular").row_count > 0
+
+
+@pilot_test
+async def test_the_strategy_picker_needs_one_strategy_at_least(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "m")
+        checklist = pilot.app.screen.query_one("#checklist")
+        checklist.deselect_all()
+        await goto(pilot, "enter")
+        assert type(pilot.app.screen).__name__ == "ChecklistDialog"
+        assert "at least 1" in widget_text(pilot.app.screen.query_one("#checklist-error"))
+        await goto(pilot, "escape")
+        assert pilot.app.screen.strategies == ["v1", "v2"]
+
+
+@pilot_test
+async def test_serving_marks_exactly_the_served_rows(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "s")
+        screen = pilot.app.screen
+        served = screen.served
+        assert served is not None and served.enrolled
+        served_ids = {r.item_id for r in served.rows}
+        # What the serve logged as impressions is exactly what is marked.
+        logged = {
+            item
+            for (item,) in rows(
+                demo_db,
+                "SELECT item_id FROM events WHERE type = 'impression' AND user_id = ? "
+                "AND ts = (SELECT max(ts) FROM events WHERE type = 'impression')",
+                (served.rows and screen.view.user.id,),
+            )
+        }
+        assert logged == served_ids
+        table = screen.query_one(f"#recs-{served.strategy}")
+        assert table.served == served_ids
+        marked = {
+            int(key) for key in table.row_keys() if table.get_row(key)[0].plain.startswith("▸")
+        }
+        assert marked == served_ids and len(marked) < table.row_count
+        other = next(t for t in screen._rec_tables() if t is not table)
+        assert not other.served
+        assert not any(other.get_row(k)[0].plain.startswith("▸") for k in other.row_keys())
+        assert f"served {len(served_ids)}" in screen_text(pilot)
+
+
+@pilot_test
+async def test_a_second_click_never_lands_on_another_item(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "2", "tab")
+        screen = pilot.app.screen
+        table = screen.query_one("#recs-v1")
+        assert table.has_focus
+        first = int(table.current_key)
+        before = count(demo_db, "interactions")
+        await goto(pilot, "c")
+        assert count(demo_db, "interactions") == before + 1
+        assert first not in [int(k) for k in table.row_keys()]  # it left the list
+        # The cursor now rests on another item: c does nothing but say why.
+        await goto(pilot, "c")
+        assert count(demo_db, "interactions") == before + 1
+        assert any("choose the next one" in n for n in notes(pilot))
+        assert not table.show_cursor
+        # One arrow shows the cursor on the item it rests on; then c clicks that one.
+        await goto(pilot, "down")
+        assert table.show_cursor
+        second = int(table.current_key)
+        await goto(pilot, "c")
+        assert count(demo_db, "interactions") == before + 2
+        last = rows(demo_db, "SELECT item_id, action FROM interactions ORDER BY id DESC LIMIT 1")
+        assert last == [(second, "click")]
+
+
+@pilot_test
+async def test_scores_mark_popularity_counts(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "m")
+        dialog = pilot.app.screen
+        popular = next(i for i, (_, name, _) in enumerate(dialog.options) if name == "popular")
+        dialog.query_one("#checklist").select(popular)
+        await goto(pilot, "enter")
+        table = pilot.app.screen.query_one("#recs-popular")
+        scores = [table.get_row(k)[-1].plain for k in table.row_keys()]
+        assert scores and all(s.endswith("p") for s in scores)
+        v2 = pilot.app.screen.query_one("#recs-v2")
+        assert not any(v2.get_row(k)[-1].plain.endswith("p") for k in v2.row_keys())
+
+
+# -- settings and themes ------------------------------------------------------------------
+@pilot_test
+async def test_a_theme_picked_in_the_app_is_remembered(demo_db: Path) -> None:
+    from tui.config import load as load_settings
+
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pilot.app.theme = "nord"
+        await settle(pilot)
+    assert load_settings().theme == "nord"
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        assert pilot.app.theme == "nord"
+
+
+@pilot_test
+async def test_a_theme_given_for_one_run_is_not_saved(demo_db: Path) -> None:
+    from tui.app import SmartSuggestApp
+    from tui.config import config_path
+
+    app = SmartSuggestApp(demo_db, poll_seconds=0, debounce=0, theme="gruvbox")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert pilot.app.theme == "gruvbox"
+    assert not config_path().exists()
+
+
+@pilot_test
+async def test_a_broken_settings_file_is_reported_and_kept(demo_db: Path) -> None:
+    from tui.config import config_path
+
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('theme = "nord\nstrategies = 3\n')
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert any("not valid TOML" in n for n in notes(pilot))
+        pilot.app.theme = "gruvbox"
+        await settle(pilot)
+    assert path.read_text() == 'theme = "nord\nstrategies = 3\n'
+
+
+def test_settings_round_trip_odd_values(tmp_path: Path) -> None:
+    from tui.config import Settings
+    from tui.config import load as load_settings
+
+    path = tmp_path / "tui.toml"
+    odd = 'C:\\reports "q4"\n\tüñí'
+    Settings(strategies=["v2", "popular"], export_dir=odd, sequential=False, path=path).save()
+    back = load_settings(path)
+    assert back.export_dir == odd and back.strategies == ["v2", "popular"]
+    assert back.sequential is False and back.problem == ""
+
+
+def test_tui_refuses_an_unknown_theme_in_one_line(tmp_path: Path, run_cli: Any) -> None:
+    db = tmp_path / "x.db"
+    code, out, err = run_cli("tui", "--db", db, "--theme", "no-such-theme")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "unknown theme 'no-such-theme'" in err and "nord" in err
+    assert not db.exists()

@@ -17,6 +17,8 @@ from smart_suggest.errors import SmartSuggestError
 from smart_suggest.store import Store, describe_sqlite_error, open_store
 from smart_suggest.text import printable
 from tui.commands import ActionsProvider
+from tui.config import Settings
+from tui.config import load as load_settings
 from tui.data import FAILED, Backend, Revisions, revisions, warm_imports, warm_up
 from tui.screens.base import BaseScreen
 from tui.screens.dialogs import HelpScreen
@@ -70,6 +72,8 @@ class SmartSuggestApp(App[None]):
         demo: bool = False,
         poll_seconds: float | None = None,
         debounce: float | None = None,
+        theme: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.started_at = time.perf_counter()
         #: perf_counter() when something was first on screen: "shell", then "data".
@@ -86,6 +90,15 @@ class SmartSuggestApp(App[None]):
         self._polling = False
         self._poll_again = False
         self._written: set[str] = set()
+        #: The settings file (theme, strategies shown, ...); saved when they change.
+        self.settings = settings if settings is not None else load_settings()
+        wanted = theme or self.settings.theme
+        if wanted and wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted:
+            self.settings.problem = self.settings.problem or (
+                f"unknown theme {wanted!r} in the settings: the default is used"
+            )
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -98,8 +111,23 @@ class SmartSuggestApp(App[None]):
         screen_cls: type[BaseScreen] = cls.MODES[mode]
         return screen_cls
 
+    # -- settings -------------------------------------------------------------------------
+    def _theme_changed(self, theme: Any) -> None:
+        # A theme given on the command line is for this run; one chosen in the app stays.
+        if theme.name != self.settings.theme:
+            self.settings.theme = theme.name
+            self.save_settings()
+
+    def save_settings(self) -> None:
+        problem = self.settings.save()
+        if problem:
+            self.notify(printable(problem), severity="warning", markup=False, timeout=6)
+
     # -- lifecycle ------------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self.settings.problem:
+            self.notify(printable(self.settings.problem), severity="warning", markup=False)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.check_for_changes()  # the baseline revisions
         if self.poll_seconds > 0:
             self.set_interval(self.poll_seconds, self.check_for_changes)

@@ -274,9 +274,12 @@ def categories(store: Store) -> list[str]:
 
 
 def strategies() -> dict[str, str]:
-    from smart_suggest.recommend import STRATEGIES
+    """Every registered strategy (name -> description), in the registry's display order:
+    a strategy added to ``smart_suggest.recommend`` appears here with no change to the UI."""
+    from smart_suggest.recommend import base
 
-    return dict(STRATEGIES)
+    reg = base.registry()
+    return {name: reg[name].description for name in sorted(reg, key=base._display_order)}
 
 
 def metrics() -> dict[str, str]:

@@ -14,8 +14,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.validation import Function, Number, ValidationResult, Validator
-from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
+from textual.widgets.selection_list import Selection
 
 from smart_suggest.errors import SmartSuggestError
 from smart_suggest.text import printable
@@ -286,6 +287,61 @@ class PickDialog(ModalScreen[Any]):
 #: What ``PickDialog`` returns when the user cancels (None may be a valid choice).
 _CANCELLED = object()
 CANCELLED = _CANCELLED
+
+
+# -- checklist ---------------------------------------------------------------------------
+class ChecklistDialog(ModalScreen[list[Any] | None]):
+    """Tick several options (space), in their order; enter saves, esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("enter,ctrl+s", "save", "Save", priority=True),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        options: Sequence[tuple[str, Any, bool]],
+        *,
+        minimum: int = 0,
+        maximum: int | None = None,
+        hint: str = "",
+    ) -> None:
+        super().__init__()
+        self.check_title = title
+        self.options = list(options)
+        self.minimum = minimum
+        self.maximum = maximum
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.check_title, style="bold"), classes="dialog-title")
+            yield SelectionList[int](
+                *[
+                    Selection(lit(label), i, picked)
+                    for i, (label, _, picked) in enumerate(self.options)
+                ],
+                id="checklist",
+            )
+            yield Static("", id="checklist-error", classes="form-error")
+            yield Label(self.hint, classes="dialog-hint")
+
+    def action_save(self) -> None:
+        picked = sorted(self.query_one("#checklist", SelectionList).selected)
+        if len(picked) < self.minimum:
+            self._error(f"choose at least {self.minimum}")
+            return
+        if self.maximum is not None and len(picked) > self.maximum:
+            self._error(f"choose at most {self.maximum}")
+            return
+        self.dismiss([self.options[i][1] for i in picked])
+
+    def _error(self, message: str) -> None:
+        self.query_one("#checklist-error", Static).update(Text(message, style="bold red"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 # -- help --------------------------------------------------------------------------------
