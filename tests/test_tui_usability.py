@@ -314,3 +314,83 @@ def test_tui_refuses_an_unknown_theme_in_one_line(tmp_path: Path, run_cli: Any) 
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "unknown theme 'no-such-theme'" in err and "nord" in err
     assert not db.exists()
+
+
+# -- keys, footer, navigation ----------------------------------------------------------------
+def footer_text(pilot: Any) -> str:
+    return screen_text(pilot).splitlines()[-1]
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40), (200, 50)])
+@pilot_test
+async def test_the_footer_always_offers_help_and_quit(demo_db: Path, size: tuple[int, int]) -> None:
+    async with make_app(demo_db).run_test(size=size) as pilot:
+        for key in ("1", "2", "3"):
+            await goto(pilot, key)
+            footer = footer_text(pilot)
+            assert "F1/? Help" in footer and "^q Quit" in footer, (key, footer)
+            # Never a key without its label (e.g. "F1/?" cut from "Help").
+            assert footer.rstrip().endswith(("Help", "Quit", "palette")), footer
+        nav = screen_text(pilot).splitlines()[0]
+        assert "1 Overview" in nav and "3 Exp" in nav and "2 Rec" in nav
+
+
+@pilot_test
+async def test_the_footer_keeps_the_screen_keys_in_their_order_of_importance(
+    demo_db: Path,
+) -> None:
+    async with make_app(demo_db).run_test(size=(60, 20)) as pilot:
+        await goto(pilot, "2")
+        footer = footer_text(pilot)
+        assert footer.index("v View") < footer.index("c Click") < footer.index("p Buy")
+        assert "+Item" not in footer  # the least important goes first
+
+
+@pilot_test
+async def test_the_score_column_stays_at_60_columns(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(60, 20)) as pilot:
+        await goto(pilot, "2")
+        screen = pilot.app.screen
+        for table in screen._rec_tables():
+            assert "score" in [str(c.value) for c in table.columns], table.strategy
+            for r in screen.view.recs[table.strategy]:
+                shown = table.get_row(str(r.item_id))[-1].plain
+                expected = f"{r.score:,.0f}p" if r.source == "popular" else f"{r.score:.2f}"
+                assert shown == expected
+
+
+@pytest.mark.parametrize("mode", ["1", "2", "3"])
+@pilot_test
+async def test_every_tab_stop_highlights_something(demo_db: Path, mode: str) -> None:
+    from textual.containers import ScrollableContainer
+    from textual.widgets import Button, DataTable, Input
+
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, mode)
+        seen = []
+        if pilot.app.focused is None:  # the overview starts with nothing focused
+            await pilot.press("tab")
+        for _ in range(12):
+            focused = pilot.app.focused
+            assert focused is not None
+            seen.append(focused)
+            in_panel = any(n.has_class("panel") for n in focused.ancestors_with_self)
+            # A framed panel lights up its border; buttons, inputs and tables show it too.
+            assert in_panel or isinstance(focused, Button | Input | DataTable), focused
+            assert not (isinstance(focused, ScrollableContainer) and not in_panel), focused
+            await pilot.press("tab")
+            await pilot.pause()
+        assert len(set(seen)) > 1
+
+
+@pilot_test
+async def test_page_down_scrolls_the_experiments_screen_on_arrival(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "3")
+        screen = pilot.app.screen
+        body = screen.query_one("#exp-body")
+        assert screen.query_one("#exp-list").has_focus and body.scroll_y == 0
+        await goto(pilot, "pagedown")
+        assert body.scroll_y > 0
+        await goto(pilot, "pageup")
+        assert body.scroll_y == 0

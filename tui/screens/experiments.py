@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Label, ProgressBar, Static
 from smart_suggest.text import printable
 from tui import data
 from tui.format import lit, num, para, pct, pvalue, right, signed_pct, verdict_text
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, Body
 from tui.screens.dialogs import ConfirmDialog, FormDialog, FormField
 from tui.widgets.charts import KpiBars, TrendChart
 from tui.widgets.tables import SyncTable
@@ -44,6 +44,7 @@ class ExperimentsScreen(BaseScreen):
     MODE = "experiments"
     AUTO_FOCUS = "#exp-list"
     LABEL = "Experiments"
+    BODY = "exp-body"
     ABOUT = (
         "The experiments in the database and, for the highlighted one, the KPIs per variant "
         "(with 95% intervals), charts, the statistical tests and the verdict. Everything "
@@ -62,6 +63,9 @@ class ExperimentsScreen(BaseScreen):
             tooltip="Statistics: sequential (always valid, default) or fixed horizon",
         ),
         Binding("r", "reload", "Reload", show=False, tooltip="Reload everything"),
+        # Priority: the experiment list would otherwise keep the page keys for itself.
+        Binding("pageup", "scroll_body(-1)", "Page up", show=False, priority=True),
+        Binding("pagedown", "scroll_body(1)", "Page down", show=False, priority=True),
     ]
     PALETTE: ClassVar[dict[str, str]] = {
         "new_experiment": "Create an experiment",
@@ -73,7 +77,6 @@ class ExperimentsScreen(BaseScreen):
     EXTRA_KEYS: ClassVar[list[tuple[str, str]]] = [
         ("↑ ↓", "Choose an experiment in the list"),
         ("tab", "Move on to the KPIs, the statistics and the charts"),
-        ("pgup pgdn", "Scroll the screen"),
     ]
 
     def __init__(self) -> None:
@@ -97,7 +100,7 @@ class ExperimentsScreen(BaseScreen):
         with Horizontal(id="sim-bar"):
             yield Label("Simulating…", id="sim-label")
             yield ProgressBar(id="sim-progress", show_eta=False)
-        with VerticalScroll(id="exp-body"):
+        with Body(id="exp-body"):
             with Horizontal(id="exp-top"):
                 with Vertical(id="exp-list-panel", classes="panel") as panel:
                     panel.border_title = "Experiments"

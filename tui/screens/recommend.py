@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
@@ -19,7 +19,7 @@ from smart_suggest.clock import iso
 from smart_suggest.text import printable
 from tui import data
 from tui.format import lit, num, para, right
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, Body
 from tui.screens.dialogs import (
     CANCELLED,
     ChecklistDialog,
@@ -157,6 +157,7 @@ class RecommendScreen(BaseScreen):
     MODE = "recommend"
     AUTO_FOCUS = "#user-list"
     LABEL = "Recommendations"
+    BODY = "rec-body"
     ABOUT = (
         "Pick a user on the left (type to filter). v1 (collaborative: users like you) and "
         "v2 (content-based: items like the ones you liked) are side by side; the panel at "
@@ -231,7 +232,7 @@ class RecommendScreen(BaseScreen):
 
     # -- layout -----------------------------------------------------------------------------
     def _compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="rec-body"):
+        with Body(id="rec-body"):
             with Horizontal(id="rec-top"):
                 with Vertical(id="users-panel", classes="panel") as users:
                     users.border_title = "Users"
