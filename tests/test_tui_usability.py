@@ -394,3 +394,89 @@ async def test_page_down_scrolls_the_experiments_screen_on_arrival(demo_db: Path
         assert body.scroll_y > 0
         await goto(pilot, "pageup")
         assert body.scroll_y == 0
+
+
+# -- experiments: simulation, stopped experiments, simulated visitors ---------------------
+@pilot_test
+async def test_a_stopped_experiment_turns_off_simulate_and_log_up_front(demo_db: Path) -> None:
+    from smart_suggest.experiments.lifecycle import stop_experiment
+
+    with open_store(demo_db) as store:
+        stop_experiment(store, 1)
+    before = count(demo_db, "events")
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "3")
+        screen = pilot.app.screen
+        footer = {k.action: k.has_class("-disabled") for k in screen.query("FooterKey")}
+        assert footer["simulate"] and footer["log_event"] and footer["stop_experiment"]
+        assert not footer["new_experiment"]
+        for key in ("s", "l"):
+            await goto(pilot, key)
+            assert pilot.app.screen is screen, key  # no form opened
+        assert "Stopped: it takes no new traffic or events" in screen_text(pilot)
+        # From the palette (which runs the action by name) it is explained instead.
+        await pilot.app.run_in_mode("experiments", "simulate")
+        await settle(pilot)
+        assert pilot.app.screen is screen
+        assert any("is stopped: it takes no new traffic" in n for n in notes(pilot))
+    assert count(demo_db, "events") == before
+
+
+@pilot_test
+async def test_the_simulation_progress_bar_leaves_the_nav_bar_visible(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "3")
+        screen = pilot.app.screen
+        bar = screen.query_one("#sim-bar")
+        bar.display = True
+        await settle(pilot)
+        nav = screen.query_one("NavBar")
+        assert bar.region.y > nav.region.y and not bar.region.overlaps(nav.region)
+        assert "1 Overview" in screen_text(pilot).splitlines()[0]
+
+
+@pilot_test
+async def test_simulated_visitors_are_hidden_from_the_user_list_until_asked(
+    demo_db: Path,
+) -> None:
+    from smart_suggest.experiments.simulate import simulate
+    from tui.config import load as load_settings
+
+    with open_store(demo_db) as store:
+        simulate(
+            store,
+            1,
+            users=300,
+            days=2,
+            ctr_a=0.3,
+            ctr_b=0.3,
+            purchase_a=0.1,
+            purchase_b=0.1,
+            seed=3,
+        )
+    sim = int(rows(demo_db, "SELECT count(*) FROM users WHERE username LIKE 'sim-1-%'")[0][0])
+    assert sim == 300
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2")
+        screen = pilot.app.screen
+        names = [u.username for u in screen._users]
+        assert len(names) == count(demo_db, "users") - sim
+        assert not any(n.startswith("sim-") for n in names)
+        assert "300 sim hidden (h)" in screen_text(pilot)
+        await goto(pilot, "h")
+        names = [u.username for u in screen._users]
+        assert len(names) == 200 and any(n.startswith("sim-1-") for n in names)
+        assert "first 200" in screen_text(pilot)
+    assert load_settings().show_simulated is True
+
+
+def test_simulated_visitor_names_follow_the_convention(tmp_path: Path) -> None:
+    from smart_suggest import tracking
+
+    with open_store(tmp_path / "t.db") as store:
+        for name in ("sim-1-1", "sim-12-400", "sim-x-1", "simon", "sim-1", "asim-1-2"):
+            tracking.add_user(store, name)
+        kept = [u.username for u in tracking.search_users(store, "", simulated=False)]
+        assert kept == ["sim-x-1", "simon", "sim-1", "asim-1-2"]
+        assert tracking.count_simulated_users(store) == 2
+        assert tracking.count_simulated_users(store, "12") == 1

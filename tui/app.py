@@ -225,7 +225,11 @@ class SmartSuggestApp(App[None]):
         """Switch to ``mode`` and run one of its screen actions (for the palette)."""
         if self.current_mode != mode:
             await self.switch_mode(mode)
-        await self.screen.run_action(action)
+        screen = self.screen
+        if isinstance(screen, BaseScreen) and screen.check_action(action, ()) is not True:
+            screen.explain_disabled(action)  # the palette lists it; say why it is off
+            return
+        await screen.run_action(action)
 
     # -- actions --------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -160,13 +160,17 @@ def clear_all(store: Store) -> dict[str, int]:
 class UserPage:
     users: list[Any]  # tracking.User
     shown_all: bool
+    #: Simulated visitors matching the filter that were left out (0 when shown).
+    hidden_simulated: int = 0
 
 
-def find_users(store: Store, text: str, limit: int = 200) -> UserPage:
+def find_users(store: Store, text: str, limit: int = 200, simulated: bool = True) -> UserPage:
     from smart_suggest import tracking
 
-    users = tracking.search_users(store, text, limit=limit + 1)
-    return UserPage(users[:limit], len(users) <= limit)
+    with store.read():
+        users = tracking.search_users(store, text, limit=limit + 1, simulated=simulated)
+        hidden = 0 if simulated else tracking.count_simulated_users(store, text)
+    return UserPage(users[:limit], len(users) <= limit, hidden)
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,10 @@ class BaseScreen(Screen[None]):
         self.refresh_data({"catalog", "experiments"})
         self.notify("Reloaded", timeout=1.5)
 
+    def explain_disabled(self, action: str) -> None:
+        """Say why ``action`` is off right now (when asked for it by name)."""
+        self.notify("Not available here right now", severity="warning")
+
     def action_scroll_body(self, pages: int) -> None:
         """PgUp / PgDn: scroll the whole screen (used where the lists do not need them)."""
         if not self.BODY:

@@ -201,6 +201,7 @@ class ExperimentsScreen(BaseScreen):
         )
 
     def _select(self, exp_id: int, force: bool = False) -> None:
+        self.refresh_bindings()  # simulate / log / stop depend on the experiment's status
         if exp_id == self.exp_id and not force:
             return
         if exp_id != self.exp_id:
@@ -320,7 +321,8 @@ class ExperimentsScreen(BaseScreen):
         waiting = view.waiting
         head = Text()
         if waiting:
-            head.append(" ⧗ WAITING FOR DATA ", style="bold reverse")
+            label = " ⧗ WAITING FOR DATA " if exp.status == "active" else " ∅ NO DATA "
+            head.append(label, style="bold reverse")
             head.append("  ")
         elif stats is not None:
             head.append_text(verdict_text(stats.verdict))
@@ -329,19 +331,28 @@ class ExperimentsScreen(BaseScreen):
         head.append(f"{exp.control} (A) vs {exp.treatment} (B) · {status}", style="dim")
         parts: list[RenderableType] = [head]
         if waiting:
-            parts.append(para(f"{waiting[0].upper()}{waiting[1:]}. {self._how_to_feed(exp)}"))
+            reason = f"{waiting[0].upper()}{waiting[1:]}."
+            parts.append(para(f"{reason} {self._how_to_feed(exp)}".strip()))
         elif stats is not None:
             # The first sentences (result, verdict); all of it is in the statistics panel.
             wide = self.has_class("-wide")
             parts.append(para(first_sentences(stats.conclusion, 2 if wide else 1)))
         elif view.stats_error:
             parts.append(para(f"Statistics unavailable: {view.stats_error}", style="dim"))
+        if exp.status != "active":
+            parts.append(
+                Text(
+                    "Stopped: it takes no new traffic or events, so s (simulate), l (log) "
+                    "and x (stop) are off.",
+                    style="dim",
+                )
+            )
         self.query_one("#verdict", Static).update(Group(*parts))
 
     @staticmethod
     def _how_to_feed(exp: Any) -> str:
         if exp.status != "active":
-            return "It is stopped, so it takes no more data."
+            return ""
         return (
             "Serve it to users (2, then s), simulate traffic (s) or log events (l); "
             "the tests run as soon as every variant has exposed users."
@@ -437,7 +448,8 @@ class ExperimentsScreen(BaseScreen):
     def _stats_renderable(self, view: data.ExperimentView) -> RenderableType:
         stats = view.stats
         if view.waiting:
-            return para(f"Waiting for data: {view.waiting}. {self._how_to_feed(view.experiment)}")
+            how = self._how_to_feed(view.experiment)
+            return para(f"Waiting for data: {view.waiting}. {how}".strip())
         if stats is None:
             return para(f"No statistics: {view.stats_error or 'not available'}", style="dim")
         mode = (
@@ -511,6 +523,33 @@ class ExperimentsScreen(BaseScreen):
 
     def _selected_exp(self) -> Any:
         return next((e for e in self.exps if e.id == self.exp_id), None)
+
+    #: Actions that add data or stop: off (dimmed in the footer) for a stopped experiment.
+    WRITES: ClassVar[tuple[str, ...]] = ("simulate", "log_event", "stop_experiment")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WRITES:
+            exp = self._selected_exp()
+            if exp is not None and exp.status != "active":
+                return None  # shown, dimmed; the verdict panel says why
+        return True
+
+    def explain_disabled(self, action: str) -> None:
+        exp = self._selected_exp()
+        what = {"simulate": "traffic", "log_event": "events"}.get(action, "changes")
+        if exp is None or not self._refuse_stopped(exp, what):
+            super().explain_disabled(action)
+
+    def _refuse_stopped(self, exp: Any, what: str) -> bool:
+        """Say why ``what`` is off for a stopped experiment (e.g. from the palette)."""
+        if exp.status == "active":
+            return False
+        self.notify(
+            printable(f"{exp.name} is stopped: it takes no new {what} (its results stay)"),
+            severity="warning",
+            markup=False,
+        )
+        return True
 
     def action_new_experiment(self) -> None:
         self.spawn(self._new_form, group="form")
@@ -620,6 +659,8 @@ class ExperimentsScreen(BaseScreen):
         if exp is None:
             self.notify("No experiment selected", severity="warning")
             return
+        if self._refuse_stopped(exp, "events"):
+            return
 
         async def submit(values: dict[str, Any]) -> Any:
             return await self.sapp.backend.read(
@@ -657,6 +698,8 @@ class ExperimentsScreen(BaseScreen):
         exp = self._selected_exp()
         if exp is None:
             self.notify("No experiment selected", severity="warning")
+            return
+        if self._refuse_stopped(exp, "traffic"):
             return
         if self._sim_timer is not None:
             self.notify("A simulation is already running", severity="warning")

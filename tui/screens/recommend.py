@@ -191,9 +191,17 @@ class RecommendScreen(BaseScreen):
         ),
         Binding("a", "add_user", "+User", tooltip="Add a user (form)"),
         Binding("i", "add_item", "+Item", tooltip="Add an item (form)"),
+        Binding(
+            "h",
+            "toggle_simulated",
+            "Sim users",
+            show=False,
+            tooltip="Show or hide simulated visitors (sim-<experiment>-<n>) in the user list",
+        ),
         Binding("r", "reload", "Reload", show=False, tooltip="Reload everything"),
     ]
     PALETTE: ClassVar[dict[str, str]] = {
+        "toggle_simulated": "Show or hide simulated visitors in the user list",
         "focus_filter": "Find a user by name",
         "log('view')": "Log a view of the highlighted item",
         "log('click')": "Log a click on the highlighted item",
@@ -254,6 +262,7 @@ class RecommendScreen(BaseScreen):
                     yield SyncTable(
                         [("When", "when"), ("Action", "action"), ("Item", "item")], id="history"
                     )
+                    yield Static("", id="history-empty")
                 profile = Static(id="profile", classes="panel")
                 profile.border_title = "Profile"
                 yield profile
@@ -338,7 +347,10 @@ class RecommendScreen(BaseScreen):
             panel.border_title = strategy_title(strategy, descriptions.get(strategy, ""))
 
     async def _load_users(self, reload_user: bool = False) -> None:
-        page = await self.sapp.attempt(self.sapp.backend.read(data.find_users, self._filter))
+        show_sim = self.sapp.settings.show_simulated
+        page = await self.sapp.attempt(
+            self.sapp.backend.read(data.find_users, self._filter, 200, show_sim)
+        )
         if page is data.FAILED:
             return
         self._users = page.users
@@ -347,7 +359,15 @@ class RecommendScreen(BaseScreen):
         if self._pending_user is not None and table.select_key(str(self._pending_user)):
             self._pending_user = None
         users = self.query_one("#users-panel")
-        users.border_subtitle = "" if page.shown_all else f"first {len(page.users)}"
+        notes = [] if page.shown_all else [f"first {len(page.users)}"]
+        if page.hidden_simulated:
+            notes.append(f"{page.hidden_simulated:,} sim hidden (h)")
+        users.border_subtitle = " · ".join(notes)
+        users.border_title = (
+            Text.assemble("Users matching ", lit(self._filter, limit=12))
+            if self._filter
+            else "Users"
+        )
         if not page.users:
             self.user_id = None
             self.view = None
@@ -433,10 +453,16 @@ class RecommendScreen(BaseScreen):
 
     # -- rendering --------------------------------------------------------------------------
     def _draw_empty(self) -> None:
+        """No user to show (none yet, or none matches): no title may name an old one."""
+        self._clear_served()
         for table in self._rec_tables():
             table.show([])
         self.query_one("#history", SyncTable).sync([])
         self.query_one("#similar", RecTable).show([])
+        self.item_id = None
+        self.query_one("#similar-panel").border_title = "Similar items"
+        self.query_one("#history-panel").border_subtitle = ""
+        self._history_message("No user selected.")
         self.query_one("#profile", Static).update("")
         message = (
             "No user matches the filter."
@@ -467,9 +493,26 @@ class RecommendScreen(BaseScreen):
             )
         table.sync(rows, widths={"when": 11, "action": 8, "item": name_w})
         self.query_one("#history-panel").border_subtitle = f"{view.profile.total} total"
+        self._history_message(
+            ""
+            if rows
+            else "Nothing yet: v, c or p on a recommended item logs a view, click or purchase."
+        )
+
+    def _history_message(self, message: str) -> None:
+        """An empty history says so in words instead of showing bare column headers."""
+        self.query_one("#history", SyncTable).display = not message
+        note = self.query_one("#history-empty", Static)
+        note.display = bool(message)
+        note.update(Text(message, style="dim"))
 
     def _draw_profile(self, view: data.UserView) -> None:
         prof = view.profile
+        if not prof.total:
+            self.query_one("#profile", Static).update(
+                Text("No actions yet: the lists start from popular items (cold start).", "dim")
+            )
+            return
         actions = Text.assemble(
             *[part for a, n in prof.actions.items() for part in ((f"{n} ", "bold"), (f"{a}  ", ""))]
         )
@@ -645,6 +688,16 @@ class RecommendScreen(BaseScreen):
         if getattr(focused, "id", None) == "user-filter" and event.key in ("down", "escape"):
             self.query_one("#user-list", SyncTable).focus()
             event.stop()
+
+    def action_toggle_simulated(self) -> None:
+        settings = self.sapp.settings
+        settings.show_simulated = not settings.show_simulated
+        self.sapp.save_settings()
+        self.notify(
+            "Simulated visitors shown" if settings.show_simulated else "Simulated visitors hidden",
+            timeout=2,
+        )
+        self.spawn(self._load_users, group="users")
 
     def action_focus_filter(self) -> None:
         self.query_one("#user-filter", Input).focus()
