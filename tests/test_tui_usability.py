@@ -480,3 +480,75 @@ def test_simulated_visitor_names_follow_the_convention(tmp_path: Path) -> None:
         assert kept == ["sim-x-1", "simon", "sim-1", "asim-1-2"]
         assert tracking.count_simulated_users(store) == 2
         assert tracking.count_simulated_users(store, "12") == 1
+
+
+# -- copy, export, screenshot ---------------------------------------------------------------
+@pilot_test
+async def test_export_writes_kpis_analysis_and_chart_and_never_overwrites(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    import csv
+    import json
+
+    from smart_suggest.analysis import analyze
+
+    out = tmp_path / "exports"
+    out.mkdir()
+    (out / "homepage-recs-v1-vs-v2-kpis.csv").write_text("keep me")
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        pilot.app.settings.export_dir = str(out)
+        await goto(pilot, "3", "w")
+        view = pilot.app.screen.view
+        assert any(str(out) in n and "kpis-2.csv" in n for n in notes(pilot))
+    assert (out / "homepage-recs-v1-vs-v2-kpis.csv").read_text() == "keep me"
+    records = list(csv.DictReader((out / "homepage-recs-v1-vs-v2-kpis-2.csv").open()))
+    assert [r["variant"] for r in records] == ["A", "B"]
+    for rec, row in zip(records, view.variants, strict=True):
+        assert int(rec["impressions"]) == row.impressions
+        assert float(rec["ctr"]) == row.ctr
+        assert float(rec["ctr_ci_low"]) < float(rec["ctr"]) < float(rec["ctr_ci_high"])
+    doc = json.loads((out / "homepage-recs-v1-vs-v2-analysis.json").read_text())
+    with open_store(demo_db) as store:
+        expected = analyze(store, 1, sequential=True).to_dict()
+    assert doc["verdict"] == expected["verdict"]
+    assert doc["metrics"][0]["p_value"] == pytest.approx(expected["metrics"][0]["p_value"])
+    text = (out / "homepage-recs-v1-vs-v2-daily-ctr.txt").read_text()
+    assert "Daily CTR" in text and "\x1b" not in text and "11-13" in text
+    svg = (out / "homepage-recs-v1-vs-v2-daily-ctr.svg").read_text()
+    assert svg.startswith("<svg") and "Daily" in svg
+
+
+@pilot_test
+async def test_copy_puts_the_kpi_table_and_the_row_on_the_clipboard(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "3", "y")
+        lines = pilot.app.clipboard.splitlines()
+        assert lines[0].startswith("variant\tstrategy\tusers_assigned")
+        view = pilot.app.screen.view
+        assert [line.split("\t")[0] for line in lines[1:]] == ["A", "B"]
+        assert lines[1].split("\t")[4] == str(view.variants[0].impressions)
+        await goto(pilot, "2", "tab", "y")
+        row = pilot.app.screen._current_row()
+        fields = pilot.app.clipboard.split("\t")
+        assert fields[:6] == ["alice", "v1", "1", str(row.item_id), row.name, row.category]
+
+
+@pilot_test
+async def test_screenshot_goes_to_a_folder_that_exists_and_says_where(
+    demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import platformdirs
+
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setattr(platformdirs, "user_downloads_path", lambda: tmp_path / "no-such")
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pilot.app.save_screenshot_file()
+        await settle(pilot)
+        shots = list(here.glob("smart-suggest-*.svg"))
+        assert len(shots) == 1 and shots[0].read_text().startswith("<svg")
+        assert any(f"in {here}" in n for n in notes(pilot)), notes(pilot)
+        titles = [c.title for c in pilot.app.get_system_commands(pilot.app.screen)]
+        assert titles.count("Screenshot") == 1 and "Export folder" in titles

@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.validation import Function
 from textual.worker import Worker
 
 from smart_suggest.errors import SmartSuggestError
 from smart_suggest.store import Store, describe_sqlite_error, open_store
 from smart_suggest.text import printable
+from tui import output
 from tui.commands import ActionsProvider
 from tui.config import Settings
 from tui.config import load as load_settings
 from tui.data import FAILED, Backend, Revisions, revisions, warm_imports, warm_up
 from tui.screens.base import BaseScreen
-from tui.screens.dialogs import HelpScreen
+from tui.screens.dialogs import FormDialog, FormField, HelpScreen
 from tui.screens.experiments import ExperimentsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.recommend import RecommendScreen
@@ -230,6 +233,72 @@ class SmartSuggestApp(App[None]):
             screen.explain_disabled(action)  # the palette lists it; say why it is off
             return
         await screen.run_action(action)
+
+    # -- files ----------------------------------------------------------------------------
+    def save_files(self, files: list[tuple[str, str]]) -> list[Path]:
+        """Write new files to the export folder (never over a file) and say where."""
+        folder = output.export_folder(self.settings.export_dir)
+        written: list[Path] = []
+        try:
+            for name, content in files:
+                written.append(output.write_new(folder, name, content))
+        except OSError as exc:
+            self.notify(
+                printable(
+                    f"Could not write to {folder}: {exc.strerror or exc}. Set another folder "
+                    "(ctrl+p, Export folder)."
+                ),
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+        if written:
+            names = ", ".join(p.name for p in written)
+            self.notify(printable(f"Saved {names} in {folder}"), markup=False, timeout=8)
+        return written
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # Textual's: a folder that may not exist
+                yield command
+        yield SystemCommand(
+            "Screenshot",
+            "Save an SVG picture of the screen in the export folder",
+            lambda: self.set_timer(0.1, self.save_screenshot_file),
+        )
+        yield SystemCommand(
+            "Export folder",
+            "Choose the folder for screenshots and exports (remembered)",
+            self.action_choose_export_folder,
+        )
+
+    def save_screenshot_file(self) -> None:
+        svg = self.export_screenshot(title=self.title)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.save_files([(f"smart-suggest-{stamp}.svg", svg)])
+
+    def action_choose_export_folder(self) -> None:
+        current = str(output.export_folder(self.settings.export_dir))
+
+        def is_folder(value: str) -> bool:
+            return Path(value.strip()).expanduser().is_dir()
+
+        async def submit(values: dict[str, Any]) -> Any:
+            return str(Path(values["folder"].strip()).expanduser().resolve())
+
+        def done(folder: Any) -> None:
+            if folder:
+                self.settings.export_dir = folder
+                self.save_settings()
+                self.notify(printable(f"Exports go to {folder}"), markup=False)
+
+        field = FormField(
+            "folder",
+            "Folder (must exist)",
+            default=current,
+            validators=[Function(is_folder, "not an existing folder")],
+        )
+        self.push_screen(FormDialog("Export folder", [field], submit, "Use"), done)
 
     # -- actions --------------------------------------------------------------------------
     def action_help(self) -> None:

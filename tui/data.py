@@ -449,6 +449,14 @@ def drop_partial_day(
     return days[:-1], {k: v[:-1] for k, v in daily.items()}, days[-1]
 
 
+def analysis_document(store: Store, exp_id: int, sequential: bool = True) -> dict[str, Any]:
+    """The full analysis as ``smart-suggest analyze EXP --json`` prints it (for exports)."""
+    from smart_suggest.analysis import analyze
+
+    result: dict[str, Any] = analyze(store, exp_id, sequential=sequential).to_dict()
+    return result
+
+
 # -- statistics ---------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Interval:

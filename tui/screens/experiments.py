@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Label, ProgressBar, Static
 
 from smart_suggest.text import printable
-from tui import data
+from tui import data, export, output
 from tui.format import lit, num, para, pct, pvalue, right, signed_pct, verdict_text
 from tui.screens.base import BaseScreen, Body
 from tui.screens.dialogs import ConfirmDialog, FormDialog, FormField
@@ -62,6 +62,22 @@ class ExperimentsScreen(BaseScreen):
             "Seq/fixed",
             tooltip="Statistics: sequential (always valid, default) or fixed horizon",
         ),
+        Binding(
+            "w",
+            "export",
+            "Export",
+            tooltip="Write the KPI table (CSV), the analysis (JSON) and the daily chart "
+            "(text and SVG) to the export folder",
+        ),
+        Binding("y", "copy", "Copy", tooltip="Copy the KPI table to the clipboard (OSC 52)"),
+        Binding(
+            "slash",
+            "focus_filter",
+            "Find",
+            key_display="/",
+            show=False,
+            tooltip="Filter the experiments by name",
+        ),
         Binding("r", "reload", "Reload", show=False, tooltip="Reload everything"),
         # Priority: the experiment list would otherwise keep the page keys for itself.
         Binding("pageup", "scroll_body(-1)", "Page up", show=False, priority=True),
@@ -73,6 +89,9 @@ class ExperimentsScreen(BaseScreen):
         "simulate": "Simulate traffic for the highlighted experiment",
         "log_event": "Log an experiment event for a user",
         "toggle_mode": "Switch statistics: sequential / fixed horizon",
+        "export": "Export the KPIs, analysis and chart of the highlighted experiment",
+        "copy": "Copy the KPI table to the clipboard",
+        "focus_filter": "Find an experiment by name",
     }
     EXTRA_KEYS: ClassVar[list[tuple[str, str]]] = [
         ("↑ ↓", "Choose an experiment in the list"),
@@ -513,6 +532,46 @@ class ExperimentsScreen(BaseScreen):
         if m.effect_size is not None:
             line.append(f" · {m.effect_size_name or 'effect'} {m.effect_size:.2f}")
         return line
+
+    # -- copy and export ------------------------------------------------------------------------
+    def action_copy(self) -> None:
+        view = self.view
+        if view is None:
+            self.notify("No experiment selected", severity="warning")
+            return
+        text = export.kpi_tsv(view)
+        self.app.copy_to_clipboard(text)
+        self.notify(
+            f"Copied the KPI table ({len(view.variants)} variants, tab-separated) to the "
+            "clipboard through the terminal (OSC 52)",
+            markup=False,
+            timeout=4,
+        )
+
+    def action_export(self) -> None:
+        view = self.view
+        if view is None:
+            self.notify("No experiment selected", severity="warning")
+            return
+        trend = self.query_one("#trend", TrendChart).drawing()
+        self.spawn(self._export, view, trend, group="export", exclusive=False)
+
+    async def _export(self, view: data.ExperimentView, trend: str) -> None:
+        exp = view.experiment
+        analysis: Any = None
+        if not view.waiting:
+            analysis = await self.sapp.attempt(
+                self.sapp.backend.analyse(data.analysis_document, exp.id, self.sequential)
+            )
+            if analysis is data.FAILED:
+                return
+        stem = output.safe_stem(exp.name)
+        files: list[tuple[str, str]] = [(f"{stem}-kpis.csv", export.kpi_csv(view))]
+        if analysis is not None:
+            files.append((f"{stem}-analysis.json", export.analysis_json(analysis)))
+        files.append((f"{stem}-daily-ctr.txt", export.chart_text(trend)))
+        files.append((f"{stem}-daily-ctr.svg", export.chart_svg(trend, f"Daily CTR · {stem}")))
+        self.sapp.save_files(files)
 
     # -- actions ------------------------------------------------------------------------------
     def action_toggle_mode(self) -> None:

@@ -189,6 +189,7 @@ class RecommendScreen(BaseScreen):
             "Strategies",
             tooltip="Choose the strategies shown side by side (remembered)",
         ),
+        Binding("y", "copy", "Copy", tooltip="Copy the highlighted row to the clipboard (OSC 52)"),
         Binding("a", "add_user", "+User", tooltip="Add a user (form)"),
         Binding("i", "add_item", "+Item", tooltip="Add an item (form)"),
         Binding(
@@ -209,6 +210,7 @@ class RecommendScreen(BaseScreen):
         "serve": "Serve the linked experiment to this user",
         "link_experiment": "Link an experiment to serve",
         "choose_strategies": "Choose the strategies shown side by side",
+        "copy": "Copy the highlighted recommendation to the clipboard",
         "add_user": "Add a user",
         "add_item": "Add an item",
     }
@@ -829,6 +831,32 @@ class RecommendScreen(BaseScreen):
             self._draw_detail()
 
         self.app.push_screen(PickDialog("Link an experiment", choices), chosen)
+
+    def action_copy(self) -> None:
+        row = self._current_row()
+        if row is None or self.view is None:
+            self.notify("No item highlighted: move to a list of items first", severity="warning")
+            return
+        fields = [
+            self.view.user.username,
+            self._item_source().strategy,
+            str(row.rank),
+            str(row.item_id),
+            row.name,
+            row.category,
+            f"{row.score:g}",
+            row.source,
+            row.reason,
+        ]
+        # Tab-separated, one line: tabs and newlines inside user data become spaces.
+        text = "\t".join(" ".join(f.split()) for f in fields)
+        self.app.copy_to_clipboard(text)
+        self.notify(
+            "Copied the highlighted row (user, strategy, rank, item, name, category, score, "
+            "source, reason) to the clipboard through the terminal (OSC 52)",
+            markup=False,
+            timeout=4,
+        )
 
     def action_choose_strategies(self) -> None:
         if self.registered is None:

@@ -37,6 +37,21 @@ class Chart(PlotextPlot):
         self.placeholder = message
         self.refresh()
 
+    def _prepare(self, width: int) -> None:
+        """Settings that depend on the width drawn at (none by default)."""
+
+    def drawing(self, width: int = 100, height: int = 25) -> str:
+        """The chart as plotext draws it (ANSI codes), at a fixed size, for exports."""
+        if self.placeholder is not None:
+            return self.placeholder
+        plt: Any = self.plt
+        self._prepare(width)
+        plt.plotsize(width, height)
+        try:
+            return str(plt.build())
+        finally:
+            self.refresh()  # the next frame sets the widget's own size again
+
 
 class KpiBars(Chart):
     """CTR and conversion rate per variant, as grouped bars (in percent)."""
@@ -71,16 +86,19 @@ class TrendChart(Chart):
         self._days: list[str] = []
 
     def render(self) -> RenderResult:
+        self._prepare(self.size.width)
+        return super().render()
+
+    def _prepare(self, width: int) -> None:
         # Day labels are 5 cells wide; plotext silently drops labels that would touch, so
         # show every n-th day, n chosen from the width this frame is drawn at.
         days = self._days
         if days and self.placeholder is None:
-            room = max(2, (self.size.width - 8) // 9)
+            room = max(2, (width - 8) // 9)
             step = max(1, math.ceil(len(days) / room))
             xs = list(range(1, len(days) + 1))
             plt: Any = self.plt
             plt.xticks(xs[::step], days[::step])
-        return super().render()
 
     def show(self, days: Sequence[str], series: Mapping[str, Sequence[float | None]]) -> None:
         plt: Any = self.plt
