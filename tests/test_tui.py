@@ -739,8 +739,12 @@ async def test_link_another_experiment_or_none(demo_db: Path) -> None:
         await goto(pilot, "2")
         await pilot.press("e")
         await settle(pilot)
-        assert type(pilot.app.screen).__name__ == "PickDialog"
-        await pilot.press("enter")  # the first choice: none
+        dialog = pilot.app.screen
+        assert type(dialog).__name__ == "PickDialog"
+        # The linked experiment is marked and starts highlighted; "none" is just above.
+        options = dialog.query_one("#pick")
+        assert "(linked)" in str(options.get_option_at_index(options.highlighted).prompt)
+        await pilot.press("up", "enter")
         await settle(pilot)
         screen = pilot.app.screen
         assert screen.exp is None

@@ -552,3 +552,118 @@ async def test_screenshot_goes_to_a_folder_that_exists_and_says_where(
         assert any(f"in {here}" in n for n in notes(pilot)), notes(pilot)
         titles = [c.title for c in pilot.app.get_system_commands(pilot.app.screen)]
         assert titles.count("Screenshot") == 1 and "Export folder" in titles
+
+
+# -- sorting and filtering -------------------------------------------------------------------
+@pilot_test
+async def test_tables_sort_by_a_column_and_keep_the_cursor_on_its_item(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "tab", "down", "down")
+        table = pilot.app.screen.query_one("#recs-v1")
+        item = table.current_key
+        by_rank = table.row_keys()
+        await goto(pilot, "o")  # by rank, ascending: as given
+        assert table.row_keys() == by_rank and table.current_key == item
+        await goto(pilot, "o")  # by rank, descending
+        assert table.row_keys() == by_rank[::-1] and table.current_key == item
+        assert str(next(iter(table.columns.values())).label).startswith("▼")
+        await goto(pilot, "o")  # by item name, ascending
+        names = [table.get_row(k)[1].plain for k in table.row_keys()]
+        assert names == sorted(names, key=str.casefold) and table.current_key == item
+        # A refresh (a logged action elsewhere) keeps the order the user chose.
+        pilot.app.check_for_changes({"catalog"})
+        await settle(pilot)
+        names = [table.get_row(k)[1].plain for k in table.row_keys()]
+        assert names == sorted(names, key=str.casefold)
+
+
+@pilot_test
+async def test_experiments_filter_like_users_and_titles_follow(demo_db: Path) -> None:
+    from smart_suggest.experiments.lifecycle import create_experiment
+
+    with open_store(demo_db) as store:
+        create_experiment(store, "checkout-popular-vs-v2", "popular", "v2")
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "3", "slash")
+        screen = pilot.app.screen
+        assert pilot.app.focused.id == "exp-filter"
+        pilot.app.focused.value = "CHECKOUT"
+        await settle(pilot)
+        assert [e.name for e in screen.exps] == ["checkout-popular-vs-v2"]
+        assert "1 of 2" in screen_text(pilot)
+        pilot.app.focused.value = "no-such-experiment"
+        await settle(pilot)
+        text = screen_text(pilot)
+        assert "No experiment matches the filter" in text
+        assert "homepage-recs" not in text  # no stale KPI title or verdict
+        pilot.app.focused.value = ""
+        await settle(pilot)
+        assert len(screen.exps) == 2
+
+
+@pilot_test
+async def test_filtering_users_to_nothing_leaves_no_stale_titles(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "slash")
+        pilot.app.focused.value = "zzz-nobody"
+        await settle(pilot)
+        text = screen_text(pilot)
+        assert "No user matches the filter" in text
+        assert "alice" not in text and "Similar to" not in text and "total" not in text
+
+
+@pilot_test
+async def test_a_new_user_gets_words_not_bare_headers(demo_db: Path) -> None:
+    from smart_suggest import tracking
+
+    with open_store(demo_db) as store:
+        zoe = tracking.add_user(store, "newcomer-xq")
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "slash")
+        pilot.app.focused.value = "newcomer-xq"
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert screen.view.user.id == zoe.id
+        assert not screen.query_one("#history").display
+        assert "Nothing yet" in widget_text(screen.query_one("#history-empty"))
+        assert "No actions yet" in widget_text(screen.query_one("#profile"))
+
+
+@pilot_test
+async def test_the_experiment_picker_filters_by_typing(demo_db: Path) -> None:
+    from smart_suggest.experiments.lifecycle import create_experiment
+
+    with open_store(demo_db) as store:
+        create_experiment(store, "checkout-popular-vs-v2", "popular", "v2")
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "2", "e")
+        await pilot.press("c", "h", "e")
+        await settle(pilot)
+        options = pilot.app.screen.query_one("#pick")
+        assert options.option_count == 1
+        await goto(pilot, "enter")
+        assert pilot.app.screen.exp.name == "checkout-popular-vs-v2"
+
+
+# -- forms ------------------------------------------------------------------------------------
+@pilot_test
+async def test_a_number_field_says_once_what_it_accepts(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "3", "s")
+        dialog = pilot.app.screen
+        box = dialog.query_one("#field-users")
+        box.value = "abc"
+        await settle(pilot)
+        message = widget_text(dialog.query_one("#error-users")).strip()
+        assert message == "Enter a whole number of at least 1"
+        box.value = "2.5"
+        await settle(pilot)
+        assert widget_text(dialog.query_one("#error-users")).strip() == message
+        rate = dialog.query_one("#field-ctr_a")
+        rate.value = "1.5"
+        await settle(pilot)
+        assert widget_text(dialog.query_one("#error-ctr_a")).strip() == (
+            "Enter a number from 0 to 1"
+        )
+        # Fields have a visible box: a bracket at each end (visible without colour too).
+        assert box.styles.border_left[0] != "" and box.styles.border_right[0] != ""

@@ -151,6 +151,8 @@ class BaseScreen(Screen[None]):
         everywhere += [
             ("^p", "Command palette: every action by name"),
             ("tab / shift+tab", "Move between panels"),
+            ("o / click a header", "Sort the focused table by a column (again: reverse)"),
+            ("ctrl+p Screenshot", "Save an SVG of the screen (folder: ctrl+p Export folder)"),
         ]
         return [(f"{self.LABEL} screen", here), ("Everywhere", everywhere)]
 

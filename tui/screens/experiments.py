@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import DataTable, Label, ProgressBar, Static
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from smart_suggest.text import printable
 from tui import data, export, output
@@ -100,7 +100,9 @@ class ExperimentsScreen(BaseScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.exps: list[Any] = []
+        self.exps: list[Any] = []  # those shown (the filter applied)
+        self.all_exps: list[Any] = []
+        self._filter = ""
         self.exp_id: int | None = None
         self.view: data.ExperimentView | None = None
         self._detail_running = False
@@ -123,6 +125,7 @@ class ExperimentsScreen(BaseScreen):
             with Horizontal(id="exp-top"):
                 with Vertical(id="exp-list-panel", classes="panel") as panel:
                     panel.border_title = "Experiments"
+                    yield Input(placeholder="/ to filter by name", id="exp-filter", compact=True)
                     yield SyncTable(
                         [
                             ("Name", "name"),
@@ -143,6 +146,7 @@ class ExperimentsScreen(BaseScreen):
                         [("Metric", "metric"), ("A", "A"), ("B", "B")],
                         id="kpis",
                         cursor_type="none",
+                        sortable=False,
                     )
                 # Scrolls by itself on wide screens (the charts stay in view below it);
                 # on narrow ones it grows and the whole screen scrolls.
@@ -172,17 +176,26 @@ class ExperimentsScreen(BaseScreen):
         exps = await self.sapp.attempt(self.sapp.backend.read(data.list_experiments))
         if exps is data.FAILED:
             return
-        self.exps = exps
+        self.all_exps = exps
+        self._apply_filter(reload=True)
+
+    def _apply_filter(self, reload: bool = False) -> None:
+        """Show the experiments whose name contains the filter (case-insensitive)."""
+        needle = self._filter.casefold()
+        self.exps = [e for e in self.all_exps if needle in e.name.casefold()]
+        panel = self.query_one("#exp-list-panel")
+        panel.border_subtitle = f"{len(self.exps)} of {len(self.all_exps)}" if self._filter else ""
         table = self.query_one("#exp-list", SyncTable)
         self._draw_list()
-        if not exps:
+        if not self.exps:
             self.exp_id = None
             self.view = None
             self._draw_none()
+            self.refresh_bindings()
             return
         key = table.current_key
         if key is not None:
-            self._select(int(key), force=True)
+            self._select(int(key), force=reload)
 
     def _draw_list(self) -> None:
         table = self.query_one("#exp-list", SyncTable)
@@ -287,13 +300,14 @@ class ExperimentsScreen(BaseScreen):
 
     # -- rendering ----------------------------------------------------------------------------
     def _draw_none(self) -> None:
-        self.query_one("#verdict", Static).update(
-            Text(
-                "No experiments yet. Press n to create one, or load the sample data on the "
-                "Overview (1, then l).",
-                style="bold",
-            )
+        message = (
+            "No experiment matches the filter."
+            if self._filter and self.all_exps
+            else "No experiments yet. Press n to create one, or load the sample data on the "
+            "Overview (1, then l)."
         )
+        self.query_one("#verdict", Static).update(Text(message, style="bold"))
+        self.query_one("#trend", TrendChart).border_subtitle = ""
         self.query_one("#kpis", SyncTable).sync([])
         self.query_one("#stats", Static).update("")
         self.query_one("#bars", KpiBars).show([], [], [])
@@ -532,6 +546,24 @@ class ExperimentsScreen(BaseScreen):
         if m.effect_size is not None:
             line.append(f" · {m.effect_size_name or 'effect'} {m.effect_size:.2f}")
         return line
+
+    # -- the filter ---------------------------------------------------------------------------
+    @on(Input.Changed, "#exp-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = event.value
+        self._apply_filter()
+
+    @on(Input.Submitted, "#exp-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#exp-list", SyncTable).focus()
+
+    def on_key(self, event: Any) -> None:
+        if getattr(self.focused, "id", None) == "exp-filter" and event.key in ("down", "escape"):
+            self.query_one("#exp-list", SyncTable).focus()
+            event.stop()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#exp-filter", Input).focus()
 
     # -- copy and export ------------------------------------------------------------------------
     def action_copy(self) -> None:

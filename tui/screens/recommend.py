@@ -817,9 +817,15 @@ class RecommendScreen(BaseScreen):
         if exps is data.FAILED:
             return
         choices: list[tuple[Text | str, Any]] = [(Text("(none: do not serve)"), None)]
+        linked = self.exp.id if self.exp is not None else None
+        current = 0
         for e in exps:
-            label = lit(e.name, limit=50)
+            label = Text("● " if e.id == linked else "  ", style="bold")
+            label.append_text(lit(e.name, limit=50))
             label.append(f"  {e.control} vs {e.treatment} · {e.status}", style="dim")
+            if e.id == linked:
+                label.append("  (linked)", style="bold")
+                current = len(choices)
             choices.append((label, e))
 
         def chosen(value: Any) -> None:
@@ -830,7 +836,7 @@ class RecommendScreen(BaseScreen):
             self._clear_served()
             self._draw_detail()
 
-        self.app.push_screen(PickDialog("Link an experiment", choices), chosen)
+        self.app.push_screen(PickDialog("Link an experiment", choices, current), chosen)
 
     def action_copy(self) -> None:
         row = self._current_row()
