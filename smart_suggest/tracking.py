@@ -277,6 +277,17 @@ def list_items(
     return [_item_from_row(r) for r in rows]
 
 
+def search_items(store: Store, text: str, *, limit: int = 200) -> list[Item]:
+    """Items whose name or category contains ``text`` (case-insensitive), for pickers."""
+    pattern = _like(text)
+    rows = store.conn.execute(
+        f"SELECT {_ITEM_COLS} FROM items WHERE name LIKE ? ESCAPE '\\' "
+        "OR category LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
+        (pattern, pattern, limit),
+    ).fetchall()
+    return [_item_from_row(r) for r in rows]
+
+
 def get_items(store: Store, ids: list[int]) -> dict[int, Item]:
     """Items by id, in one query per 500 ids."""
     found: dict[int, Item] = {}

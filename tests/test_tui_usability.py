@@ -667,3 +667,24 @@ async def test_a_number_field_says_once_what_it_accepts(demo_db: Path) -> None:
         )
         # Fields have a visible box: a bracket at each end (visible without colour too).
         assert box.styles.border_left[0] != "" and box.styles.border_right[0] != ""
+
+
+@pilot_test
+async def test_items_are_found_by_typing_part_of_a_name(demo_db: Path) -> None:
+    name = rows(demo_db, "SELECT name FROM items WHERE id = 7")[0][0]
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "f")
+        dialog = pilot.app.screen
+        box = dialog.query_one("#pick-filter")
+        box.value = name[2:9].upper()
+        await settle(pilot)
+        options = dialog.query_one("#pick")
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert shown and all(name[2:9].lower() in s.lower() for s in shown)
+        assert any(name in s for s in shown)
+        index = next(i for i, s in enumerate(shown) if name in s)
+        options.highlighted = index
+        await goto(pilot, "enter")
+        screen = pilot.app.screen
+        assert screen.item_id == 7
+        assert f"Similar to {name}"[:30] in screen_text(pilot)

@@ -235,6 +235,13 @@ def user_view(
     )
 
 
+def find_items(store: Store, text: str = "", limit: int = 5000) -> list[Any]:
+    """Items whose name or category contains ``text`` (for the item finder)."""
+    from smart_suggest import tracking
+
+    return tracking.search_items(store, text, limit=limit)
+
+
 @dataclass(frozen=True, slots=True)
 class SimilarRow:
     item_id: int

@@ -190,6 +190,13 @@ class RecommendScreen(BaseScreen):
             tooltip="Choose the strategies shown side by side (remembered)",
         ),
         Binding("y", "copy", "Copy", tooltip="Copy the highlighted row to the clipboard (OSC 52)"),
+        Binding(
+            "f",
+            "find_item",
+            "Find item",
+            show=False,
+            tooltip="Find an item by name or category: its similar items, its row if listed",
+        ),
         Binding("a", "add_user", "+User", tooltip="Add a user (form)"),
         Binding("i", "add_item", "+Item", tooltip="Add an item (form)"),
         Binding(
@@ -211,6 +218,7 @@ class RecommendScreen(BaseScreen):
         "link_experiment": "Link an experiment to serve",
         "choose_strategies": "Choose the strategies shown side by side",
         "copy": "Copy the highlighted recommendation to the clipboard",
+        "find_item": "Find an item by name or category",
         "add_user": "Add a user",
         "add_item": "Add an item",
     }
@@ -863,6 +871,37 @@ class RecommendScreen(BaseScreen):
             markup=False,
             timeout=4,
         )
+
+    def action_find_item(self) -> None:
+        self.spawn(self._find_item, group="form")
+
+    async def _find_item(self) -> None:
+        items = await self.sapp.attempt(self.sapp.backend.read(data.find_items, "", 5000))
+        if items is data.FAILED:
+            return
+        if not items:
+            self.notify("No items yet: press i to add one", severity="warning")
+            return
+        choices: list[tuple[Text | str, Any]] = []
+        for it in items:
+            label = Text(f"#{it.id} ", style="dim")
+            label.append_text(lit(it.name, limit=48))
+            label.append_text(lit(f"  {it.category}", limit=24, style="dim"))
+            choices.append((label, it))
+        title = "Find an item" + ("" if len(items) < 5000 else " (first 5,000)")
+
+        def chosen(item: Any) -> None:
+            if item is CANCELLED or item is None:
+                return
+            # Its row, where a list shows it; and the items most like it, in any case.
+            for table in self._rec_tables():
+                if table.select_key(str(item.id)):
+                    table.focus()
+                    break
+            self.item_id = item.id
+            self.spawn(self._load_similar, item.id, item.name, group="similar")
+
+        self.app.push_screen(PickDialog(title, choices), chosen)
 
     def action_choose_strategies(self) -> None:
         if self.registered is None:
