@@ -241,11 +241,12 @@ class SmartSuggestApp(App[None]):
         written: list[Path] = []
         try:
             for name, content in files:
-                written.append(output.write_new(folder, name, content))
-        except OSError as exc:
+                written.append(output.write_new(folder, name, content, [self.store.path]))
+        except (OSError, SmartSuggestError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self.notify(
                 printable(
-                    f"Could not write to {folder}: {exc.strerror or exc}. Set another folder "
+                    f"Could not write to {folder}: {reason}. Set another folder "
                     "(ctrl+p, Export folder)."
                 ),
                 severity="error",

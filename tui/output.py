@@ -1,7 +1,8 @@
 """Writing the files the TUI saves (screenshots, exports): one function, never overwriting.
 
-Every file goes through ``write_new``: it creates the file exclusively (``x`` mode), so an
-existing file is never replaced; the name gets ``-2``, ``-3``, ... instead. The folder is
+Every file goes through ``write_new``, which writes by the rules of the shared
+``smart_suggest.outfile`` and never replaces an existing file: the name gets ``-2``, ``-3``,
+... instead. The folder is
 ``export_dir`` from the settings when set, else the Downloads folder when it exists, else
 the current folder, and the app always says where a file went.
 """
@@ -9,6 +10,7 @@ the current folder, and the app always says where a file went.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -28,28 +30,24 @@ def safe_stem(name: str, limit: int = 60) -> str:
     return stem or "export"
 
 
-def write_new(folder: Path, name: str, content: str | bytes) -> Path:
+def write_new(folder: Path, name: str, content: str, protect: Iterable[Path | str] = ()) -> Path:
     """Write ``content`` to a new file ``name`` in ``folder``; never replaces a file.
 
-    Raises ``OSError`` (e.g. a missing or read-only folder) with nothing written.
+    Written through the shared ``smart_suggest.outfile`` rules (atomic, never the database
+    in ``protect``). Raises ``OSError`` or ``SmartSuggestError`` with nothing written.
     """
+    from smart_suggest.outfile import open_output
+
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder {folder}")
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    data = content.encode("utf-8") if isinstance(content, str) else content
     for n in range(1, 1000):
         candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{ext}")
-        try:
-            fh = open(candidate, "xb")  # noqa: SIM115  (closed below, removed on failure)
-        except FileExistsError:
+        if candidate.exists() or candidate.is_symlink():
             continue
-        try:
-            with fh:
-                fh.write(data)
-        except OSError:
-            candidate.unlink(missing_ok=True)
-            raise
+        with open_output(candidate, force=False, protect=protect) as fh:
+            fh.write(content)
         return candidate
     raise FileExistsError(f"too many files named like {name} in {folder}")
