@@ -118,6 +118,7 @@ class ExperimentsScreen(BaseScreen):
 
     # -- layout -----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
+        self.sequential = self.sapp.settings.sequential  # remembered from the last run
         with Horizontal(id="sim-bar"):
             yield Label("Simulating…", id="sim-label")
             yield ProgressBar(id="sim-progress", show_eta=False)
@@ -608,6 +609,8 @@ class ExperimentsScreen(BaseScreen):
     # -- actions ------------------------------------------------------------------------------
     def action_toggle_mode(self) -> None:
         self.sequential = not self.sequential
+        self.sapp.settings.sequential = self.sequential
+        self.sapp.save_settings()
         mode = "sequential (always valid)" if self.sequential else "fixed horizon"
         self.notify(f"Statistics: {mode}", timeout=2)
         self._request_detail()
