@@ -21,7 +21,7 @@ from typing import Any
 
 from smart_suggest import clock
 from smart_suggest.errors import InputError
-from smart_suggest.experiments.assignment import assign_variant
+from smart_suggest.experiments.assignment import experiment_variant
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
 from smart_suggest.store import ADD_EVENT_COUNTS_SQL, ADD_EVENT_USERS_SQL, Store
 
@@ -34,6 +34,11 @@ ACTION_TYPES: tuple[str, ...] = ("click", "purchase", "engagement")
 INSERT_EVENT_SQL = (
     "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+#: An event row with its interleaving team (``INSERT_EVENT_SQL`` plus ``team``).
+INSERT_TEAM_EVENT_SQL = (
+    "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts, team) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Rows per ``executemany`` call of the bulk paths (bounded memory, steady progress).
 CHUNK = 100_000
@@ -52,6 +57,7 @@ class Event:
     type: str
     value: float | None
     ts: float
+    team: str | None = None  # interleaving: the team credited ("A", "B", "both")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ts": clock.iso(self.ts)}
@@ -88,7 +94,7 @@ def check_ts(ts: float | None) -> float | None:
 
 def not_assigned_message(exp: Experiment, user_id: int, label: str) -> str:
     """Why a user has no assignment: outside the traffic, or never served."""
-    if assign_variant(exp.id, user_id, exp.traffic_fraction, exp.treatment_share) is None:
+    if experiment_variant(exp, user_id) is None:
         return (
             f"user {label} is not in experiment {exp.name!r}: outside its "
             f"{exp.traffic_fraction:.0%} traffic"
@@ -251,8 +257,20 @@ def log_event(
         if variant is None:
             raise InputError(not_assigned_message(exp, user.id, repr(user.username)))
         when = clock.now() if ts is None else float(ts)
+        team = shown_team(store, exp.id, user.id, item.id) if exp.interleaving else None
         cur = conn.execute(
-            INSERT_EVENT_SQL, (exp.id, variant, user.id, item.id, event_type, value, when)
+            INSERT_TEAM_EVENT_SQL,
+            (exp.id, variant, user.id, item.id, event_type, value, when, team),
         )
         new_id = int(cur.lastrowid or 0)
-    return Event(new_id, exp.id, variant, user.id, item.id, event_type, value, when)
+    return Event(new_id, exp.id, variant, user.id, item.id, event_type, value, when, team)
+
+
+def shown_team(store: Store, experiment_id: int, user_id: int, item_id: int) -> str | None:
+    """Interleaving: the team the item was last shown to the user with, which a click or
+    purchase of it is credited to (None: never shown, credited to no team)."""
+    row = store.conn.execute(
+        "SELECT team FROM team_items WHERE experiment_id = ? AND user_id = ? AND item_id = ?",
+        (experiment_id, user_id, item_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
