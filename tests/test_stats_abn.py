@@ -135,9 +135,17 @@ def _cov_sums(
             sum_hm=float((h * m).sum()),
         )
     return CovSums(
-        label, len(y), float(y.sum()), float((y * y).sum()), float(x.sum()), float((x * x).sum()),
-        int(h.sum()), float((x * y).sum()), float((h * y).sum()), **extra,
-    )  # fmt: skip
+        label,
+        len(y),
+        float(y.sum()),
+        float((y * y).sum()),
+        float(x.sum()),
+        float((x * x).sum()),
+        int(h.sum()),
+        float((x * y).sum()),
+        float((h * y).sum()),
+        **extra,
+    )
 
 
 def _population(rng: np.random.Generator, n: int, lift: float) -> tuple[np.ndarray, ...]:

@@ -390,6 +390,7 @@ def metric_analysis(
         p_value=holm_p,
         p_value_label=p_label or None,
         sequential=seq,
+        label_b=b.variant,  # C, D, ... when one treatment of an A/B/n test is compared
     )
     sentences = [judgement.summary]
     if res.test == "none":

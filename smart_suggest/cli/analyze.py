@@ -363,6 +363,14 @@ def analyze(
             help="Print the standard SQL computing those statistics from an events table.",
         ),
     ] = False,
+    no_cuped: Annotated[
+        bool,
+        typer.Option(
+            "--no-cuped",
+            help="Do not adjust CTR and conversion with the 14-day pre-period (CUPED runs "
+            "by default when users have pre-period data).",
+        ),
+    ] = False,
 ) -> None:
     """Analyse an experiment: tests per metric, SRM, Bayes, power, novelty and a verdict.
 
@@ -373,7 +381,9 @@ def analyze(
     users_assigned, users_exposed, impressions, clicks, users_converted, purchases,
     engagement_n, engagement_sum, engagement_sumsq, n_users, sum_clicks, sum_impressions,
     sum_clicks_sq, sum_impressions_sq, sum_clicks_x_impressions (optional:
-    treatment_share, days), one row each for A and B.
+    treatment_share, days, and the cov_* CUPED columns of --print-sql), one row each for A
+    and B. Experiments with more than two variants compare each with A (Holm across the
+    comparisons); interleaving experiments test the users' preference between the teams.
     """
     from smart_suggest import analysis as core
     from smart_suggest.errors import InputError
@@ -384,13 +394,16 @@ def analyze(
                 "--print-sql prints the generic SQL: give no experiment and no --summary "
                 "(bind :experiment_id yourself)"
             )
-        sql = core.print_sql()
+        from smart_suggest.analysis.cuped import COVARIATE_COLUMNS, with_covariates
+
+        sql = with_covariates(core.print_sql())
         if json:
             emit_json(
                 {
                     "sql": sql,
                     "parameters": ["experiment_id"],
                     "columns": list(core.SUMMARY_COLUMNS),
+                    "cuped_columns": list(COVARIATE_COLUMNS),
                 }
             )
         else:
@@ -409,6 +422,7 @@ def analyze(
     if summary is None and experiment is None:
         raise InputError("missing experiment: give an id or name (or --summary FILE, --print-sql)")
 
+    cuped_summary: Any = None
     if summary is not None:
         rows = core.load_summary(summary)
         source = "stdin" if str(summary) == "-" else str(summary)
@@ -421,38 +435,288 @@ def analyze(
             name="stdin" if source == "stdin" else Path(source).name,
             source=source,
         )
+        if not no_cuped:
+            from smart_suggest.analysis.cuped import cuped_from_summary
+
+            cuped_summary = cuped_from_summary([dict(r) for r in rows], source, alpha=alpha)
     else:
         from smart_suggest.cli._common import progress_bar
+        from smart_suggest.experiments.lifecycle import get_experiment
 
         assert experiment is not None
         show = not json and err_console.is_terminal
         with open_db(db) as store, progress_bar(show) as update:
+            exp = get_experiment(store, experiment)
+            if exp.interleaving:
+                from smart_suggest.analysis.interleaving import analyze_interleaving
+
+                inter = analyze_interleaving(store, exp, alpha=alpha, sequential=sequential)
+                _finish_other(inter, inter.to_dict(), _interleaving_fails(inter), conditions, json)
+                return
+            if len(exp.variants) > 2:
+                from smart_suggest.analysis.multiarm import analyze_multi
+
+                multi = analyze_multi(
+                    store,
+                    exp,
+                    alpha=alpha,
+                    metric=metric,
+                    sequential=sequential,
+                    min_lift=min_lift,
+                    progress=update,
+                )
+                if not no_cuped:
+                    from smart_suggest.analysis.cuped import cuped_for
+
+                    multi = _with_cuped(
+                        multi, cuped_for(store, exp.id, list(exp.labels), alpha=alpha)
+                    )
+                _finish_other(multi, multi.to_dict(), _multi_fails(multi), conditions, json)
+                return
             result = core.analyze(
                 store,
-                experiment,
+                exp,
                 alpha=alpha,
                 metric=metric,
                 sequential=sequential,
                 min_lift=min_lift,
                 progress=update,
             )
+            if not no_cuped:
+                from smart_suggest.analysis.cuped import cuped_for
+
+                cuped_summary = cuped_for(store, exp.id, ["A", "B"], alpha=alpha)
 
     held = core.fail_conditions(result)
     holding = [c for c in conditions if held[c]]
     code = min((core.FAIL_CONDITIONS[c][0] for c in holding), default=0)
     if json:
         data = result.to_dict()
+        data["cuped"] = None if cuped_summary is None else cuped_summary.to_dict()
         if conditions:
             data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
         emit_json(data)
     else:
         _render(result)
+        if cuped_summary is not None:
+            _render_cuped(cuped_summary)
+    _exit(holding, code)
+
+
+def _exit(holding: list[str], code: int) -> None:
     if code:
         err_console.print(
             f"smart-suggest: --fail-on: {', '.join(holding)} "
             f"{'holds' if len(holding) == 1 else 'hold'} (exit {code})"
         )
         raise typer.Exit(code)
+
+
+def _with_cuped(multi: Any, cuped: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(multi, cuped=cuped)
+
+
+def _multi_fails(multi: Any) -> dict[str, bool]:
+    from smart_suggest.analysis.common import POWER_TARGET
+
+    comps = multi.comparisons
+    return {
+        "srm": bool(multi.srm.flagged),
+        "invalid": multi.verdict == "invalid",
+        "negative": any(
+            m.significant and m.direction == "worse" for c in comps for m in c.analysis.metrics
+        ),
+        "underpowered": all(
+            (not c.analysis.primary.significant) and c.analysis.primary.power < POWER_TARGET
+            for c in comps
+        ),
+        "no-win": multi.verdict != "ship",
+    }
+
+
+def _interleaving_fails(inter: Any) -> dict[str, bool]:
+    v = inter.verdict
+    return {
+        "srm": False,
+        "invalid": False,
+        "negative": v == "a_preferred",
+        "underpowered": v == "insufficient_data",
+        "no-win": v != "b_preferred",
+    }
+
+
+def _finish_other(
+    result: Any, data: dict[str, Any], held: dict[str, bool], conditions: list[str], json: bool
+) -> None:
+    from smart_suggest import analysis as core
+
+    holding = [c for c in conditions if held[c]]
+    code = min((core.FAIL_CONDITIONS[c][0] for c in holding), default=0)
+    if json:
+        if conditions:
+            data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
+        emit_json(data)
+    elif hasattr(result, "comparisons"):
+        _render_multi(result)
+    else:
+        _render_interleaving(result)
+    _exit(holding, code)
+
+
+_REC_STYLES = {"ship": ("bold green", "✔"), "keep": ("bold", "∅"), "invalid": ("bold red", "✖")}
+
+
+def _render_multi(m: Any) -> None:
+    title = Text(f"{METRIC_NAMES.get(m.primary_metric, m.primary_metric)} (primary), ")
+    title.append(f"{len(m.variants)} variants: ")
+    style, glyph = _REC_STYLES.get(m.recommendation.action, ("bold", "?"))
+    title.append(f"{glyph} {m.recommendation.text}", style=style)
+    console.print(title)
+    console.print(Text(m.recommendation.reason, style="dim"))
+    table = _table(
+        None,
+        [
+            ("variant", "left"),
+            ("users", "right"),
+            ("value", "right"),
+            ("vs A", "right"),
+            ("p Holm", "right"),
+            ("P(best)", "right"),
+            ("verdict", "left"),
+        ],
+    )
+    best = dict(zip(m.prob_best.labels, m.prob_best.probabilities, strict=True))
+    by_label = {c.label: c for c in m.comparisons}
+    for v in m.variants:
+        c = by_label.get(v.variant)
+        name = safe(f"{v.variant} ({v.strategy})", limit=20)
+        if c is None:
+            value = v.metric(m.primary_metric)
+            table.add_row(
+                name,
+                f"{v.users_assigned:,}",
+                _value(m.primary_metric, value),
+                "control",
+                "-",
+                _prob(best.get(v.variant, 0.0)),
+                "",
+            )
+            continue
+        pm = c.analysis.primary
+        style, glyph = VERDICT_STYLES.get(c.verdict, ("bold", "?"))
+        table.add_row(
+            name,
+            f"{v.users_assigned:,}",
+            _value(m.primary_metric, pm.value_b),
+            _diff(m.primary_metric, pm.diff, pm.ci),
+            _p(c.p_value_holm),
+            _prob(best.get(v.variant, 0.0)),
+            Text(f"{glyph} {c.verdict}", style=style),
+        )
+    console.print(table)
+    srm = m.srm
+    console.print(
+        Text(
+            f"Sample ratio ({len(m.variants)}-category chi-square, df {srm.df}): "
+            f"{'MISMATCH' if srm.flagged else 'ok'} (p = {srm.p_value:.3g})",
+            style="bold red" if srm.flagged else "",
+        )
+    )
+    console.print(
+        Text(
+            f"Each treatment vs A; p-values Holm-adjusted across the {len(m.comparisons)} "
+            f"comparisons (family-wise alpha {m.alpha:g}); intervals at each comparison's "
+            f"Holm level. P(best): {m.prob_best_label}.",
+            style="dim",
+        )
+    )
+    if m.cuped is not None:
+        _render_cuped(m.cuped)
+    for w in m.warnings:
+        err_console.print(Text("warning: " + w, style="yellow"))
+
+
+def _render_interleaving(r: Any) -> None:
+    res = r.result
+    styles = {
+        "b_preferred": ("bold green", "✔"),
+        "a_preferred": ("bold red", "✖"),
+        "no_preference": ("bold", "∅"),
+        "insufficient_data": ("bold cyan", "…"),
+    }
+    style, glyph = styles.get(res.verdict, ("bold", "?"))
+    a, b = r.strategies
+    head = Text("Interleaving ")
+    head.append_text(safe(f"A = {a}, B = {b}"))
+    head.append(": ")
+    head.append(f"{glyph} {res.verdict}", style=style)
+    console.print(head)
+    console.print(Text(res.text))
+    table = _table(None, [("", "left"), ("A", "right"), ("B", "right"), ("both", "right")])
+    for what in ("impressions", "clicks", "purchases"):
+        t = r.teams[what]
+        table.add_row(what, f"{t['A']:,}", f"{t['B']:,}", f"{t['both']:,}")
+    console.print(table)
+    share = "-" if res.share_b is None else f"{res.share_b * 100:.1f}%"
+    ci = res.sequential_share_ci if res.sequential is not None else res.share_ci
+    ci_text = "" if ci is None else f" [{ci.low * 100:.1f}%, {ci.high * 100:.1f}%]"
+    grid = _table(None, [("", "left"), ("", "left")])
+    grid.add_row(
+        "users",
+        f"{res.users:,} ({res.prefer_b:,} prefer B, {res.prefer_a:,} prefer A, "
+        f"{res.ties:,} no preference)",
+    )
+    grid.add_row("share preferring B", share + ci_text)
+    grid.add_row(
+        "p-value",
+        _p(res.sequential.p_value if res.sequential else res.p_value)
+        + (" (always-valid)" if res.sequential else " (exact binomial)"),
+    )
+    if res.mean_diff is not None:
+        mci = res.mean_diff_ci
+        grid.add_row(
+            "credit B - A per user",
+            f"{res.mean_diff:+.4f}"
+            + ("" if mci is None else f" [{mci.low:+.4f}, {mci.high:+.4f}]"),
+        )
+    console.print(grid)
+
+
+def _render_cuped(c: Any) -> None:
+    if not c.applied:
+        console.print(Text(f"CUPED: not applied ({c.note})", style="dim"))
+        return
+    console.print(
+        Text(
+            f"CUPED (pre-period: {c.pre_period_days} days before assignment; "
+            f"{c.users_with_pre_period:,} of {c.users:,} users have one)",
+            style="bold",
+        )
+    )
+    table = _table(
+        None,
+        [
+            ("metric", "left"),
+            ("vs A", "left"),
+            ("unadjusted", "right"),
+            ("CUPED", "right"),
+            ("CI narrower", "right"),
+        ],
+    )
+    for metric, res in c.results.items():
+        for comp in res.comparisons:
+            if comp.diff is None:
+                continue
+            table.add_row(
+                METRIC_NAMES.get(metric, metric),
+                comp.label,
+                _diff(metric, comp.diff, comp.ci),
+                _diff(metric, comp.adjusted_diff, comp.adjusted_ci),
+                "-" if comp.ci_narrower_by is None else f"{comp.ci_narrower_by * 100:.0f}%",
+            )
+    console.print(table)
 
 
 def power(

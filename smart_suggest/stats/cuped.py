@@ -199,5 +199,13 @@ def _not_applied(metric: str, groups: Sequence[CovSums], alpha: float, why: str)
         CupedComparison(g.label, None, None, None, None, None, None, None, None, None, None)
         for g in groups[1:]
     )
-    return CupedResult(metric, ("pre_period_activity", "has_pre_period"), (0.0, 0.0),
-                       variants, comps, alpha, False, why)  # fmt: skip
+    return CupedResult(
+        metric,
+        ("pre_period_activity", "has_pre_period"),
+        (0.0, 0.0),
+        variants,
+        comps,
+        alpha,
+        False,
+        why,
+    )

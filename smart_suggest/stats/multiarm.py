@@ -70,9 +70,17 @@ def srm_k(
     df = len(obs) - 1
     if n == 0:
         return KSrmResult(
-            tuple(labels), obs, expected, shares, 0.0, df, 1.0, threshold, False,
+            tuple(labels),
+            obs,
+            expected,
+            shares,
+            0.0,
+            df,
+            1.0,
+            threshold,
+            False,
             "no users yet: nothing to check, p-value set to 1",
-        )  # fmt: skip
+        )
     chi2 = math.fsum((o - e) ** 2 / e for o, e in zip(obs, expected, strict=True))
     p = float(_st.chi2.sf(chi2, df))
     note = "some expected count is below 5: the p-value is rough" if min(expected) < 5 else ""
