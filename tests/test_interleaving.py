@@ -253,3 +253,49 @@ def test_simulated_population_runs_as_either_design(
         assert sum(data["teams"]["impressions"].values()) == report["events"]["impression"]
     else:
         assert data["variants"]["A"]["users_exposed"] > 0
+
+
+def test_bulk_logging_credits_interleaving_follow_ups(demo_store: Store) -> None:
+    import io
+
+    from smart_suggest.experiments.bulk import log_events_csv
+
+    exp = _il_experiment(demo_store)
+    served = serve(demo_store, exp, "alice", 6, rng=random.Random(8))
+    items = [r.item_id for r in served.recommendations]
+    text = "user,item,type\n" + "".join(f"alice,{i},click\n" for i in items)
+    report = log_events_csv(demo_store, exp.id, io.StringIO(text))
+    assert report.rows == 6 and report.by_variant == {"AB": 6}
+    teams = [
+        r[0]
+        for r in demo_store.conn.execute(
+            "SELECT team FROM events WHERE experiment_id = ? AND type = 'click' ORDER BY id",
+            (exp.id,),
+        )
+    ]
+    assert teams == served.teams
+    stats = team_stats(demo_store, exp)
+    assert stats == team_stats(demo_store, exp, TEAM_STATS_SQL)
+    assert sum(stats.clicks.values()) == 6
+
+
+def test_bulk_logging_into_a_three_variant_experiment(demo_store: Store) -> None:
+    import io
+
+    from smart_suggest.experiments.bulk import log_events_csv
+    from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL, results, sufficient_stats
+    from smart_suggest.experiments.serving import assign_user
+
+    exp = create_experiment(demo_store, "abc", variants=["v1", "v2", "popular"])
+    labels = {u: assign_user(demo_store, exp, u).variant for u in range(1, 51)}
+    assert set(labels.values()) == {"A", "B", "C"}
+    text = "user,item,type\n" + "".join(f"{u},1,impression\n{u},2,click\n" for u in range(1, 51))
+    report = log_events_csv(demo_store, exp.id, io.StringIO(text))
+    assert sum(report.by_variant.values()) == 100 and set(report.by_variant) == {"A", "B", "C"}
+    res = results(demo_store, exp)
+    for arm in res.variants:
+        n = sum(1 for v in labels.values() if v == arm.variant)
+        assert (arm.users_assigned, arm.impressions, arm.clicks) == (n, n, n)
+    assert sufficient_stats(demo_store, exp.id) == sufficient_stats(
+        demo_store, exp.id, SUFFICIENT_STATS_SQL
+    )

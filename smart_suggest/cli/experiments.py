@@ -83,7 +83,8 @@ def _arms(exp: Experiment) -> str:
     return ", ".join(f"{v.label} = {v.strategy}" for v in exp.variants)
 
 
-def _parse_weights(text: str | None) -> list[float] | None:
+def _parse_weights(text: str | None, option: str = "--weights") -> list[float] | None:
+    """A comma-separated list of numbers (one per variant)."""
     from smart_suggest.errors import InputError
 
     if text is None:
@@ -93,7 +94,7 @@ def _parse_weights(text: str | None) -> list[float] | None:
         try:
             out.append(float(part.strip()))
         except ValueError:
-            raise InputError(f"--weights: {part.strip()[:20]!r} is not a number") from None
+            raise InputError(f"{option}: {part.strip()[:20]!r} is not a number") from None
     return out
 
 
@@ -658,6 +659,41 @@ def simulate_cmd(
         int, typer.Option("--count", "-n", min=1, max=100, help="Items per visit.")
     ] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same traffic.")] = 42,
+    ctr: Annotated[
+        str | None,
+        typer.Option(
+            "--ctr",
+            help="One true CTR per variant, e.g. 0.30,0.42,0.45 (A/B/n; flat model).",
+            show_default=False,
+        ),
+    ] = None,
+    purchase: Annotated[
+        str | None,
+        typer.Option("--purchase", help="One conversion rate per variant.", show_default=False),
+    ] = None,
+    engagement: Annotated[
+        str | None,
+        typer.Option(
+            "--engagement", help="One mean engagement (s) per variant.", show_default=False
+        ),
+    ] = None,
+    click_model: Annotated[
+        str,
+        typer.Option(
+            "--click-model",
+            help="flat (each impression clicked at the variant's CTR) or position (users "
+            "scan down the list and click by relevance x position; needed for interleaving).",
+        ),
+    ] = "flat",
+    ranker_noise: Annotated[
+        str | None,
+        typer.Option(
+            "--ranker-noise",
+            help="Position model: one ranker noise per variant, e.g. 1.0,0.6 (less noise "
+            "ranks better) [default: 1.0 each].",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -684,6 +720,11 @@ def simulate_cmd(
             count=count,
             engagement_a=engagement_a,
             engagement_b=engagement_b,
+            click_model=click_model.strip().lower(),
+            ctr=_parse_weights(ctr, "--ctr"),
+            purchase=_parse_weights(purchase, "--purchase"),
+            engagement=_parse_weights(engagement, "--engagement"),
+            ranker_noise=_parse_weights(ranker_noise, "--ranker-noise"),
         )
     if json:
         emit_json(report.to_dict())
@@ -692,7 +733,7 @@ def simulate_cmd(
     console.print(
         f"Simulated {report.visitors:,} visitors over {days} days in ",
         safe(report.experiment.name),
-        f": {report.enrolled['A']:,} in A, {report.enrolled['B']:,} in B, "
+        ": " + ", ".join(f"{n:,} in {v}" for v, n in report.enrolled.items()) + ", "
         f"{report.outside:,} outside the traffic; {report.total_events:,} events "
         f"({ev['impression']:,} impressions, {ev['click']:,} clicks, {ev['purchase']:,} purchases, "
         f"{ev['engagement']:,} engagement) in {report.seconds:.1f} s",

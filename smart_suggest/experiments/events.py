@@ -163,6 +163,34 @@ def insert_bulk(store: Store, rows: list[tuple[Any, ...]]) -> int:
     return insert_events(store, rows)
 
 
+def insert_bulk_teams(store: Store, rows: list[tuple[Any, ...]]) -> int:
+    """``insert_bulk`` for interleaving rows ``(..., ts, team)``: the hourly and per-user
+    summaries are added here; the team summaries are rebuilt by the caller once the load
+    is in (``rebuild_team_summaries``)."""
+    plain = [r[:7] for r in rows]
+    add_counts(store, tally_counts(plain))
+    add_user_rows(store, tally_users(plain))
+    cur = store.conn.executemany(INSERT_TEAM_EVENT_SQL, rows)
+    return max(cur.rowcount, 0)
+
+
+def rebuild_team_summaries(store: Store, experiment_id: int) -> None:
+    """Recompute ``event_teams`` and ``team_items`` of one experiment from its events
+    (after a bulk load that set their triggers aside; inside its transaction)."""
+    from smart_suggest.store import REBUILD_EVENT_TEAMS_SQL, REBUILD_TEAM_ITEMS_SQL
+
+    if not store.conn.in_transaction:
+        raise RuntimeError("rebuild_team_summaries must run inside store.write()")
+    for table, sql in (
+        ("event_teams", REBUILD_EVENT_TEAMS_SQL),
+        ("team_items", REBUILD_TEAM_ITEMS_SQL),
+    ):
+        store.conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (experiment_id,))
+        # The rebuild definitions, limited to this experiment's events.
+        one = sql.replace("WHERE team IS NOT NULL", "WHERE team IS NOT NULL AND experiment_id = ?")
+        store.conn.execute(one, (experiment_id,))
+
+
 Tally = dict[tuple[int, str, str, int], list[Any]]
 
 
