@@ -579,7 +579,6 @@ def _render_multi(m: Any) -> None:
         None,
         [
             ("variant", "left"),
-            ("users", "right"),
             ("value", "right"),
             ("vs A", "right"),
             ("p Holm", "right"),
@@ -596,7 +595,6 @@ def _render_multi(m: Any) -> None:
             value = v.metric(m.primary_metric)
             table.add_row(
                 name,
-                f"{v.users_assigned:,}",
                 _value(m.primary_metric, value),
                 "control",
                 "-",
@@ -608,14 +606,15 @@ def _render_multi(m: Any) -> None:
         style, glyph = VERDICT_STYLES.get(c.verdict, ("bold", "?"))
         table.add_row(
             name,
-            f"{v.users_assigned:,}",
             _value(m.primary_metric, pm.value_b),
-            _diff(m.primary_metric, pm.diff, pm.ci),
+            _diff(m.primary_metric, pm.diff, None),
             _p(c.p_value_holm),
             _prob(best.get(v.variant, 0.0)),
             Text(f"{glyph} {c.verdict}", style=style),
         )
     console.print(table)
+    for c in m.comparisons:
+        console.print(Text(f"{c.label} vs A: ", style="bold") + Text(c.analysis.primary.summary))
     srm = m.srm
     console.print(
         Text(
@@ -756,12 +755,24 @@ def power(
             "--n", help="Users per variant: print the MDE reachable with N.", show_default=False
         ),
     ] = None,
+    arms: Annotated[
+        int,
+        typer.Option(
+            "--arms",
+            min=2,
+            max=26,
+            help="Variants in the experiment (control included): each treatment is tested "
+            "against A at alpha / (arms - 1), which Holm's correction never undercuts.",
+        ),
+    ] = 2,
     json: JsonOption = False,
 ) -> None:
     """Sample size per variant to detect a change in a rate (and the expected duration).
 
     Two-sided test of two proportions, equal arms, Fleiss formula without continuity
     correction. With --n N: the smallest upward effect detectable with N users per variant.
+    With --arms K (K > 2): every comparison with the control is planned at the Bonferroni
+    level alpha / (K - 1) and the total is K x the users per variant.
     """
     from smart_suggest import stats
     from smart_suggest.errors import InputError
@@ -779,16 +790,17 @@ def power(
         raise InputError(f"--daily-users must be a number > 0, got {daily_users:g}")
     if n is not None and n < 1:
         raise InputError(f"--n must be at least 1, got {n}")
+    from smart_suggest.stats.multiarm import k_arm_sample_size
+
+    level = alpha / (arms - 1)  # per comparison (Bonferroni = Holm's first step)
     try:
         size = (
-            stats.sample_size_proportions(
-                baseline, mde, relative=relative, alpha=alpha, power=power_
-            )
+            k_arm_sample_size(baseline, mde, arms, relative=relative, alpha=alpha, power=power_)
             if mde is not None
             else None
         )
         reach = (
-            stats.mde_proportions(baseline, n, alpha=alpha, power=power_) if n is not None else None
+            stats.mde_proportions(baseline, n, alpha=level, power=power_) if n is not None else None
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -805,6 +817,8 @@ def power(
             {
                 "baseline": baseline,
                 "alpha": alpha,
+                "arms": arms,
+                "alpha_per_comparison": level,
                 "power": power_,
                 "sample_size": size.to_dict() if size else None,
                 "mde": reach.to_dict() if reach else None,
@@ -817,11 +831,13 @@ def power(
         return
     from rich.table import Table
 
+    what = (
+        f"alpha {alpha:g}"
+        if arms == 2
+        else f"{arms} variants, alpha {alpha:g} / {arms - 1} = {level:.4g} per comparison with A"
+    )
     console.print(
-        Text(
-            f"Two-sided test of two proportions, alpha {alpha:g}, power {power_ * 100:.3g}%",
-            style="bold",
-        )
+        Text(f"Two-sided test of two proportions, {what}, power {power_ * 100:.3g}%", style="bold")
     )
     table = Table.grid(padding=(0, 2))
     table.add_column(no_wrap=True)
@@ -835,7 +851,9 @@ def power(
             f"{(size.target or 0) * 100:.4g}%",
         )
         table.add_row("Users per variant", Text(f"{size.n_per_variant:,}", style="bold"))
-        table.add_row("Users in total", f"{size.n_total:,}")
+        table.add_row(
+            "Users in total", f"{size.n_total:,}" + ("" if arms == 2 else f" ({arms} variants)")
+        )
         if dur is not None:
             table.add_row(
                 "Expected duration",

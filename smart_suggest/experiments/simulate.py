@@ -201,11 +201,17 @@ def simulate(
         raise InputError(f"unknown click model {click_model!r}: use {' or '.join(CLICK_MODELS)}")
     exp = require_active(get_experiment(store, exp_ref))
     k_var = len(exp.variants)
+    if k_var > 2 and ((ctr is None and click_model == "flat") or purchase is None):
+        raise InputError(
+            f"the experiment has {k_var} variants: give --ctr and --purchase with one rate each"
+            if click_model == "flat"
+            else f"the experiment has {k_var} variants: give --purchase with one rate each"
+        )
     per = _per_variant(
         k_var,
-        ctr or [ctr_a, ctr_b],
+        ctr or ([ctr_a, ctr_b] if k_var == 2 else [ctr_a] * k_var),
         purchase or [purchase_a, purchase_b],
-        engagement or [engagement_a, engagement_b],
+        engagement or ([engagement_a, engagement_b] if k_var == 2 else [engagement_a] * k_var),
         ranker_noise or [1.0] * k_var,
     )
     if exp.interleaving and click_model != "position":

@@ -208,6 +208,8 @@ def k_arm_sample_size(
     Bonferroni level alpha / (arms - 1) (what Holm's first step tests at)."""
     if arms < 2:
         raise ValueError("arms must be >= 2")
+    if arms == 2:
+        return sample_size_proportions(baseline, mde, relative=relative, alpha=alpha, power=power)
     per = sample_size_proportions(
         baseline, mde, relative=relative, alpha=alpha / (arms - 1), power=power
     )
