@@ -13,7 +13,7 @@ Run: python benchmarks/bench_interleaving.py [--reps 500] [--seed 1] [--quick]
    (each user's clicks drawn once, with their own team-draft coins).
 2. A/I test (the same ranker on both teams): false-positive rate over ``4 * reps``
    replications of 2,000 users.
-3. CUPED: a per-user metric whose pre-period value correlates ~0.5 with the in-experiment
+3. CUPED (4 * reps replications): a per-user metric whose pre-period value correlates ~0.5 with the
    value, 30% of users without a pre-period: CI width with and without CUPED, A/A
    false-positive rate, coverage of the 95% interval of a true +2% effect.
 4. A/B/n with 4 variants: family-wise false-positive rate of A/A/A/A simulations (each of
@@ -294,7 +294,7 @@ def main() -> None:
     results = [
         interleaving_vs_ab(rng, args.reps, args.quick),
         ai_false_positives(rng, args.reps, args.quick),
-        cuped_calibration(rng, args.reps),
+        cuped_calibration(rng, 4 * args.reps),
         abn_fwer(rng, args.reps, args.quick),
     ]
     print(f"done in {time.perf_counter() - t:.0f} s")
