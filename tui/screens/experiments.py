@@ -291,8 +291,12 @@ class ExperimentsScreen(BaseScreen):
             head.append_text(verdict_text(stats.verdict))
             head.append("  ")
         status = "running" if exp.status == "active" else "stopped"
-        head.append(f"{exp.control} (A) vs {exp.treatment} (B) · {status}", style="dim")
+        arms = " vs ".join(f"{v.strategy} ({v.label})" for v in exp.variants)
+        design = " · interleaved" if exp.interleaving else ""
+        head.append(f"{arms}{design} · {status}", style="dim")
         parts: list[RenderableType] = [head]
+        if view.summary:
+            parts.append(para(view.summary))
         if stats is not None:
             # The first sentences (result, verdict); all of it is in the statistics panel.
             wide = self.has_class("-wide")
