@@ -661,7 +661,11 @@ def _render_interleaving(r: Any) -> None:
     share = "-" if res.share_b is None else f"{res.share_b * 100:.1f}%"
     ci = res.sequential_share_ci if res.sequential is not None else res.share_ci
     ci_text = "" if ci is None else f" [{ci.low * 100:.1f}%, {ci.high * 100:.1f}%]"
-    grid = _table(None, [("", "left"), ("", "left")])
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
     grid.add_row(
         "users",
         f"{res.users:,} ({res.prefer_b:,} prefer B, {res.prefer_a:,} prefer A, "
