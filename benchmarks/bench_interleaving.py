@@ -5,13 +5,14 @@ Run: python benchmarks/bench_interleaving.py [--reps 500] [--seed 1] [--quick]
 1. Interleaving vs A/B on the same simulated population
    (``smart_suggest.experiments.population``: users with per-item relevance, rankers that
    see it through noise, position-biased clicks, heavy-tailed activity, 50 sessions of 5
-   items per user). v3 (ranker noise 0.7) is truly better than v1 (noise 1.0). For each design, the power at several sizes is the share of
-   ``reps`` replications whose test rejects at alpha 0.05 (A/B: the user-level delta-method
-   CTR test; interleaving: the exact binomial test of the preference share); the users
-   needed for 80% power are interpolated between the sizes on a log scale. Users are iid,
-   so each replication draws its users from a pool of simulated users (2,000,000 per
-   ranker for A/B, 400,000 for interleaving; each user's clicks drawn once, with their own
-   team-draft coins every session).
+   items per user). v3 (ranker noise 0.7) is truly better than v1 (noise 1.0). For each
+   design, the power at several sizes is the share of ``reps`` replications whose test
+   rejects at alpha 0.05 (A/B: the user-level delta-method CTR test; interleaving: the
+   exact binomial test of the preference share); the users needed for 80% power are
+   interpolated between the sizes on a log scale. Users are iid, so each replication
+   draws its users from a pool of simulated users (2,000,000 per ranker for A/B, 400,000
+   for interleaving; each user's clicks drawn once, with fresh team-draft coins every
+   session).
 2. A/I test (the same ranker on both teams): false-positive rate over ``4 * reps``
    replications of 2,000 users.
 3. CUPED (``4 * reps`` replications): a per-user metric whose pre-period value
