@@ -35,11 +35,11 @@ def _v4_database(path: Path, users: int = 400) -> None:
     conn.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
     conn.execute(
         "CREATE TRIGGER events_value_check BEFORE INSERT ON events "
-        "WHEN NEW.value < 0 BEGIN SELECT RAISE(ABORT, 'negative value'); END"
+        "WHEN NEW.value = 7.5 BEGIN SELECT RAISE(ABORT, 'custom event check'); END"
     )
     conn.execute(
         "CREATE TRIGGER assignments_time_check BEFORE INSERT ON assignments "
-        "WHEN NEW.assigned_at < 0 BEGIN SELECT RAISE(ABORT, 'bad time'); END"
+        "WHEN NEW.assigned_at = 12345 BEGIN SELECT RAISE(ABORT, 'custom assignment check'); END"
     )
     conn.executemany(
         "INSERT INTO users(id, username, created_at) VALUES (?, ?, 0)",
@@ -88,13 +88,13 @@ def test_v4_database_migrates_and_keeps_rows_constraints_and_triggers(tmp_path: 
         now = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
         assert triggers <= now  # every trigger, the other migration's too
         # The other migration's triggers still fire on the rebuilt tables.
-        with pytest.raises(sqlite3.IntegrityError, match="negative value"):
+        with pytest.raises(sqlite3.IntegrityError, match="custom event check"):
             s.conn.execute(
                 "INSERT INTO events(experiment_id, variant, user_id, type, value, ts) "
-                "VALUES (1, 'A', 1, 'engagement', -1, 0)"
+                "VALUES (1, 'A', 1, 'engagement', 7.5, 1000)"
             )
-        with pytest.raises(sqlite3.IntegrityError, match="bad time"):
-            s.conn.execute("INSERT INTO assignments VALUES (1, 400, 'C', -5)")
+        with pytest.raises(sqlite3.IntegrityError, match="custom assignment check"):
+            s.conn.execute("INSERT INTO assignments VALUES (1, 400, 'C', 12345)")
         # Kept constraints: foreign keys, the type check, the primary key; labels widened.
         with pytest.raises(sqlite3.IntegrityError):
             s.conn.execute(
@@ -113,7 +113,7 @@ def test_v4_database_migrates_and_keeps_rows_constraints_and_triggers(tmp_path: 
             )
         s.conn.execute(
             "INSERT INTO events(experiment_id, variant, user_id, type, ts) "
-            "VALUES (1, 'C', 1, 'click', 0)"
+            "VALUES (1, 'C', 1, 'click', 1000)"
         )
         # Variants filled from control / treatment / treatment_share.
         assert s.conn.execute(

@@ -3,7 +3,9 @@
 The package shows the parts of one analysis:
 
 * ``sources``  where the per-variant sufficient statistics come from (the local store, a
-  ``--summary`` file); each gives one ``inputs.Inputs``;
+  ``--summary`` file); each gives one ``inputs.Inputs``; ``external`` runs them inside
+  another SQL engine (DuckDB over files, PostgreSQL and any SQLAlchemy URL), with the SQL
+  of ``sql`` (written once, transpiled per dialect);
 * ``inputs``   what the statistics need, and summary files parsed and checked;
 * ``metrics``  the tests of one metric (headline test, intervals, sample size, sequential
   and Bayesian views);
@@ -68,8 +70,10 @@ from smart_suggest.analysis.report import (
     PowerSummary,
     SequentialSummary,
 )
-from smart_suggest.analysis.sources import inputs_from_store, inputs_from_summary, print_sql
+from smart_suggest.analysis.sources import inputs_from_store, inputs_from_summary
+from smart_suggest.analysis.sql import print_sql
 from smart_suggest.analysis.verdict import FAIL_CONDITIONS, analyze_inputs, fail_conditions
+from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL
 from smart_suggest.experiments.lifecycle import Experiment
 from smart_suggest.store import Store
@@ -89,6 +93,7 @@ __all__ = [
     "PowerSummary",
     "SequentialSummary",
     "analyze",
+    "analyze_source",
     "analyze_summary",
     "fail_conditions",
     "load_summary",
@@ -144,8 +149,6 @@ def analyze_summary(
     the experiment has run, for the expected duration).  Bad input raises ``InputError``
     with one line naming ``source``.  There is no timeline, so no novelty check.
     """
-    from smart_suggest.errors import InputError
-
     check_params(alpha, min_lift)
     metric_name(metric)
     inp = inputs_from_summary(rows, name, source)
@@ -155,3 +158,42 @@ def analyze_summary(
         )
     except ValueError as exc:  # impossible sums the parser could not see
         raise InputError(f"{source}: inconsistent statistics: {exc}") from None
+
+
+def analyze_source(
+    source: str,
+    experiment: str,
+    *,
+    assignments: str | None = None,
+    events_table: str | None = None,
+    assignments_table: str | None = None,
+    treatment_share: float = 0.5,
+    alpha: float = 0.05,
+    metric: str | None = None,
+    sequential: bool = False,
+    min_lift: float = 0.05,
+    tau2: Mapping[str, float] | None = None,
+) -> tuple[Analysis, dict[str, Any]]:
+    """Analyse an experiment whose events live in an external SQL engine (``external``).
+
+    The engine computes the per-variant sums; they are checked and analysed exactly like
+    the local store's.  Returns the analysis and a description of the source (kind,
+    label without password, dialect, seconds spent in the engine).
+    """
+    from smart_suggest.analysis import external
+
+    check_params(alpha, min_lift)
+    metric_name(metric)
+    if not (0.0 < treatment_share < 1.0):
+        raise InputError(f"--share must be in (0, 1), got {treatment_share:g}")
+    src = external.parse_source(
+        source,
+        assignments=assignments,
+        events_table=events_table,
+        assignments_table=assignments_table,
+    )
+    inp, took = external.inputs_from_source(src, experiment, treatment_share=treatment_share)
+    out = analyze_inputs(
+        inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+    )
+    return out, {**external.describe(src), "seconds_in_engine": took}

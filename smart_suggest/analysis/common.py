@@ -35,11 +35,21 @@ POWER_TARGET = 0.8
 Progress = Callable[[str, int, int], None]
 
 
+#: The largest practical threshold accepted (a 100-fold improvement).
+MAX_MIN_LIFT = 100.0
+
+
 def check_params(alpha: float, min_lift: float) -> None:
     if not (isinstance(alpha, int | float) and math.isfinite(alpha) and 0.0 < alpha < 1.0):
         raise InputError(f"alpha must be a number in (0, 1), got {alpha!r}")
     if not (isinstance(min_lift, int | float) and math.isfinite(min_lift) and min_lift >= 0):
         raise InputError(f"min-lift must be a number >= 0 (0.05 = +5%), got {min_lift!r}")
+    if min_lift > MAX_MIN_LIFT:
+        # Beyond this no sample size or power is meaningful (and the arithmetic overflows).
+        raise InputError(
+            f"min-lift must be at most {MAX_MIN_LIFT:g} (= +{MAX_MIN_LIFT * 100:,.0f}%), "
+            f"got {min_lift:.6g}"
+        )
 
 
 def metric_name(metric: str | None) -> str | None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smart_suggest.analysis.checks import check_sums, parse_number, shown
 from smart_suggest.analysis.report import ExperimentInfo
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import VariantKPIs
@@ -45,6 +45,8 @@ SUMMARY_OPTIONAL_COLUMNS: tuple[str, ...] = ("treatment_share", "days")
 
 
 _FLOAT_COLUMNS = ("engagement_sum", "engagement_sumsq")
+#: A summary file has a few short rows; anything larger is refused before parsing.
+MAX_SUMMARY_BYTES = 16 << 20
 
 
 @dataclass
@@ -59,33 +61,6 @@ class Inputs:
     daily_assigned: list[dict[str, Any]] = field(default_factory=list)
     revision: int = 0
     timeline_note: str = ""
-
-
-def _parse_number(value: Any, column: str, variant: str, source: str, whole: bool) -> float:
-    where = f"{source}: variant {variant}, column {column}"
-    if isinstance(value, bool) or value is None:
-        raise InputError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            num = float(text) if text else math.nan
-        except ValueError:
-            raise InputError(f"{where}: {value[:40]!r} is not a number") from None
-        if not text:
-            raise InputError(f"{where}: empty value")
-    elif isinstance(value, int | float):
-        num = float(value) if not isinstance(value, int) else value
-    else:
-        raise InputError(f"{where}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(num):
-        raise InputError(f"{where}: {value!r} is not a finite number")
-    if whole:
-        if isinstance(num, float) and not num.is_integer():
-            raise InputError(f"{where}: {value!r} is not a whole number")
-        if num < 0:
-            raise InputError(f"{where}: {value!r} must not be negative")
-        return int(num)
-    return float(num)
 
 
 def parse_rows(
@@ -105,9 +80,7 @@ def parse_rows(
         clean = {str(k).strip().lower(): v for k, v in row.items()}
         variant = str(clean["variant"]).strip().upper()
         if variant not in ("A", "B"):
-            raise InputError(
-                f"{source}: variant must be A or B, got {str(clean['variant'])[:40]!r}"
-            )
+            raise InputError(f"{source}: variant must be A or B, got {shown(clean['variant'])}")
         if variant in by_variant:
             raise InputError(f"{source}: variant {variant} appears twice")
         by_variant[variant] = clean
@@ -123,14 +96,17 @@ def parse_rows(
         row = by_variant[v]
         nums: dict[str, Any] = {}
         for c in SUMMARY_COLUMNS[1:]:
-            nums[c] = _parse_number(row[c], c, v, source, whole=c not in _FLOAT_COLUMNS)
-        if nums["engagement_sumsq"] < 0:
-            raise InputError(
-                f"{source}: variant {v}, column engagement_sumsq: must not be negative"
+            nums[c] = parse_number(
+                row[c], f"{source}: variant {v}, column {c}", whole=c not in _FLOAT_COLUMNS
             )
+        check_sums(nums, f"{source}: variant {v}")
         for opt, dest in (("treatment_share", shares), ("days", days)):
             if row.get(opt) not in (None, ""):
-                dest.append(_parse_number(row[opt], opt, v, source, whole=False))
+                dest.append(
+                    float(
+                        parse_number(row[opt], f"{source}: variant {v}, column {opt}", whole=False)
+                    )
+                )
         kpis[v] = VariantKPIs.from_sums(v, v, nums)
     share = 0.5
     if shares:
@@ -157,22 +133,28 @@ def load_summary(path: str | Path) -> list[dict[str, Any]]:
     ``experiment results``).  Raises ``InputError`` with one line.
     """
     label = "stdin" if str(path) == "-" else str(path)
-    if str(path) == "-":
-        text = sys.stdin.read()
-    else:
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{label}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{label}: is a directory, not a summary file") from None
-        except PermissionError:
-            raise InputError(f"{label}: permission denied") from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InputError(f"{label}: not UTF-8 text") from None
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(MAX_SUMMARY_BYTES + 1)
+        else:
+            with Path(path).open("rb") as fh:  # a FIFO or /dev/stdin works too
+                data = fh.read(MAX_SUMMARY_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{label}: is a directory, not a summary file") from None
+    except PermissionError:
+        raise InputError(f"{label}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror})") from None
+    if len(data) > MAX_SUMMARY_BYTES:
+        # A summary has one short row per variant; this is the wrong file (or /dev/zero).
+        raise InputError(f"{label}: larger than {MAX_SUMMARY_BYTES >> 20} MiB: not a summary file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{label}: not UTF-8 text (line {line})") from None
     stripped = text.lstrip()
     if not stripped:
         raise InputError(f"{label}: the file is empty")
@@ -181,12 +163,18 @@ def load_summary(path: str | Path) -> list[dict[str, Any]]:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{label}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except RecursionError:
+            raise InputError(f"{label}: JSON nested too deeply to be a summary") from None
         return _json_rows(doc, label)
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise InputError(f"{label}: no header row")
     rows: list[dict[str, Any]] = []
-    for row in reader:
+    try:
+        parsed = list(reader)
+    except csv.Error as exc:
+        raise InputError(f"{label}: line {reader.line_num}: {exc}") from None
+    for row in parsed:
         if None in row:
             raise InputError(f"{label}: line {reader.line_num} has more fields than the header")
         if all(v in (None, "") for v in row.values()):
@@ -206,7 +194,7 @@ def _json_rows(doc: Any, label: str) -> list[dict[str, Any]]:
         rows = []
         for k, v in doc.items():
             if not isinstance(v, dict):
-                raise InputError(f"{label}: variant {str(k)[:20]!r} must map to an object")
+                raise InputError(f"{label}: variant {shown(k, 20)} must map to an object")
             rows.append({**v, "variant": v.get("variant", k)})
         return rows
     if isinstance(doc, list) and all(isinstance(r, dict) for r in doc):

@@ -11,7 +11,7 @@ from smart_suggest import clock
 from smart_suggest.analysis.inputs import Inputs, parse_rows
 from smart_suggest.analysis.report import ExperimentInfo
 from smart_suggest.errors import InputError
-from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL, ExperimentResults
+from smart_suggest.experiments.kpis import ExperimentResults
 from smart_suggest.experiments.lifecycle import Experiment
 from smart_suggest.store import Store
 
@@ -25,19 +25,6 @@ def days_run(exp: Experiment, results: ExperimentResults) -> float:
     if results.last_event_ts is not None and not exp.active:
         end = max(end, results.last_event_ts)
     return max(0.0, (end - start) / clock.DAY)
-
-
-def print_sql() -> str:
-    """The standard SQL computing the summary columns, with a comment header."""
-    header = (
-        "-- smart-suggest: per-variant sufficient statistics of one experiment.\n"
-        "-- Bind :experiment_id (or replace it with the id). Needs tables\n"
-        "--   events(experiment_id, variant, user_id, type, value) and\n"
-        "--   assignments(experiment_id, variant).\n"
-        "-- Save the two result rows (A, B) as CSV or JSON and run\n"
-        "--   smart-suggest analyze --summary FILE\n"
-    )
-    return header + SUFFICIENT_STATS_SQL
 
 
 def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) -> Inputs:

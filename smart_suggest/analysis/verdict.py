@@ -215,8 +215,12 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
         "engagement": "Welch's t test per engagement event (Welch-Satterthwaite df)",
         "srm": "chi-square goodness of fit of assigned users against the configured split; "
         "flagged below p = 0.001",
-        "multiple_testing": "Holm step-down over the secondary metrics",
-        "bayes": "Beta-Binomial with Beta(1, 1) priors: P(B > A) and expected loss",
+        "multiple_testing": "Holm step-down over the secondary metrics; their intervals at the "
+        "Bonferroni level 1 - alpha / (number of secondary metrics), consistent with it",
+        "bayes": "on each metric's headline unit: CTR per exposed user by the normal posterior "
+        "of the delta-method difference (flat prior); conversion by Beta-Binomial with "
+        "Beta(1, 1) priors; P(B > A) and expected loss. CTR per impression is shown too, "
+        "labelled, never as the headline",
         "power": "power to detect the --min-lift relative effect at the current sample; "
         f"proportions: {PROPORTION_FORMULA}; ratio and means: SE scaled by 1/sqrt(n)",
         "duration": "remaining users / (users assigned per day so far), per variant",
@@ -265,7 +269,12 @@ def analyze_inputs(
     holm = stats.holm([preps[m].p_for_holm for m in secondaries], alpha) if secondaries else None
     seconds = [
         metric_analysis(
-            preps[m], "secondary", inp, holm_p=holm.adjusted[i] if holm else None, **common
+            preps[m],
+            "secondary",
+            inp,
+            holm_p=holm.adjusted[i] if holm else None,
+            family=len(secondaries),
+            **common,
         )
         for i, m in enumerate(secondaries)
     ]
@@ -274,7 +283,7 @@ def analyze_inputs(
     warnings: list[str] = []
     if srm.flagged:
         warnings.append(_srm_message(srm, share))
-    if not declared and inp.info.source == "summary":
+    if not declared and inp.info.source != "database":
         warnings.append(
             "no primary metric was given: CTR is used by default. Pass --metric with the "
             "metric chosen before the start, so the choice cannot follow the data"
@@ -310,6 +319,17 @@ def analyze_inputs(
             r.method,
             r,
         )
+    # The verdict is the primary metric's, unless logging made any metric impossible to
+    # test: inconsistent data anywhere means the experiment's data cannot be trusted.
+    verdict, headline, conclusion = primary.verdict, primary.headline, primary.summary
+    broken = [m for m in metrics if m.verdict == "invalid" and m.judgement is None]
+    if broken and verdict != "invalid":
+        names = ", ".join(m.label for m in broken)
+        verdict, headline = "invalid", "Invalid data"
+        conclusion = (
+            f"{conclusion} But {names} cannot be analysed (inconsistent logging), so the "
+            "experiment's data cannot be trusted: overall verdict invalid."
+        )
     days_run = inp.info.days_run
     return Analysis(
         experiment=inp.info,
@@ -330,9 +350,9 @@ def analyze_inputs(
         sequential=_sequential_summary(primary) if sequential else None,
         power=_power_summary(primary, inp, min_lift, days_run),
         novelty=novelty,
-        verdict=primary.verdict,
-        headline=primary.headline,
-        conclusion=primary.summary,
+        verdict=verdict,
+        headline=headline,
+        conclusion=conclusion,
         warnings=tuple(dict.fromkeys(warnings)),
         methods=_methods(alpha, sequential),
         daily_assigned=tuple(inp.daily_assigned),

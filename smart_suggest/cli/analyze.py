@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -268,6 +267,10 @@ def _render(an: Analysis) -> None:
     )
     if an.holm_metrics:
         foot += " \N{DAGGER} Holm-adjusted p (secondary metric)."
+        adjusted = next((m.ci_note for m in an.metrics if m.ci_note), "")
+        if adjusted:
+            level = f"{(1 - an.alpha / len(an.holm_metrics)) * 100:.3g}%"
+            foot += f" Secondary metrics' intervals are Bonferroni {level}, matching Holm."
     if an.mode == "sequential":
         foot += " mSPRT: always-valid p-values and confidence sequences."
     console.print(Text(foot, style="dim"))
@@ -282,13 +285,19 @@ def _render(an: Analysis) -> None:
         "Sample ratio", Text(an.srm_message, style="bold red" if an.srm_flagged else "green")
     )
     for m in an.metrics:
-        bz = m.bayes
-        if bz is not None:
+        views = [(m.bayes, m.bayes_label), (m.bayes_per_impression, m.bayes_per_impression_label)]
+        for bz, view in views:
+            if bz is None:
+                continue
+            prior = "flat prior" if bz.method == "normal_posterior" else "Beta(1, 1) priors"
             facts.add_row(
                 "Bayesian",
-                f"{m.bayes_label}: P(B > A) {_prob(bz.prob_b_better)}, expected loss of "
-                f"shipping B {_pp(bz.expected_loss_b)}, of keeping A "
-                f"{_pp(bz.expected_loss_a)} (Beta(1, 1) priors)",
+                Text(
+                    f"{view}: P(B > A) {_prob(bz.prob_b_better)}, expected loss of "
+                    f"shipping B {_pp(bz.expected_loss_b)}, of keeping A "
+                    f"{_pp(bz.expected_loss_a)} ({prior})",
+                    style="dim" if view == m.bayes_per_impression_label else "",
+                ),
             )
     if an.sequential is not None:
         seq = an.sequential
@@ -371,6 +380,48 @@ def analyze(
             "by default when users have pre-period data).",
         ),
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Compute the statistics inside another SQL engine: a Parquet/CSV/JSON file or "
+            "folder of events (DuckDB), duckdb:///FILE, or a SQLAlchemy URL such as "
+            "postgresql://user@host/db. EXPERIMENT is then its id in that engine.",
+            show_default=False,
+        ),
+    ] = None,
+    assignments: Annotated[
+        str | None,
+        typer.Option(
+            "--assignments",
+            help="With a file --source: the assignments file (default: assignments.* beside "
+            "the events).",
+            show_default=False,
+        ),
+    ] = None,
+    events_table: Annotated[
+        str | None,
+        typer.Option("--events-table", help="Name of the events table in --source / the SQL."),
+    ] = None,
+    assignments_table: Annotated[
+        str | None,
+        typer.Option(
+            "--assignments-table", help="Name of the assignments table in --source / the SQL."
+        ),
+    ] = None,
+    share: Annotated[
+        float,
+        typer.Option("--share", help="With --source: the configured share of variant B."),
+    ] = 0.5,
+    dialect: Annotated[
+        str | None,
+        typer.Option(
+            "--dialect",
+            help="With --print-sql: the SQL dialect (sqlite, duckdb, postgres, bigquery, "
+            "snowflake, trino, spark, mysql).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyse an experiment: tests per metric, SRM, Bayes, power, novelty and a verdict.
 
@@ -388,26 +439,41 @@ def analyze(
     from smart_suggest import analysis as core
     from smart_suggest.errors import InputError
 
+    tables = {k: v for k, v in (("events", events_table), ("assignments", assignments_table)) if v}
     if print_sql_flag:
-        if experiment is not None or summary is not None:
+        if experiment is not None or summary is not None or source is not None:
             raise InputError(
-                "--print-sql prints the generic SQL: give no experiment and no --summary "
-                "(bind :experiment_id yourself)"
+                "--print-sql prints the generic SQL: give no experiment, --summary or "
+                "--source (bind experiment_id yourself)"
             )
-        from smart_suggest.analysis.cuped import COVARIATE_COLUMNS, with_covariates
+        from smart_suggest.analysis.sql import dialect_name
 
-        sql = with_covariates(core.print_sql())
+        chosen = dialect_name(dialect or "sqlite")
+        sql = core.print_sql(chosen, tables or None)
+        # The CUPED covariate sums join the statement in SQLite's own SQL (the definition);
+        # the transpiled dialects print the per-variant statistics only.
+        with_cov = chosen == "sqlite" and not tables
+        if with_cov:
+            from smart_suggest.analysis.cuped import with_covariates
+
+            sql = with_covariates(sql)
         if json:
+            from smart_suggest.analysis.cuped import COVARIATE_COLUMNS
+
             emit_json(
                 {
                     "sql": sql,
+                    "dialect": chosen,
                     "parameters": ["experiment_id"],
                     "columns": list(core.SUMMARY_COLUMNS),
-                    "cuped_columns": list(COVARIATE_COLUMNS),
+                    "cuped_columns": list(COVARIATE_COLUMNS) if with_cov else [],
                 }
             )
         else:
-            sys.stdout.write(sql if sql.endswith("\n") else sql + "\n")
+            from smart_suggest.termsafe import stdout
+
+            # Table names given by the user are in the SQL: escaped on a terminal only.
+            stdout().text(sql if sql.endswith("\n") else sql + "\n")
         return
     _check_unit(alpha, "alpha")
     if not (math.isfinite(min_lift) and min_lift >= 0):
@@ -416,14 +482,37 @@ def analyze(
         from smart_suggest.experiments.lifecycle import check_metric
 
         check_metric(metric)
+    if dialect is not None:
+        raise InputError("--dialect goes with --print-sql (--source picks its own dialect)")
     conditions = _parse_fail_on(fail_on)
     if summary is not None and experiment is not None:
         raise InputError("give either an experiment or --summary FILE, not both")
+    if summary is not None and source is not None:
+        raise InputError("give either --summary FILE or --source, not both")
     if summary is None and experiment is None:
         raise InputError("missing experiment: give an id or name (or --summary FILE, --print-sql)")
+    if source is None and (assignments or tables or share != 0.5):
+        raise InputError(
+            "--assignments, --events-table, --assignments-table and --share go with --source"
+        )
 
     cuped_summary: Any = None
-    if summary is not None:
+    source_info: dict[str, object] | None = None
+    if source is not None:
+        assert experiment is not None
+        result, source_info = core.analyze_source(
+            source,
+            experiment,
+            assignments=assignments,
+            events_table=events_table,
+            assignments_table=assignments_table,
+            treatment_share=share,
+            alpha=alpha,
+            metric=metric,
+            sequential=sequential,
+            min_lift=min_lift,
+        )
+    elif summary is not None:
         rows = core.load_summary(summary)
         source = "stdin" if str(summary) == "-" else str(summary)
         result = core.analyze_summary(
@@ -493,6 +582,8 @@ def analyze(
     if json:
         data = result.to_dict()
         data["cuped"] = None if cuped_summary is None else cuped_summary.to_dict()
+        if source_info is not None:
+            data["source"] = source_info
         if conditions:
             data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
         emit_json(data)
@@ -862,7 +953,7 @@ def power(
             table.add_row(
                 "Expected duration",
                 _days(dur.days)
-                + f" at {daily_users:,.0f} eligible users/day, traffic {traffic * 100:.3g}%",
+                + f" at {daily_users:,.3g} eligible users/day, traffic {traffic * 100:.3g}%",
             )
     if reach is not None:
         assert n is not None
@@ -884,6 +975,8 @@ def power(
 def _days(days: float | None) -> str:
     if days is None:
         return "never (no traffic)"
+    if days > 36_525:  # past a century the exact number means nothing
+        return "more than 100 years"
     return f"{days:,.1f} days"
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.events import (
     CHUNK,
@@ -195,8 +195,12 @@ def simulate(
         "return_rate": _check_rate("return_rate", return_rate),
     }
     for name, value in (("engagement_a", engagement_a), ("engagement_b", engagement_b)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive number of seconds (got {value})")
+        # A mean of at most 1e6 s keeps the log-normal draws far below validate.MAX_VALUE.
+        if not (isinstance(value, int | float) and 0 < value <= validate.MAX_VALUE / 1000):
+            raise InputError(
+                f"{name} must be a positive number of seconds, at most "
+                f"{validate.MAX_VALUE / 1000:g} (got {value})"
+            )
     if click_model not in CLICK_MODELS:
         raise InputError(f"unknown click model {click_model!r}: use {' or '.join(CLICK_MODELS)}")
     exp = require_active(get_experiment(store, exp_ref))
@@ -228,6 +232,7 @@ def simulate(
     rng = np.random.default_rng(seed)
     end = clock.now()
     start = end - days * clock.DAY
+    validate.check_span(start, end, "the simulated traffic")
 
     # Behaviour of every visitor, drawn before the lock is taken and independent of who
     # is enrolled, so the same seed gives the same traffic.
@@ -350,8 +355,13 @@ def _per_variant(
                 isinstance(v, int | float)
                 and math.isfinite(v)
                 and (v > 0 or (name == "noise" and v >= 0))
+                and (name != "engagement" or v <= validate.MAX_VALUE / 1000)
             ):
-                raise InputError(f"{name} values must be positive numbers (got {v})")
+                raise InputError(
+                    f"{name} values must be positive numbers"
+                    + (f", at most {validate.MAX_VALUE / 1000:g} s" if name == "engagement" else "")
+                    + f" (got {v})"
+                )
             else:
                 checked.append(float(v))
         out[name] = checked
@@ -389,6 +399,12 @@ def _events(
     mu = np.log(mean) - ENGAGEMENT_SIGMA**2 / 2  # so the log-normal's mean is ``mean``
     dwell = np.round(rng.lognormal(mu, ENGAGEMENT_SIGMA), 2)
     e_ts = c_ts + dwell
+    if len(e_ts) and not (
+        validate.value_ok(float(dwell.max())) and validate.ts_ok(float(e_ts.max()))
+    ):
+        raise InputError(
+            f"the simulated engagement would end after the accepted times ({validate.TS_RANGE})"
+        )
     # Conversions: one purchase per converting exposed visitor, of an item they were shown.
     exposed = np.unique(imp_user)
     p_buy = buy_of[code[exposed]]
