@@ -583,6 +583,11 @@ def _rebuild_table(conn: sqlite3.Connection, table: str, transform: Any) -> None
 
 
 def _schema_v8(conn: sqlite3.Connection) -> None:
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(experiments)")}
+    if "design" in cols:
+        # The schema is already v8's (a file whose version number was set back, e.g. by
+        # hand): nothing to do, and rebuilding again would fail on the widened CHECK.
+        return
     # Every trigger is set aside while the two tables are rebuilt: a trigger of another
     # table that names them (the revision counters, the summaries, value checks added by
     # other migrations) would make the DROP / RENAME fail or be rewritten. They are
