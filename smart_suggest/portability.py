@@ -134,6 +134,14 @@ def _export_into(store: Store, directory: Path, fmt: str, progress: Progress) ->
     return counts
 
 
+#: Tables and columns that schema 8 added, and an export from an older version lacks:
+#: missing variants fall back to control / treatment / treatment_share when read, the
+#: columns take their defaults ('ab' design, no interleaving team).
+_ADDED_IN = 8
+_ADDED_TABLES = ("experiment_variants",)
+_ADDED_COLUMNS = {"experiments": {"design"}, "events": {"team"}}
+
+
 def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
@@ -156,7 +164,8 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("format") not in FORMATS:
         raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
     tables = manifest.get("tables")
-    if not isinstance(tables, dict) or set(tables) != set(TABLES):
+    expected = set(TABLES) - (set(_ADDED_TABLES) if version < _ADDED_IN else set())
+    if not isinstance(tables, dict) or set(tables) != expected:
         raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
     for table, entry in tables.items():
         _check_entry(path, table, entry)
@@ -209,7 +218,7 @@ def _rows(
     store: Store, path: Path, fmt: str, table: str, cols: list[str]
 ) -> Iterator[tuple[Any, ...]]:
     info = {c[0]: c for c in _columns(store, table)}
-    if set(cols) != set(info):
+    if not set(cols) <= set(info) or set(info) - set(cols) - _ADDED_COLUMNS.get(table, set()):
         raise InputError(f"{path}: columns {cols} do not match table {table}")
     with open(path, encoding="utf-8", newline="") as fh:
         if fmt == "csv":
@@ -278,7 +287,8 @@ def import_all(
         raise InputError(f"{directory}: no such folder")
     manifest = _read_manifest(directory)
     fmt = manifest["format"]
-    for table in TABLES:
+    present = [t for t in TABLES if t in manifest["tables"]]
+    for table in present:
         entry = manifest["tables"][table]
         path = directory / str(entry.get("file", ""))
         if path.parent != directory or not path.is_file():
@@ -292,7 +302,7 @@ def import_all(
         with store.bulk_load(TABLES) as conn:
             for table in reversed(TABLES):
                 conn.execute(f"DELETE FROM {table}")
-            for table in TABLES:
+            for table in present:
                 entry = manifest["tables"][table]
                 cols = list(entry["columns"])
                 sql = (
