@@ -142,10 +142,10 @@ def test_clicks_are_credited_to_the_team_that_showed_the_item(demo_store: Store)
     )
     # The standard SQL over the events gives the same sums as the stored summary.
     assert team_stats(demo_store, exp, TEAM_STATS_SQL) == stats
-    # A click on an item never shown is credited to no team.
+    # A click on an item never shown (accepted only with unserved=True) has no team.
     shown = set(by_item)
     other = next(i for i in range(1, 21) if i not in shown)
-    assert log_event(demo_store, exp, "alice", other, "click").team is None
+    assert log_event(demo_store, exp, "alice", other, "click", unserved=True).team is None
 
 
 def test_team_summaries_survive_a_bulk_rebuild_and_the_delete(demo_store: Store) -> None:
