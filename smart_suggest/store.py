@@ -334,6 +334,23 @@ BEFORE UPDATE OF experiment_id, variant, user_id, type, value, ts ON events BEGI
 END;
 """
 
+# v7: hyper-parameters chosen by ``smart-suggest tune`` (smart_suggest/tuning.py), one row
+# per tuning run and strategy, tagged with the catalog data revision they were tuned on.
+# Rows are only appended: the newest row of a strategy is the one in use, older ones are
+# the history. Not part of any revision scope (tuning changes no data the models read).
+_SCHEMA_V7 = """
+CREATE TABLE tuned_params (
+    id INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL CHECK (length(strategy) > 0),
+    params TEXT NOT NULL CHECK (json_valid(params) AND json_type(params) = 'object'),
+    revision INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX tuned_params_strategy ON tuned_params(strategy, id);
+"""
+
 #: The tables derived from ``events`` (kept by its triggers), emptied and rebuilt with it.
 EVENT_SUMMARIES: dict[str, str] = {
     "event_counts": REBUILD_EVENT_COUNTS_SQL,
@@ -345,6 +362,7 @@ MIGRATIONS: dict[int, str] = {
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    7: _SCHEMA_V7,
 }
 
 TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")

@@ -125,7 +125,7 @@ def test_evaluation_on_a_hand_made_catalogue() -> None:
 
 def test_evaluate_store_reports_every_strategy(demo_store: Store) -> None:
     ev = evaluate(demo_store, k=5)
-    assert [r.strategy for r in ev.results] == ["v1", "v2", "popular"]
+    assert [r.strategy for r in ev.results] == ["v1", "v2", "v3", "popular"]
     assert ev.users > 0 and ev.test_interactions > 0
     for r in ev.results:
         for metric in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage", "diversity"):
@@ -142,7 +142,7 @@ def test_evaluate_command(run_cli, demo_store: Store, db_path: Path) -> None:  #
     assert code == 0, err
     data = json.loads(out)
     assert data["k"] == 5 and data["split"] == "time"
-    assert [r["strategy"] for r in data["results"]] == ["v1", "v2", "popular"]
+    assert [r["strategy"] for r in data["results"]] == ["v1", "v2", "v3", "popular"]
     assert set(data["results"][0]) >= {"precision", "recall", "ndcg", "map", "hit_rate"}
     code, out, err = run_cli("evaluate", "--db", db_path, "--strategies", "v1,popular")
     assert code == 0, err
