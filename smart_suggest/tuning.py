@@ -40,6 +40,8 @@ from smart_suggest.recommend.base import (
 )
 
 if TYPE_CHECKING:
+    from smart_suggest.evaluate import Holdout
+    from smart_suggest.recommend.snapshot import Catalogue, InteractionArrays
     from smart_suggest.store import Store
 
 #: Strategies that have hyper-parameters to tune.
@@ -161,9 +163,8 @@ def resolve_options(
 
 def stale_note(tuned: Tuned) -> str:
     return (
-        f"{tuned.strategy}: using parameters tuned at data revision {tuned.revision}; "
-        f"the data changed since (revision {tuned.current_revision}): run `smart-suggest tune` "
-        "to refresh them"
+        f"{tuned.strategy}: parameters tuned at data revision {tuned.revision}, the data "
+        f"changed since ({tuned.current_revision}): `smart-suggest tune` refreshes them"
     )
 
 
@@ -217,6 +218,19 @@ def grid_for(strategy: str, n_items: int) -> tuple[str, list[dict[str, Any]]]:
     )
 
 
+def validation_split(
+    inter: InteractionArrays, catalogue: Catalogue, test_fraction: float = 0.2
+) -> Holdout:
+    """The validation split: ``evaluate``'s time split applied to its own training part.
+
+    ``Holdout.test`` is a mask over the training part (``evaluate``'s test part removed).
+    """
+    from smart_suggest.evaluate import holdout
+
+    outer = holdout(inter, catalogue, split="time", test_fraction=test_fraction)
+    return holdout(outer.train_arrays(inter), catalogue, split="time", test_fraction=test_fraction)
+
+
 def tune(
     store: Store,
     *,
@@ -227,7 +241,7 @@ def tune(
     progress: Progress | None = None,
 ) -> list[TuneResult]:
     """Grid-search each strategy on the validation split and store the best parameters."""
-    from smart_suggest.evaluate import check_split, holdout, score_users
+    from smart_suggest.evaluate import check_split, score_users
     from smart_suggest.recommend.snapshot import load_catalogue, load_interactions
 
     if k < 1:
@@ -240,10 +254,7 @@ def tune(
         revision = store.revision("catalog")
         catalogue = load_catalogue(store)
         inter = load_interactions(store, catalogue, with_time=True)
-    # The evaluation's test part is set aside; the validation part is the end of the rest.
-    outer = holdout(inter, catalogue, split="time", test_fraction=test_fraction)
-    inner_inter = outer.train_arrays(inter)
-    inner = holdout(inner_inter, catalogue, split="time", test_fraction=test_fraction)
+    inner = validation_split(inter, catalogue, test_fraction)
     results: list[TuneResult] = []
     for name in strategies:
         started = time.perf_counter()

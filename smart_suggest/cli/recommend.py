@@ -608,9 +608,12 @@ def tune(
     from rich import box
 
     for result in results:
-        table = make_table(
+        console.print(
             f"{result.strategy} ({result.method}): NDCG@{k} on the validation split, "
-            f"{result.validation_users:,} users",
+            f"{result.validation_users:,} users"
+        )
+        table = make_table(
+            None,
             [
                 *(name for name in _grid_names(result.grid)),
                 (f"NDCG@{k}", "right"),
