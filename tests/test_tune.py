@@ -134,12 +134,11 @@ def test_tune_bad_input_exits_2_and_writes_nothing(
 
 
 def test_tuned_params_table_checks_its_json(store: Store) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.write() as conn:
-            conn.execute(
-                "INSERT INTO tuned_params(strategy, params, revision, metric, value, created_at)"
-                " VALUES ('v1', 'not json', 1, 'ndcg@10', 0.1, 0)"
-            )
+    with pytest.raises(sqlite3.IntegrityError), store.write() as conn:
+        conn.execute(
+            "INSERT INTO tuned_params(strategy, params, revision, metric, value, created_at)"
+            " VALUES ('v1', 'not json', 1, 'ndcg@10', 0.1, 0)"
+        )
     with pytest.raises(InputError):
         build_options("v1", {"threshold": 2.0}).validate()
 
