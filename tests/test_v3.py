@@ -23,14 +23,28 @@ def test_ease_equals_the_constrained_ridge_regression_solved_column_by_column() 
     rng = np.random.default_rng(3)
     x = (rng.random((12, 6)) < 0.45).astype(float) * rng.integers(1, 4, size=(12, 6))
     lam = 2.5
-    got = itemitem.ease_weights(sp.csr_matrix(x), lam)
     expected = np.zeros((6, 6))
     for j in range(6):
         others = [i for i in range(6) if i != j]
         a = x[:, others]
         expected[others, j] = np.linalg.solve(a.T @ a + lam * np.eye(5), a.T @ x[:, j])
-    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
-    assert np.all(np.diag(got) == 0)
+    exact = itemitem.ease_weights(sp.csr_matrix(x), lam, np.float64)
+    np.testing.assert_allclose(exact, expected, rtol=1e-9, atol=1e-12)
+    single = itemitem.ease_weights(sp.csr_matrix(x), lam)  # the default: float32
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, expected, rtol=1e-4, atol=1e-6)
+    assert np.all(np.diag(exact) == 0) and np.all(np.diag(single) == 0)
+
+
+def test_the_gram_matrix_in_blocks_equals_one_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(itemitem, "GRAM_BLOCK_PAIRS", 500)
+    dense = sp.random(300, 40, density=0.2, random_state=9).toarray() * 3
+    dense[0, :] = 1.0  # one heavy user: more than a block on its own
+    x = sp.csr_matrix(dense)
+    assert (np.diff(x.indptr) ** 2).sum() > 20 * 500  # many blocks
+    np.testing.assert_allclose(
+        itemitem.gram(x, np.float64), (x.T @ x).toarray(), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_ease_rejects_a_non_positive_lambda() -> None:
