@@ -51,7 +51,7 @@ V1_GRID: dict[str, tuple[float, ...]] = {
     "neighbours": (10, 20, 50, 100),
 }
 V3_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
-    "ease": {"lambda": (100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)},
+    "ease": {"lambda": (10.0, 30.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)},
     "rp3beta": {"alpha": (0.5, 0.75, 1.0), "beta": (0.25, 0.5, 0.75)},
 }
 

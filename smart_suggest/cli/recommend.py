@@ -478,7 +478,7 @@ def _print_evaluation(ev: Evaluation) -> None:
         ("diversity", "diversity"),
     ]
     table = make_table(
-        f"Offline evaluation, k = {k} (best in bold; ± one standard error over users)",
+        f"Offline evaluation, k = {k} (best in bold; ± standard error below each row)",
         ["strategy", *((label, "right") for _, label in columns)],
     )
     table.box = box.SIMPLE_HEAD
@@ -492,14 +492,14 @@ def _print_evaluation(ev: Evaluation) -> None:
     }
     for r in ev.results:
         cells: list[Any] = [r.strategy]
+        errors: list[Any] = [""]
         for metric, _ in columns:
             value = getattr(r, metric)
             style = "bold" if len(ev.results) > 1 and value == best[metric] else ""
-            text = f"{value:.3f}"
-            if metric in r.se:
-                text += f" ±{r.se[metric]:.3f}"
-            cells.append(safe(text, style=style))
+            cells.append(safe(f"{value:.3f}", style=style))
+            errors.append(safe(f"±{r.se[metric]:.3f}", style="dim") if metric in r.se else "")
         table.add_row(*cells)
+        table.add_row(*errors)
     console.print(table)
     console.print(
         "P precision, R recall, HR hit rate; coverage: share of the catalogue recommended; "
@@ -509,8 +509,12 @@ def _print_evaluation(ev: Evaluation) -> None:
     )
     if len(ev.ranking) > 1:
         label = f"{_METRIC_LABEL[ev.metric]}@{k}" if ev.metric != "diversity" else "diversity"
+        console.print(
+            f"Ranking by {label}: difference to the best and its 95% interval (paired, over "
+            "users); within noise when the interval contains 0."
+        )
         ranking = make_table(
-            f"Ranking by {label}: difference to the best, 95% paired interval over users",
+            None,
             [
                 ("#", "right"),
                 "strategy",
