@@ -107,9 +107,12 @@ def gram(x: sp.csr_matrix, dtype: type = np.float32) -> np.ndarray:
     # Blocks of about GRAM_BLOCK_PAIRS pair products each (heavy users get small blocks).
     cost = np.cumsum(lengths.astype(np.float64) ** 2)
     step = GRAM_BLOCK_PAIRS
-    edges = np.searchsorted(cost, np.arange(1, int(cost[-1] // step) + 2) * step) if n_users else []
+    cuts: list[int] = []
+    if n_users:
+        marks = np.arange(1, int(cost[-1] // step) + 2) * step
+        cuts = np.unique(np.minimum(np.searchsorted(cost, marks) + 1, n_users)).tolist()
     lo = 0
-    for hi in [*np.unique(np.minimum(np.asarray(edges) + 1, n_users)).tolist(), n_users]:
+    for hi in [*cuts, n_users]:
         if hi <= lo:
             continue
         block = x[lo:hi]
