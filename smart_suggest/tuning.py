@@ -163,8 +163,8 @@ def resolve_options(
 
 def stale_note(tuned: Tuned) -> str:
     return (
-        f"{tuned.strategy}: parameters tuned at data revision {tuned.revision}, the data "
-        f"changed since ({tuned.current_revision}): `smart-suggest tune` refreshes them"
+        f"{tuned.strategy}: tuned at data revision {tuned.revision}, data now at "
+        f"{tuned.current_revision}; rerun `smart-suggest tune`"
     )
 
 
@@ -261,6 +261,8 @@ def tune(
         method, points = grid_for(name, catalogue.n_items)
         grid: list[GridPoint] = []
         label = f"tune {name}"
+        if not inner.n_users:
+            points = []  # nothing to score: say so instead of a grid of zeros
         if progress:
             progress(label, 0, len(points))
         for done, point in enumerate(points, start=1):

@@ -82,7 +82,7 @@ def test_a_new_revision_reports_the_tuning_as_stale(
     data = json.loads(out)
     assert (data["neighbours"], data["threshold"]) == (7, 0.0)
     assert data["tuned"][0]["stale"] is True  # tuned at revision 1, the demo is far beyond
-    assert err.count("\n") == 1 and "tuned at data revision 1" in err and "tune" in err
+    assert err.count("\n") == 1 and "tuned at data revision 1" in err and "rerun" in err
     # Freshly tuned: not stale, no note; one logged click later it is stale again.
     code, out, err = run_cli("tune", "-s", "v1", "--db", db_path, "--json")
     assert code == 0, err
@@ -92,7 +92,7 @@ def test_a_new_revision_reports_the_tuning_as_stale(
     stored = load_tuned(demo_store, "v1")
     assert stored is not None and stored.stale
     code, out, err = run_cli("evaluate", "-s", "v1", "--db", db_path)
-    assert code == 0 and "changed since" in err
+    assert code == 0 and "data now at" in err
 
 
 def test_tune_command_prints_the_grid_and_honours_dry_run(
@@ -151,3 +151,13 @@ def test_the_newest_row_wins_and_survives_reopening(db_path: Path) -> None:
         stored = load_tuned(s, "v3")
         assert stored is not None and stored.params["lambda"] == 400.0 and not stored.stale
         assert Recommender(s).options("v3").params == (("lambda", 400.0),)
+
+
+def test_tune_on_an_empty_database_says_there_is_nothing_to_score(
+    run_cli, store: Store, db_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli("tune", "--db", db_path)
+    assert code == 0, err
+    assert "v1: no user has a validation item: nothing chosen" in err
+    assert "NDCG@10 0" not in out
+    assert store.scalar("SELECT count(*) FROM tuned_params") == 0

@@ -612,6 +612,9 @@ def tune(
     from rich import box
 
     for result in results:
+        if not result.validation_users:
+            info(f"{result.strategy}: no user has a validation item: nothing chosen")
+            continue
         console.print(
             f"{result.strategy} ({result.method}): NDCG@{k} on the validation split, "
             f"{result.validation_users:,} users"
@@ -639,9 +642,6 @@ def tune(
         default = (
             f" (defaults: {result.default_ndcg:.4f})" if result.default_ndcg is not None else ""
         )
-        if not result.validation_users:
-            info(f"{result.strategy}: no user has a validation item: nothing chosen")
-            continue
         console.print(
             f"{result.strategy}: best {chosen}: NDCG@{k} {result.best_ndcg:.4f}{default}; "
             + (
