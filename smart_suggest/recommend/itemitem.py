@@ -116,7 +116,7 @@ def gram(x: sp.csr_matrix, dtype: type = np.float32) -> np.ndarray:
         if hi <= lo:
             continue
         block = x[lo:hi]
-        out += sp.csr_matrix(block.T @ block).toarray()
+        out += sp.csr_matrix(block.T @ block, dtype=dtype).toarray()
         lo = hi
     return out
 
