@@ -56,10 +56,11 @@ from smart_suggest.recommend.base import (
 from smart_suggest.recommend.popular import popular_block, popularity_text
 from smart_suggest.recommend.snapshot import Snapshot, block_size
 
-#: Up to this many items v3 fits EASE (dense, ~items^3 time, 8 x items^2 bytes per copy);
-#: above it RP3beta (sparse). Measured with benchmarks/bench_v3.py: see the README.
+#: Up to this many items v3 fits EASE (dense: ~items^3 time, a few items^2 arrays of 4 and
+#: 8 bytes a cell); above it RP3beta (sparse). A cost limit, measured: see the README.
 EASE_ITEM_LIMIT = 5_000
-#: Default hyper-parameters (the tuned values on synthetic data of the MovieLens shapes).
+#: Default hyper-parameters: lambda between the values tune chose on synthetic data at
+#: 100K (500) and at 1M x 3,706 items (3,000); alpha and beta near the chosen ones.
 DEFAULT_LAMBDA = 1000.0
 DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 0.5
