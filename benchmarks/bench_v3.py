@@ -11,6 +11,7 @@ shape (943 users x 1,682 items x 100K interactions) and 1M interactions over 10,
   warm single-user recommendation (median over 100 users); all-users top-10 in-process
   (ids and scores, as an export); peak RSS of the process;
 * fit (1M x 10,000): snapshot, then v3's fit (the size selects RP3beta), and the peak RSS;
+  with ``--ease-at-1m`` also EASE forced on that catalogue (why the switch exists);
 * quality (both sizes): NDCG@10 on the 80/20 time split of ``evaluate``, every strategy
   fitted on the training part, with the standard error over users, for: popular, v1
   (defaults and tuned), v2, v3 with EASE and with RP3beta (defaults and tuned), an item-kNN
@@ -113,11 +114,13 @@ def child_speed(path: str, repeat: int) -> dict[str, Any]:
     }
 
 
-def child_fit(path: str) -> dict[str, Any]:
+def child_fit(path: str, ease: bool = False) -> dict[str, Any]:
     from smart_suggest.recommend import Options, itemitem
     from smart_suggest.recommend.snapshot import build_snapshot
     from smart_suggest.store import open_store
 
+    if ease:  # what v3 would cost if EASE served this catalogue
+        itemitem.EASE_ITEM_LIMIT = 10**9
     store = open_store(path)
     t = time.perf_counter()
     snap = build_snapshot(store)
@@ -346,6 +349,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="100k,1m", help="comma-separated: 100k, 1m")
     parser.add_argument("--cache", type=Path, help="keep the generated databases here")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
+    parser.add_argument(
+        "--ease-at-1m",
+        action="store_true",
+        help="also fit EASE on the 1M x 10,000 data (once; minutes, > 1 GB): the switch's cost",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -353,7 +361,7 @@ def main() -> None:
         if kind == "speed":
             result = child_speed(path, int(rest[0]))
         elif kind == "fit":
-            result = child_fit(path)
+            result = child_fit(path, ease=bool(rest and rest[0] == "ease"))
         else:
             result = child_quality(path, 10)
         print(json.dumps(result))
@@ -390,6 +398,12 @@ def main() -> None:
                     f"snapshot {statistics.median(f['snapshot_s'] for f in fits):.1f} s, "
                     f"peak RSS {peak:.0f} MB"
                 )
+                if args.ease_at_1m:
+                    ease = run_child("fit", str(path), "ease")
+                    print(
+                        f"EASE forced on this catalogue: fit {ease['fit_s']:.1f} s, "
+                        f"peak RSS {ease['rss_mb']:.0f} MB"
+                    )
             quality = run_child("quality", str(path))
             print(f"NDCG@10, 80/20 time split, {quality['users']:,} users (± standard error):")
             for row in quality["rows"]:
