@@ -161,3 +161,27 @@ def test_tune_on_an_empty_database_says_there_is_nothing_to_score(
     assert "v1: no user has a validation item: nothing chosen" in err
     assert "NDCG@10 0" not in out
     assert store.scalar("SELECT count(*) FROM tuned_params") == 0
+
+
+def test_evaluate_uses_the_stored_parameters_unless_told_otherwise(
+    run_cli, demo_store: Store, db_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    save_tuned(demo_store, "v1", {"threshold": 0.1, "neighbours": 5}, 0, "ndcg@10", 0.5)
+    save_tuned(demo_store, "v3", {"method": "ease", "lambda": 30.0}, 0, "ndcg@10", 0.5)
+    code, out, err = run_cli("evaluate", "-s", "v1,v3", "--db", db_path, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    params = {r["strategy"]: r["params"] for r in data["results"]}
+    assert params == {"v1": {"neighbours": 5, "threshold": 0.1}, "v3": {"lambda": 30.0}}
+    assert set(data["tuned"]) == {"v1", "v3"}
+    code, out, err = run_cli("evaluate", "-s", "v1,v3", "--untuned", "--db", db_path, "--json")
+    data = json.loads(out)
+    params = {r["strategy"]: r["params"] for r in data["results"]}
+    assert params == {"v1": {"neighbours": 20, "threshold": 0.3}, "v3": {}}
+    assert data["tuned"] == {}
+    # An explicit option wins over the stored one, the other stored value stays.
+    code, out, err = run_cli(
+        "evaluate", "-s", "v1", "--threshold", "0.25", "--db", db_path, "--json"
+    )
+    data = json.loads(out)
+    assert data["results"][0]["params"] == {"neighbours": 5, "threshold": 0.25}

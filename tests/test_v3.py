@@ -254,3 +254,16 @@ def test_recommender_serves_v3_and_refits_after_a_change(store: Store) -> None:
     assert {r.item_id for r in after} <= set(range(1, 9)) - {
         i.item_id for i in tracking.history(store, 1, limit=None)
     }
+
+
+def test_export_all_users_with_v3(run_cli, store: Store, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+    planted_store(store)
+    code, out, err = run_cli("recommend", "--all-users", "-s", "v3", "-n", "2", "--db", db_path)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "user_id,item_id,rank,score"
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == 16 * 2
+    for user_id, item_id, _rank, _score in rows:
+        same_block = (int(user_id) <= 8) == (int(item_id) <= 8)
+        assert same_block, (user_id, item_id)
