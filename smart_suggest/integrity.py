@@ -167,10 +167,11 @@ def recover(source: Path, target: Path) -> RecoveryReport:
                             f"INSERT OR IGNORE INTO {table}({', '.join(cols)}) "
                             f"VALUES ({', '.join('?' * len(cols))})"
                         )
+                        # Count the rows kept, not the rows read: OR IGNORE drops a row a
+                        # damaged page garbled into breaking a constraint.
                         n = 0
                         for batch in _salvage(src, table, cols):
-                            conn.executemany(sql, batch)
-                            n += len(batch)
+                            n += max(conn.executemany(sql, batch).rowcount, 0)
                         tables[table] = n
                     lost.update(_drop_orphans(conn))
                     for table, n in lost.items():

@@ -429,8 +429,10 @@ def _schema_v5() -> str:
 # per tuning run and strategy, tagged with the catalog data revision they were tuned on.
 # Rows are only appended: the newest row of a strategy is the one in use, older ones are
 # the history. Not part of any revision scope (tuning changes no data the models read).
+# IF NOT EXISTS: a file whose version number was set back (by hand, or by a tool that
+# re-applies an earlier migration) still upgrades.
 _SCHEMA_V7 = """
-CREATE TABLE tuned_params (
+CREATE TABLE IF NOT EXISTS tuned_params (
     id INTEGER PRIMARY KEY,
     strategy TEXT NOT NULL CHECK (length(strategy) > 0),
     params TEXT NOT NULL CHECK (json_valid(params) AND json_type(params) = 'object'),
@@ -439,7 +441,7 @@ CREATE TABLE tuned_params (
     value REAL NOT NULL,
     created_at REAL NOT NULL
 );
-CREATE INDEX tuned_params_strategy ON tuned_params(strategy, id);
+CREATE INDEX IF NOT EXISTS tuned_params_strategy ON tuned_params(strategy, id);
 """
 
 #: The tables derived from ``events`` (kept by its triggers), emptied and rebuilt with it.
