@@ -426,6 +426,25 @@ def _schema_v5() -> str:
     )
 
 
+# v7: hyper-parameters chosen by ``smart-suggest tune`` (smart_suggest/tuning.py), one row
+# per tuning run and strategy, tagged with the catalog data revision they were tuned on.
+# Rows are only appended: the newest row of a strategy is the one in use, older ones are
+# the history. Not part of any revision scope (tuning changes no data the models read).
+# IF NOT EXISTS: a file whose version number was set back (by hand, or by a tool that
+# re-applies an earlier migration) still upgrades.
+_SCHEMA_V7 = """
+CREATE TABLE IF NOT EXISTS tuned_params (
+    id INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL CHECK (length(strategy) > 0),
+    params TEXT NOT NULL CHECK (json_valid(params) AND json_type(params) = 'object'),
+    revision INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tuned_params_strategy ON tuned_params(strategy, id);
+"""
+
 #: Per (experiment, user, team) of an interleaving experiment: the events credited to that
 #: team (``events.team``). Follow-ups are credited to the team the item was shown with.
 REBUILD_EVENT_TEAMS_SQL = """\
@@ -631,6 +650,7 @@ MIGRATIONS: dict[int, Migration] = {
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
     5: _schema_v5(),
+    7: _SCHEMA_V7,
     8: _schema_v8,
 }
 

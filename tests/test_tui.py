@@ -616,9 +616,9 @@ async def test_create_experiment_form_writes_it_and_selects_it(demo_db: Path) ->
         dialog = pilot.app.screen
         assert type(dialog).__name__ == "FormDialog"
         await pilot.press(*"v1-vs-pop", "tab", "tab")  # name; control stays v1
-        # Treatment with the keyboard: open the list, move to "popular", choose it.
+        # Treatment with the keyboard: open the list, move from v2 past v3 to "popular".
         assert dialog.focused.id == "field-treatment"
-        await pilot.press("enter", "down", "enter")
+        await pilot.press("enter", "down", "down", "enter")
         await pilot.pause()
         assert dialog.query_one("#field-treatment").value == "popular"
         await pilot.press("tab")
