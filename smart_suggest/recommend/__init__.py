@@ -191,6 +191,7 @@ class Recommender:
             threshold=threshold,
             cold_items=cold_items,
         )[0]
+
     def start(self) -> None:
         """Build the snapshot in the background now, ahead of the first question."""
         with self._lock:
