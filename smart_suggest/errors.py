@@ -23,3 +23,7 @@ class NotFoundError(InputError):
 
 class DatabaseError(InputError):
     """The database file cannot be used (not SQLite, another application's, too new...)."""
+
+
+class ReadOnlyError(DatabaseError):
+    """A write to a database opened read-only (by request, or because its file or folder is)."""
