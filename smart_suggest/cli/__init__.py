@@ -52,7 +52,7 @@ def _register() -> None:
 
     tracking.register(app)
     data.register(app)
-    for name in ("recommend", "experiments", "analyze", "portability", "tui"):
+    for name in ("recommend", "experiments", "analyze", "portability", "tui", "serve"):
         try:
             module = __import__(f"smart_suggest.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

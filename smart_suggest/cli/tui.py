@@ -38,6 +38,14 @@ def tui(
             "the sample data. Your own database is not touched.",
         ),
     ] = False,
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only",
+            help="Open the database for viewing only: keys that change data are disabled. "
+            "A read-only file or folder is opened this way by itself.",
+        ),
+    ] = False,
 ) -> None:
     """Open the terminal app: overview, recommendations and experiments screens.
 
@@ -50,7 +58,7 @@ def tui(
     # --demo wins over --db / SMART_SUGGEST_DB: it never opens the user's own database.
     path = prepare_demo(demo_db_path()) if demo else db
     # Open (and validate) before starting the app: a wrong file is one line on stderr.
-    store = open_store(path)
+    store = open_store(path, read_only=read_only)
     try:
         from tui.app import SmartSuggestApp
 

@@ -87,6 +87,8 @@ class OverviewScreen(BaseScreen):
         "load_sample": "Load the sample data",
         "clear_data": "Clear all data",
     }
+    #: Actions that change the database: disabled (and explained) when it is read-only.
+    WRITE_ACTIONS: ClassVar[frozenset[str]] = frozenset({"load_sample", "clear_data"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "load_sample", "Load sample", tooltip="Load the sample data (asks first)"),
         Binding("x", "clear_data", "Clear all", tooltip="Delete all data (asks first)"),
