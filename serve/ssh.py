@@ -277,7 +277,11 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
     def _say_and_exit(self, message: str, status: int) -> None:
         assert self.chan is not None
         with contextlib.suppress(OSError, asyncssh.Error):
-            self.chan.write_stderr((message + "\r\n").encode())
+            # On a PTY the terminal shows stdout; without one, stderr is the place for it.
+            if self.has_pty:
+                self.chan.write((message + "\r\n").encode())
+            else:
+                self.chan.write_stderr((message + "\r\n").encode())
             self.chan.exit(status)
 
     def _set_size(self) -> None:

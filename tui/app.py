@@ -102,7 +102,7 @@ class SmartSuggestApp(App[None]):
     def db_label(self) -> str:
         name = self.store.path.name
         if self.served is not None:
-            label = "demo session" if self.served.demo else f"shared session: {name}"
+            label = "demo session" if self.served.demo else f"shared: {name}"
         else:
             label = f"demo: {name}" if self.demo else name
         return f"{label} · read-only" if self.read_only is not None else label
