@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import queue
+import re
 import signal
 import subprocess
 import sys
