@@ -144,13 +144,26 @@ def web(
         str | None,
         typer.Option("--public-url", help="The URL visitors use, if a proxy is in front."),
     ] = None,
+    open_: Annotated[
+        bool,
+        typer.Option("--open", help="Allow a non-loopback --host (there is no login)."),
+    ] = False,
 ) -> None:
     """Serve the app in the browser (textual-serve): each visitor gets their own app."""
     _source(db, demo)
     from serve.web import WebOptions, run_web
 
     raise typer.Exit(
-        run_web(WebOptions(host=host, port=port, db=db, read_only=read_only, public_url=public_url))
+        run_web(
+            WebOptions(
+                host=host,
+                port=port,
+                db=db,
+                read_only=read_only,
+                public_url=public_url,
+                open=open_,
+            )
+        )
     )
 
 
