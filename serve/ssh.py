@@ -295,10 +295,11 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
         slave = control_read = -1
         status = 0
         try:
+            copy_ms = None
             if server.demo is not None:
                 began = time.perf_counter()
                 self.db_copy = await asyncio.to_thread(server.demo.new_copy)
-                server.copy_seconds.append(time.perf_counter() - began)
+                copy_ms = round((time.perf_counter() - began) * 1000, 1)
                 db = self.db_copy
             else:
                 assert options.db is not None
@@ -336,6 +337,8 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
                 term=self.term,
                 size=f"{self.size[0]}x{self.size[1]}",
                 sessions=f"{len(server.sessions)}/{options.max_sessions}",
+                copy_ms=copy_ms,
+                pid=self.proc.pid,
             )
             self._start_reading()
             status = await self.proc.wait()
@@ -610,7 +613,6 @@ class SshServer:
         self.sessions: set[AppSession] = set()
         self.demo: DemoCopies | None = None
         self.authorized: dict[bytes, str] | None = None
-        self.copy_seconds: deque[float] = deque(maxlen=1000)
         self._recent: dict[str, deque[float]] = {}
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self.port = options.port
