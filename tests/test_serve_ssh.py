@@ -64,6 +64,9 @@ def test_session_overview_screen3_resize_quit(demo_server: Server) -> None:
             await term.wait_for("Overview")
             await term.wait_for("demo session")
             assert "smart-suggest" in term.screen.display[0]
+            # The server's paths are not shown to visitors.
+            await term.wait_for("a private copy of the demo data")
+            assert "visitor-" not in term.text() and "smart-suggest-serve" not in term.text()
             term.send("3")
             await term.wait_for("B share")
             term.resize(130, 40)

@@ -8,7 +8,6 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -47,9 +46,9 @@ def test_page_is_served(web_server: Server) -> None:
     assert f"listening on http://127.0.0.1:{web_server.port} (loopback only)" in web_server.banner
 
     async def get() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{web_server.port}/") as response:
-                return response.status, await response.text()
+        url = f"http://127.0.0.1:{web_server.port}/"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            return response.status, await response.text()
 
     status, html = asyncio.run(get())
     assert status == 200
@@ -71,7 +70,7 @@ def test_websocket_session_gets_first_screen_and_own_copy(web_server: Server) ->
                     assert left > 0, f"{text!r} not on screen:\n" + "\n".join(screen.display)
                     try:
                         message = await ws.receive(timeout=left)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         continue
                     if message.type == aiohttp.WSMsgType.BINARY:
                         stream.feed(message.data)
@@ -138,14 +137,55 @@ def _browser() -> str | None:
     return None
 
 
+async def _cdp_session(port: int, url: str, shot: Path) -> tuple[bool, int]:
+    """Drive the browser over the DevTools protocol: open ``url``, wait until the page's
+    terminal got the app's first bytes (textual-serve marks <body> with ``-first-byte``),
+    let it draw, save a screenshot. Returns (first byte seen, distinct colours)."""
+    import base64
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
+            targets = await response.json()
+        page = next(t for t in targets if t.get("type") == "page")
+        async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            ids = iter(range(1, 10_000))
+
+            async def call(method: str, **params: object) -> dict[str, object]:
+                msg_id = next(ids)
+                await ws.send_json({"id": msg_id, "method": method, "params": params})
+                while True:
+                    reply = await ws.receive_json(timeout=30)
+                    if reply.get("id") == msg_id:
+                        return dict(reply.get("result", {}))
+
+            await call("Page.navigate", url=url)
+            seen = False
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                result = await call(
+                    "Runtime.evaluate",
+                    expression="document.body && document.body.classList.contains('-first-byte')",
+                    returnByValue=True,
+                )
+                if dict(result.get("result", {})).get("value") is True:  # type: ignore[call-overload]
+                    seen = True
+                    break
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(3)  # the app's first full screen, and the fade-in
+            shot_data = await call("Page.captureScreenshot", format="png")
+            shot.write_bytes(base64.b64decode(str(shot_data["data"])))
+    return seen, _png_colours(shot)
+
+
 @pytest.mark.skipif(
     _browser() is None,
     reason="no headless browser installed (Debian: apt-get install chromium; .ci/run does)",
 )
 def test_real_browser_renders_the_app(web_server: Server, tmp_path: Path) -> None:
-    """Chromium loads the page, its JavaScript opens the websocket, the app runs and draws."""
+    """Chromium loads the page, its JavaScript opens the websocket, the app runs and its
+    screen reaches the page's terminal (a visitor copy exists meanwhile)."""
     shot = tmp_path / "shot.png"
-    seen_copy: list[Path] = []
+    profile = tmp_path / "profile"
     browser = subprocess.Popen(
         [
             str(_browser()),
@@ -153,27 +193,34 @@ def test_real_browser_renders_the_app(web_server: Server, tmp_path: Path) -> Non
             "--no-sandbox",
             "--disable-gpu",
             "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
             "--window-size=1200,800",
-            "--virtual-time-budget=20000",
-            f"--screenshot={shot}",
-            f"http://127.0.0.1:{web_server.port}/",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "about:blank",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=dict(os.environ, HOME=str(tmp_path)),
     )
     try:
-        deadline = time.monotonic() + 60
-        while browser.poll() is None and time.monotonic() < deadline:
-            seen_copy += web_server.demo_copies()
-            time.sleep(0.1)
-        assert browser.poll() == 0, "chromium did not finish"
+        port_file = profile / "DevToolsActivePort"
+        _wait(lambda: port_file.exists() and port_file.read_text().strip() != "", "devtools")
+        devtools = int(port_file.read_text().split()[0])
+        copies_before = len(web_server.demo_copies())
+        seen, colours = asyncio.run(
+            _cdp_session(devtools, f"http://127.0.0.1:{web_server.port}/", shot)
+        )
+        assert seen, "the page's terminal never received the app's screen"
+        assert len(web_server.demo_copies()) == copies_before + 1, "no private copy for the tab"
+        assert colours > 8, "the screenshot is blank"
     finally:
-        if browser.poll() is None:
+        browser.terminate()
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
             browser.kill()
             browser.wait()
-    assert seen_copy, "the page never opened a session (no visitor copy was made)"
-    assert shot.exists()
-    assert _png_colours(shot) > 8, "the screenshot is blank"
-    print(sys.version)
+    # The tab is gone with the browser: its copy goes too.
+    _wait(lambda: web_server.demo_copies() == [], "the browser visitor's copy removed")

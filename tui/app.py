@@ -107,6 +107,14 @@ class SmartSuggestApp(App[None]):
             label = f"demo: {name}" if self.demo else name
         return f"{label} · read-only" if self.read_only is not None else label
 
+    @property
+    def shown_path(self) -> str | None:
+        """The database as a visitor of a served session sees it: never the server's paths.
+        None when not served (show the full path)."""
+        if self.served is None:
+            return None
+        return "a private copy of the demo data" if self.served.demo else self.store.path.name
+
     @classmethod
     def screen_class(cls, mode: str) -> type[BaseScreen]:
         screen_cls: type[BaseScreen] = cls.MODES[mode]

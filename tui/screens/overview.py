@@ -137,7 +137,10 @@ class OverviewScreen(BaseScreen):
         grid.add_row(*[Text(num(counts.get(key, 0)), style="bold") for key, _ in COUNT_LABELS])
         self.query_one("#counts", Static).update(grid)
         db = Text.assemble(
-            ("Database ", "dim"), lit(info.path), ("  ", ""), (size(info.size_bytes), "dim")
+            ("Database ", "dim"),
+            lit(self.sapp.shown_path or info.path),
+            ("  ", ""),
+            (size(info.size_bytes), "dim"),
         )
         self.query_one("#db-info", Static).update(db)
         note = self.query_one("#empty-note", Static)
@@ -164,7 +167,7 @@ class OverviewScreen(BaseScreen):
         self.action_clear_data()
 
     def action_load_sample(self) -> None:
-        path = lit(self.sapp.store.path)
+        path = lit(self.sapp.shown_path or self.sapp.store.path)
         message = Text.assemble(
             "Replace ALL data in ",
             path,
@@ -197,7 +200,7 @@ class OverviewScreen(BaseScreen):
     def action_clear_data(self) -> None:
         message = Text.assemble(
             "Delete ALL users, items, interactions, experiments and events in ",
-            lit(self.sapp.store.path),
+            lit(self.sapp.shown_path or self.sapp.store.path),
             "?\nThis cannot be undone.",
         )
         self.app.push_screen(
