@@ -56,9 +56,13 @@ def app_command(db: Path, *, read_only: bool) -> list[str]:
     return cmd
 
 
-def app_env(served_json: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The visitor's app environment: ours, less what would pick another database."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SMART_SUGGEST_DB", "COLUMNS", "LINES")}
+def app_env(
+    served_json: str, extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The visitor's app environment: ours, less what would pick another database or
+    size, and less ``drop``."""
+    skip = ("SMART_SUGGEST_DB", "COLUMNS", "LINES", *drop)
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     env["SMART_SUGGEST_SERVED"] = served_json
     env.update(extra or {})
     return env

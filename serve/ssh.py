@@ -313,18 +313,17 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
                 {"via": "ssh", "demo": server.demo is not None, "control_fd": control_read}
             )
             client_env = self.chan.get_environment() if self.chan is not None else {}
+            # Colours follow the visitor's terminal, never the server's own environment.
             extra = {"TERM": self.term or "xterm-256color"}
-            for name in ("COLORTERM", "NO_COLOR", "LANG"):
+            for name in ("COLORTERM", "NO_COLOR"):
                 if name in client_env:
-                    extra[name] = client_env[name]
-            if "COLORTERM" not in client_env:
-                extra["COLORTERM"] = ""  # the server's own terminal must not decide colours
+                    extra[name] = str(client_env[name])
             self.proc = await asyncio.create_subprocess_exec(
                 *app_command(db, read_only=options.read_only),
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
-                env=app_env(served, extra),
+                env=app_env(served, extra, drop=("COLORTERM", "NO_COLOR", "TEXTUAL_COLOR_SYSTEM")),
                 start_new_session=True,
                 pass_fds=(control_read,),
             )

@@ -176,6 +176,9 @@ async def open_term(
     cols: int = 100,
     rows: int = 30,
     term: str = "xterm-256color",
+    env: dict[str, str] | None = None,
 ) -> Term:
-    proc = await conn.create_process(term_type=term, term_size=(cols, rows), encoding=None)
+    proc = await conn.create_process(
+        term_type=term, term_size=(cols, rows), encoding=None, env=env or {}
+    )
     return Term(proc, cols, rows)

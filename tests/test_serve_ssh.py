@@ -79,6 +79,8 @@ def test_session_overview_screen3_resize_quit(demo_server: Server) -> None:
                 ),
                 "header laid out again at 130 columns",
             )
+            # Colours follow the client's TERM (256 colours here), not the server's terminal.
+            assert b"\x1b[38;5;" in term.raw and b"\x1b[38;2;" not in term.raw
             term.send(b"\x11")  # ctrl+q
             await term.wait_closed()
             assert term.proc.exit_status == 0
@@ -117,9 +119,10 @@ def test_two_demo_visitors_are_isolated_and_copies_removed(demo_server: Server) 
     async def scenario() -> None:
         async with await connect(demo_server.port) as c1, await connect(demo_server.port) as c2:
             t1 = await open_term(c1)
-            t2 = await open_term(c2)
+            t2 = await open_term(c2, env={"COLORTERM": "truecolor"})
             await t1.wait_for("Overview")
             await t2.wait_for("Overview")
+            assert b"\x1b[38;2;" in t2.raw, "COLORTERM=truecolor from the client: 24-bit colour"
             copies = demo_server.demo_copies()
             assert len(copies) == 2
             t1.send("2")
