@@ -319,7 +319,7 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
                 if name in client_env:
                     extra[name] = str(client_env[name])
             self.proc = await asyncio.create_subprocess_exec(
-                *app_command(db, read_only=options.read_only),
+                *server.command(db, read_only=options.read_only),
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
@@ -606,8 +606,16 @@ class _Connection(asyncssh.SSHServer):
 class SshServer:
     """The server: options, listening socket, live sessions, demo copies, shutdown."""
 
-    def __init__(self, options: SshOptions, log: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        options: SshOptions,
+        log: Callable[..., None] | None = None,
+        command: Callable[..., list[str]] = app_command,
+    ) -> None:
         self.options = options
+        #: ``command(db, read_only=...)``: what runs on each visitor's PTY (the app; tests
+        #: of the byte pipe give it a program that writes as fast as it can).
+        self.command = command
         self.log = log or EventLog(options.log_json)
         self.sessions: set[AppSession] = set()
         self.demo: DemoCopies | None = None

@@ -318,3 +318,63 @@ def test_sigterm_tells_visitors_and_removes_copies(tmp_path: Path) -> None:
     assert {"time", "address", "key", "size", "duration", "bytes_in", "bytes_out"} <= set(
         events[-1]
     )
+
+
+FLOOD = (
+    "import os, sys\n"
+    "sys.stdin.read(1)\n"  # start when the visitor presses a key
+    "n = 0\n"
+    "while n < 64 * 1024 * 1024:\n"
+    "    n += os.write(1, b'x' * 65536)\n"
+)
+
+
+def test_slow_client_output_is_bounded(tmp_path: Path) -> None:
+    """A client that stops reading: the server stops reading the app's terminal once the
+    channel holds WRITE_HIGH bytes, instead of buffering whatever the app writes; reading
+    again resumes the flow. The server runs in this process so its buffer can be watched,
+    and its "app" writes 64 MiB as fast as it can (the real app's output is CPU-bound)."""
+    import io
+
+    from serve import ssh
+
+    def flood(db: Path, *, read_only: bool) -> list[str]:
+        return [sys.executable, "-c", FLOOD]
+
+    async def scenario() -> None:
+        server = ssh.SshServer(
+            ssh.SshOptions(port=0, idle_timeout=None, host_key=tmp_path / "key"),
+            log=lambda *a, **k: None,
+            command=flood,
+        )
+        await server.start(io.StringIO())
+        try:
+            async with await connect(server.port) as conn:
+                # A small receive window, and nobody reading stdout.
+                proc = await conn.create_process(
+                    term_type="xterm", term_size=(80, 24), encoding=None, window=8192
+                )
+                while not server.sessions or next(iter(server.sessions)).master is None:
+                    await asyncio.sleep(0.05)
+                session = next(iter(server.sessions))
+                await asyncio.sleep(0.5)
+                proc.stdin.write(b"go\r")
+                peak, paused = 0, False
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                    peak = max(peak, session.chan.get_write_buffer_size())
+                    paused = paused or not session.reading
+                assert paused, "the server never stopped reading the app's output"
+                assert peak <= ssh.WRITE_HIGH + 65536, peak
+                assert session.bytes_out <= ssh.WRITE_HIGH + 4 * 65536, session.bytes_out
+                # Reading again: the flow resumes (more than the bound arrives).
+                got = 0
+                while got < 4 * ssh.WRITE_HIGH:
+                    got += len(await asyncio.wait_for(proc.stdout.read(65536), 10))
+                assert session.bytes_out > 2 * ssh.WRITE_HIGH
+                conn.close()
+        finally:
+            await server.shutdown()
+
+    asyncio.run(scenario())
