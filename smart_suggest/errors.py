@@ -27,3 +27,7 @@ class DatabaseError(InputError):
 
 class ReadOnlyError(DatabaseError):
     """A write to a database opened read-only (by request, or because its file or folder is)."""
+
+
+class EngineError(SmartSuggestError):
+    """An external SQL engine could not be reached or failed (exit 1: not the input)."""
