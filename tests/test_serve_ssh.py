@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -378,3 +379,70 @@ def test_slow_client_output_is_bounded(tmp_path: Path) -> None:
             await server.shutdown()
 
     asyncio.run(scenario())
+
+
+NOTICES = (
+    "import json, os, sys\n"
+    "fd = json.loads(os.environ['SMART_SUGGEST_SERVED'])['control_fd']\n"
+    "print('ready', flush=True)\n"
+    "for line in os.fdopen(fd):\n"
+    "    message = json.loads(line)\n"
+    "    if 'quit' in message:\n"
+    "        print('quit:', message['quit'], flush=True)\n"
+    "        break\n"
+    "    print('notice:', message['notify'], flush=True)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("limits", "typing", "expected"),
+    [
+        ({"max_session": 3.0}, True, "3 s (the longest a session may last)"),
+        ({"idle_timeout": 3.0}, False, "3 s without a key press"),
+    ],
+)
+def test_limits_warn_then_close(
+    tmp_path: Path, limits: dict[str, float], typing: bool, expected: str
+) -> None:
+    """The session limits as the app sees them: a notice before, then a request to quit,
+    then the reason on the visitor's terminal. The "app" here prints what the server's
+    control pipe tells it (the real app's side is in test_tui_served.py)."""
+    import io
+
+    from serve import ssh
+
+    def notices(db: Path, *, read_only: bool) -> list[str]:
+        return [sys.executable, "-c", NOTICES]
+
+    options = {"idle_timeout": None, "max_session": None, **limits}
+    server = ssh.SshServer(
+        ssh.SshOptions(port=0, host_key=tmp_path / "key", **options),  # type: ignore[arg-type]
+        log=lambda *a, **k: None,
+        command=notices,
+    )
+
+    async def scenario() -> str:
+        task = asyncio.ensure_future(server.run(io.StringIO()))
+        while server.port == 0 or server._acceptor is None:
+            await asyncio.sleep(0.02)
+        try:
+            async with await connect(server.port) as conn:
+                proc = await conn.create_process(term_type="xterm", encoding=None)
+                out = b""
+                while b"session closed" not in out:
+                    chunk = await asyncio.wait_for(proc.stdout.read(4096), 10)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if typing and b"quit:" not in out:
+                        proc.stdin.write(b"k")  # keys do not extend the session length
+                return out.decode()
+        finally:
+            server.stopping.set()
+            await task
+
+    out = asyncio.run(scenario())
+    assert re.search(r"notice: .* closes in \d s", out), out
+    assert f"quit: {expected}" in out
+    assert f"session closed: {expected}" in out
+    assert out.index("notice:") < out.index("quit:")
