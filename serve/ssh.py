@@ -330,6 +330,11 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
             os.close(slave)
             os.close(control_read)
             slave = control_read = -1
+            if self.client_gone:  # left while the app was starting
+                self._kill_app()
+            elif self.end_reason is not None:  # the server began stopping meanwhile
+                self._control({"quit": self.end_reason})
+                asyncio.get_running_loop().call_later(QUIT_GRACE, self._kill_app)
             server.log(
                 "connect",
                 **self._who(),
@@ -464,9 +469,11 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
 
     def end(self, reason: str) -> None:
         """Close this session: the app is asked to quit (restoring the visitor's terminal)."""
-        if self.end_reason is not None or self.proc is None:
+        if self.end_reason is not None:
             return
         self.end_reason = reason
+        if self.proc is None:
+            return  # still starting: _run asks the app to quit as soon as it runs
         self._control({"quit": reason})
         asyncio.get_running_loop().call_later(QUIT_GRACE, self._kill_app)
 
@@ -758,6 +765,10 @@ class SshServer:
         tasks = [s.task for s in live if s.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=QUIT_GRACE + 3)
+        for session in live:  # never leave an app running behind us
+            if session.proc is not None and session.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(session.proc.pid, signal.SIGKILL)
         if self._acceptor is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._acceptor.wait_closed(), 2)

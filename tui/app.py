@@ -26,7 +26,7 @@ from tui.screens.dialogs import HelpScreen
 from tui.screens.experiments import ExperimentsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.recommend import RecommendScreen
-from tui.served import ControlReader, Served
+from tui.served import ControlReader, Served, adopt_terminal
 
 
 class SmartSuggestApp(App[None]):
@@ -132,6 +132,8 @@ class SmartSuggestApp(App[None]):
                 markup=False,
                 timeout=6,
             )
+        if self.served is not None and self.served.via == "ssh":
+            adopt_terminal()
         if self.served is not None and self.served.control_fd is not None:
             reader = ControlReader(self.served.control_fd, self._server_message)
             asyncio.get_running_loop().add_reader(reader.fd, reader.readable)

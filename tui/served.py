@@ -51,6 +51,22 @@ class Served:
         return f"Leave this session ({closing} works too; only your session ends)"
 
 
+def adopt_terminal(fd: int = 0) -> None:
+    """Make the terminal on ``fd`` this process's controlling terminal (ssh sessions).
+
+    The server starts the app in a new session on a PTY it owns; as the controlling
+    terminal, the PTY hangs the app up (SIGHUP) when the server closes it, so an app can
+    never outlive its visitor's session, whatever happened to the server.
+    """
+    import contextlib
+    import fcntl
+    import termios
+
+    # Not a session leader, or it has a terminal already: nothing to adopt.
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+
+
 class ControlReader:
     """Reads the server's control pipe line by line (called from the event loop)."""
 
