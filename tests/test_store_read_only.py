@@ -18,6 +18,7 @@ from smart_suggest.tracking import add_user
 
 
 def _db(path: Path) -> Path:
+    path.parent.mkdir(exist_ok=True)
     with open_store(path) as s:
         add_user(s, "ada")
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
@@ -25,7 +26,7 @@ def _db(path: Path) -> Path:
 
 
 def test_requested_read_only_reads_and_refuses_writes(tmp_path: Path) -> None:
-    path = _db(tmp_path / "x.db")
+    path = _db(tmp_path / "db" / "x.db")
     before = path.read_bytes()
     with open_store(path, read_only=True) as s:
         assert s.read_only == "opened read-only"
@@ -40,7 +41,7 @@ def test_requested_read_only_reads_and_refuses_writes(tmp_path: Path) -> None:
 
 def test_requested_read_only_sees_other_writers(tmp_path: Path) -> None:
     """Not immutable when the file is writable: a viewer sees another process's commits."""
-    path = _db(tmp_path / "x.db")
+    path = _db(tmp_path / "db" / "x.db")
     with open_store(path) as writer, open_store(path, read_only=True) as viewer:
         assert viewer.scalar("SELECT count(*) FROM users") == 1
         add_user(writer, "bob")
@@ -48,7 +49,7 @@ def test_requested_read_only_sees_other_writers(tmp_path: Path) -> None:
 
 
 def test_read_only_file_is_opened_immutable(tmp_path: Path) -> None:
-    path = _db(tmp_path / "x.db")
+    path = _db(tmp_path / "db" / "x.db")
     before = path.read_bytes()
     path.chmod(0o444)
     try:
@@ -60,7 +61,7 @@ def test_read_only_file_is_opened_immutable(tmp_path: Path) -> None:
     finally:
         path.chmod(0o644)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]  # no -wal / -shm
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.db"]  # no -wal / -shm
 
 
 def test_read_only_folder_with_live_wal(tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_read_only_refusals(tmp_path: Path) -> None:
 
 def test_read_only_old_schema_is_explained(tmp_path: Path) -> None:
     """A database that needs a migration cannot be upgraded read-only: one clear line."""
-    path = _db(tmp_path / "x.db")
+    path = _db(tmp_path / "db" / "x.db")
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 3")
     conn.close()
