@@ -140,13 +140,15 @@ class EventLog:
         stamp = (
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
         )
-        if self.as_json:
-            line = json.dumps({"time": stamp, "event": event, **fields}, ensure_ascii=True)
-        else:
-            from smart_suggest.text import printable
+        # Fields carry what clients sent (a command, a terminal type): never raw control
+        # characters in a log that someone will read on a terminal.
+        from smart_suggest import termsafe
 
+        if self.as_json:
+            line = termsafe.json_dumps({"time": stamp, "event": event, **fields})
+        else:
             parts = [stamp, event] + [f"{k}={v}" for k, v in fields.items() if v is not None]
-            line = printable(" ".join(str(p) for p in parts))
+            line = termsafe.escape(" ".join(str(p) for p in parts))
         self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -446,3 +446,19 @@ def test_limits_warn_then_close(
     assert f"quit: {expected}" in out
     assert f"session closed: {expected}" in out
     assert out.index("notice:") < out.index("quit:")
+
+
+def test_log_lines_escape_what_clients_send() -> None:
+    """A command or terminal type from a client reaches the log as visible escapes."""
+    import io
+    import json
+
+    from serve.ssh import EventLog
+
+    out = io.StringIO()
+    EventLog(False, out)("refused", command="ls \x1b]52;c;eA==\x07", reason="exec")
+    EventLog(True, out)("connect", term="xterm\x1b[2J\u202e")
+    text, js = out.getvalue().splitlines()
+    assert "\x1b" not in out.getvalue() and "\u202e" not in out.getvalue()
+    assert "command=ls \\x1b]52;c;eA==\\x07 reason=exec" in text
+    assert json.loads(js)["term"] == "xterm\x1b[2J\u202e"  # exact for a JSON reader
