@@ -25,5 +25,9 @@ class DatabaseError(InputError):
     """The database file cannot be used (not SQLite, another application's, too new...)."""
 
 
+class ReadOnlyError(DatabaseError):
+    """A write to a database opened read-only (by request, or because its file or folder is)."""
+
+
 class EngineError(SmartSuggestError):
     """An external SQL engine could not be reached or failed (exit 1: not the input)."""

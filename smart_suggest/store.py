@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from smart_suggest.errors import DatabaseError
+from smart_suggest.errors import DatabaseError, ReadOnlyError
 
 #: ``PRAGMA application_id`` of a smart-suggest database ("SSUG" in ASCII).
 APPLICATION_ID = 0x53535547
@@ -680,9 +680,14 @@ def default_db_path() -> Path:
 class Store:
     """An open smart-suggest database: its connection, transactions and revisions."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, *, read_only: str | None = None
+    ) -> None:
         self.path = path
         self.conn = conn
+        #: Why this store refuses writes ("opened read-only", "the file is read-only", ...),
+        #: or None for a writable store.
+        self.read_only = read_only
         self._db: Any = None
         self._file_key: tuple[int, int] | None = None
         self._checked = False  # passed the check for writes (smart_suggest.integrity)
@@ -707,8 +712,13 @@ class Store:
 
         IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
         instead of failing with "database is locked" when a read lock cannot be upgraded.
-        Nested use joins the outer transaction.
+        Nested use joins the outer transaction. A read-only store refuses before BEGIN.
         """
+        if self.read_only is not None:
+            raise ReadOnlyError(
+                f"{self.path}: the database is open read-only ({self.read_only}); "
+                "nothing was written"
+            )
         if self.conn.in_transaction:
             yield self.conn
             return
@@ -947,18 +957,50 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and bool(mode & 0o222)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, uri_query: str = "") -> sqlite3.Connection:
     try:
+        if uri_query:
+            # A URI path: '?' and '#' in a file name must not start the query.
+            from urllib.parse import quote
+
+            target: str | Path = f"file:{quote(str(path.absolute()))}?{uri_query}"
+        else:
+            target = path
         conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            target,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            uri=bool(uri_query),
         )
     except sqlite3.Error as exc:
         raise DatabaseError(f"{path}: cannot open the database ({exc})") from None
     return conn
 
 
-def open_store(path: Path | str | None = None) -> Store:
+def _read_only_reason(path: Path, requested: bool) -> str | None:
+    """Why an existing database must be opened read-only, or None to open it for writing."""
+    if not _writable(path):
+        return "the file is read-only"
+    if not Path(f"{path}-wal").exists() and not _writable(path.parent):
+        # SQLite must create the -wal and -shm files beside it to write (and to read a WAL
+        # database without ``immutable``).
+        return f"folder {path.parent} is read-only"
+    if requested:
+        return "opened read-only"
+    return None
+
+
+def open_store(path: Path | str | None = None, *, read_only: bool = False) -> Store:
     """Open (creating if needed) and migrate the database at ``path`` (default: see above).
+
+    ``read_only=True`` opens an existing database for reading only; a file or folder that
+    cannot (or, without any write bit, should not) be written is opened read-only by
+    itself. Either way ``Store.read_only`` says why, and ``Store.write`` refuses. A database
+    that nobody can be writing (no ``-wal`` file, and the file or its folder read-only) is
+    opened ``immutable``: SQLite then creates no ``-wal``/``-shm`` files beside it, so the
+    folder is left exactly as it was; otherwise ``mode=ro`` still sees other processes'
+    commits (a server showing a shared database read-only while someone else writes).
 
     Raises ``DatabaseError`` with a one-line message naming the file and the cause; in
     that case the file on disk is left exactly as it was.
@@ -966,22 +1008,23 @@ def open_store(path: Path | str | None = None) -> Store:
     explicit = path is not None or bool(os.environ.get(ENV_VAR))
     path = Path(path).expanduser() if path is not None else default_db_path()
     if not path.parent.exists():
-        if explicit:
+        if explicit or read_only:
             raise DatabaseError(f"{path}: folder {path.parent} does not exist")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"{path}: cannot create folder ({exc.strerror})") from None
     has_data = path.exists() and _check_file(path)
-    if path.exists() and not _writable(path):
-        raise DatabaseError(f"{path}: the file is read-only")
-    if not path.exists() and not _writable(path.parent):
-        raise DatabaseError(f"{path}: cannot create the database, folder is read-only")
-    wal = Path(f"{path}-wal")
-    if path.exists() and not wal.exists() and not _writable(path.parent):
-        raise DatabaseError(
-            f"{path}: folder {path.parent} is read-only (SQLite must create {wal.name} there)"
-        )
+    reason = _read_only_reason(path, read_only) if path.exists() else None
+    if reason is not None:
+        if not has_data:
+            raise DatabaseError(f"{path}: an empty file, and {reason}: nothing to read")
+        return _open_read_only(path, reason)
+    if not path.exists():
+        if read_only:
+            raise DatabaseError(f"{path}: no such database (read-only: not creating it)")
+        if not _writable(path.parent):
+            raise DatabaseError(f"{path}: cannot create the database, folder is read-only")
     conn = _connect(path)
     store = Store(path, conn)
     _register(store)  # before the first statement takes a lock (see _OPEN_HERE)
@@ -999,6 +1042,31 @@ def open_store(path: Path | str | None = None) -> Store:
         conn.execute("PRAGMA synchronous = NORMAL")
         # Statement journals and sorter spills go to memory: on a million-row load in one
         # transaction the on-disk statement journal alone cost ~7 writes per row.
+        conn.execute("PRAGMA temp_store = MEMORY")
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        raise open_error(path, exc) from None
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _open_read_only(path: Path, reason: str) -> Store:
+    """Open an existing database for reading only (see ``open_store``); never migrates."""
+    immutable = not Path(f"{path}-wal").exists() and reason != "opened read-only"
+    conn = _connect(path, "mode=ro&immutable=1" if immutable else "mode=ro")
+    store = Store(path, conn, read_only=reason)
+    _register(store)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _check_identity(conn, path)
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version < SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{path}: schema {version} must be upgraded to {SCHEMA_VERSION} before it can "
+                f"be read, which needs write access ({reason}); open it once with write access"
+            )
         conn.execute("PRAGMA temp_store = MEMORY")
     except sqlite3.DatabaseError as exc:
         store.close()

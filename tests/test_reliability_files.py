@@ -250,9 +250,9 @@ def test_error_lines_never_carry_escape_sequences(tmp_path: Path, run_cli) -> No
 
 
 # -- read-only files and folders -------------------------------------------------------------------
-@pytest.mark.parametrize("command", [READ_COMMANDS[0], WRITE_COMMANDS[0], WRITE_COMMANDS[2]])
-def test_read_only_file(tmp_path: Path, run_cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """Mode 0444: refused before anything is written, also as root (see module docstring)."""
+@pytest.mark.parametrize("command", [WRITE_COMMANDS[0], WRITE_COMMANDS[1], WRITE_COMMANDS[2]])
+def test_read_only_file_refuses_writes(tmp_path: Path, run_cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Mode 0444: opened read-only, the write refused in one line, also as root (see above)."""
     path = _small_db(tmp_path / "ro.db")
     before = path.read_bytes()
     path.chmod(0o444)
@@ -261,7 +261,22 @@ def test_read_only_file(tmp_path: Path, run_cli, command: list[str]) -> None:  #
     finally:
         path.chmod(0o644)
     line = _one_line(err)
-    assert code == 2 and str(path) in line and "read-only" in line
+    assert code == 2 and str(path) in line and "read-only" in line and "nothing was written" in line
+    assert path.read_bytes() == before and _sidecars(path) == []
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_read_only_file_reads(tmp_path: Path, run_cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Reading a 0444 file works: opened immutable, no -wal/-shm created beside it."""
+    path = _small_db(tmp_path / "ro.db")
+    before = path.read_bytes()
+    path.chmod(0o444)
+    try:
+        code, out, err = run_cli(*command, "--db", path)
+    finally:
+        path.chmod(0o644)
+    assert code == 0, err
+    assert out.strip()
     assert path.read_bytes() == before and _sidecars(path) == []
 
 
@@ -272,7 +287,9 @@ def test_read_only_folder(tmp_path: Path, run_cli) -> None:  # type: ignore[no-u
     before = path.read_bytes()
     folder.chmod(0o555)
     try:
-        # An existing database: WAL needs x.db-wal beside it, which cannot be created.
+        # An existing database: readable (immutable, no -wal created), writes refused.
+        code, out, err = run_cli("users", "list", "--db", path)
+        assert code == 0 and "ada" in out, err
         code, _, err = run_cli("users", "add", "z", "--db", path)
         line = _one_line(err)
         assert code == 2 and str(path) in line and "read-only" in line
@@ -320,7 +337,9 @@ def test_read_only_mount_stops_even_root(tmp_path: Path, run_cli) -> None:  # ty
     before = path.read_bytes()
     view = tmp_path / "view"
     with _read_only_view(src, view):
-        for command in (READ_COMMANDS[0], WRITE_COMMANDS[0], WRITE_COMMANDS[1]):
+        code, _out, err = run_cli(*READ_COMMANDS[0], "--db", view / "x.db")
+        assert code == 0, err
+        for command in (WRITE_COMMANDS[0], WRITE_COMMANDS[1]):
             code, _out, err = run_cli(*command, "--db", view / "x.db")
             line = _one_line(err)
             assert code == 2 and str(view / "x.db") in line and "read-only" in line, line

@@ -467,6 +467,8 @@ EXAMPLES = int(os.environ.get("SMART_SUGGEST_HYPOTHESIS_EXAMPLES", "8"))
 #: Commands not driven here, and why.
 SKIP = {
     ("tui",): "interactive: covered by the Pilot tests",
+    ("serve", "ssh"): "a server runs until stopped: covered by tests/test_serve_ssh.py",
+    ("serve", "web"): "a server runs until stopped: covered by tests/test_serve_web.py",
 }
 #: Options whose arbitrary values would ask for unbounded work rather than test input
 #: handling (a billion synthetic users is a valid request); bounded values are used instead.

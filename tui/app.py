@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual.actions import ActionParseResult, parse
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.validation import Function
 from textual.worker import Worker
@@ -29,6 +31,7 @@ from tui.screens.dialogs import FormDialog, FormField, HelpScreen
 from tui.screens.experiments import ExperimentsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.recommend import RecommendScreen
+from tui.served import ControlReader, Served, adopt_terminal
 
 
 class SmartSuggestApp(App[None]):
@@ -74,6 +77,8 @@ class SmartSuggestApp(App[None]):
         *,
         store: Store | None = None,
         demo: bool = False,
+        read_only: bool = False,
+        served: Served | None = None,
         poll_seconds: float | None = None,
         debounce: float | None = None,
         theme: str | None = None,
@@ -84,9 +89,13 @@ class SmartSuggestApp(App[None]):
         self.paint_times: dict[str, float] = {}
         super().__init__()
         self._owns_store = store is None
-        self.store = store if store is not None else open_store(db_path)
+        self.store = store if store is not None else open_store(db_path, read_only=read_only)
         self.backend = Backend(self.store)
         self.demo = demo
+        #: Why the database cannot be changed here, or None (see Store.read_only).
+        self.read_only: str | None = self.store.read_only
+        #: Set when a server runs this app for a visitor (``smart-suggest serve``).
+        self.served = served if served is not None else Served.from_env()
         self.screens_live: dict[str, BaseScreen] = {}
         self.poll_seconds = self.POLL_SECONDS if poll_seconds is None else poll_seconds
         self.debounce = self.DEBOUNCE_SECONDS if debounce is None else debounce
@@ -108,7 +117,19 @@ class SmartSuggestApp(App[None]):
     @property
     def db_label(self) -> str:
         name = self.store.path.name
-        return f"demo: {name}" if self.demo else name
+        if self.served is not None:
+            label = "demo session" if self.served.demo else f"shared: {name}"
+        else:
+            label = f"demo: {name}" if self.demo else name
+        return f"{label} · read-only" if self.read_only is not None else label
+
+    @property
+    def shown_path(self) -> str | None:
+        """The database as a visitor of a served session sees it: never the server's paths.
+        None when not served (show the full path)."""
+        if self.served is None:
+            return None
+        return "a private copy of the demo data" if self.served.demo else self.store.path.name
 
     @classmethod
     def screen_class(cls, mode: str) -> type[BaseScreen]:
@@ -137,6 +158,33 @@ class SmartSuggestApp(App[None]):
         if self.poll_seconds > 0:
             self.set_interval(self.poll_seconds, self.check_for_changes)
         self.set_timer(0.3, self._warm_up)
+        if self.read_only is not None:
+            self.notify(
+                printable(f"Read-only: {self.read_only}. Keys that change data are disabled."),
+                markup=False,
+                timeout=6,
+            )
+        if self.served is not None and self.served.via == "ssh":
+            adopt_terminal()
+        if self.served is not None and self.served.control_fd is not None:
+            reader = ControlReader(self.served.control_fd, self._server_message)
+            asyncio.get_running_loop().add_reader(reader.fd, reader.readable)
+
+    def _server_message(self, message: dict[str, str]) -> None:
+        """A notice from the server running this session (idle warning, shutdown...)."""
+        if "quit" in message:
+            self.exit()  # the server closes the session; exiting restores the terminal
+            return
+        if "notify" in message:
+            severity = message.get("severity", "warning")
+            if severity not in ("information", "warning", "error"):
+                severity = "warning"
+            self.notify(
+                printable(message["notify"]),
+                severity=severity,  # type: ignore[arg-type]
+                markup=False,
+                timeout=float(message.get("timeout", 30)),
+            )
 
     def _warm_up(self) -> None:
         async def run() -> None:
@@ -308,9 +356,56 @@ class SmartSuggestApp(App[None]):
         )
         self.push_screen(FormDialog("Export folder", [field], submit, "Use"), done)
 
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Run an action; a write action on a read-only database is explained, not run.
+
+        Keys, clicks and the command palette all arrive here, so this is the one place
+        that needs to know.
+        """
+        if self.read_only is not None:
+            prefix, name, _params = parse(action) if isinstance(action, str) else action
+            target: Any = default_namespace if default_namespace is not None else self
+            if prefix == "screen":
+                target = self.screen
+            elif prefix == "app":
+                target = self
+            if isinstance(target, BaseScreen) and name in target.WRITE_ACTIONS:
+                self.explain_read_only()
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def explain_read_only(self) -> None:
+        self.notify(
+            printable(f"Not available: the database is read-only ({self.read_only})."),
+            title="Read-only",
+            severity="warning",
+            markup=False,
+            timeout=4,
+        )
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            # A screenshot would be saved on the server's disk over SSH (a browser downloads
+            # it, so the web keeps it).
+            if command.title == "Screenshot" and self.served and self.served.via == "ssh":
+                continue
+            yield command
+
     # -- actions --------------------------------------------------------------------------
     def action_help(self) -> None:
         screen = self.screen
         if not isinstance(screen, BaseScreen):
             return
-        self.push_screen(HelpScreen(screen.LABEL, screen.ABOUT, screen.help_sections()))
+        sections = screen.help_sections()
+        if self.served is not None:
+            about = "a private copy of the demo data" if self.served.demo else "a shared database"
+            notes = [("ctrl+q", self.served.how_to_leave), ("", f"You are using {about}.")]
+            if self.read_only is not None:
+                notes.append(("", f"Read-only ({self.read_only}): keys that change data are off."))
+            sections.append(("This session", notes))
+        self.push_screen(HelpScreen(screen.LABEL, screen.ABOUT, sections))

@@ -55,6 +55,8 @@ class Backend:
 
     def __init__(self, store: Store) -> None:
         self.path: Path = store.path
+        #: Further connections open the way the first did (read-only stays read-only).
+        self.read_only = store.read_only is not None
         self.quick = Lane(store)
         self._heavy: Lane | None = None
         self._heavy_lock = threading.Lock()
@@ -68,7 +70,7 @@ class Backend:
     def heavy(self) -> Lane:
         with self._heavy_lock:
             if self._heavy is None:
-                self._heavy = Lane(open_store(self.path))
+                self._heavy = Lane(open_store(self.path, read_only=self.read_only))
             return self._heavy
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -83,7 +85,7 @@ class Backend:
         """Run ``fn(store, ...)`` on a fresh connection in a thread (long writes)."""
 
         def run() -> T:
-            with open_store(self.path) as store:
+            with open_store(self.path, read_only=self.read_only) as store:
                 return fn(store, *args, **kwargs)
 
         return await asyncio.to_thread(run)

@@ -78,6 +78,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Copy every row a damaged database still holds into a new database file.",
     ),
     "tui": ("tui", "Open the terminal app: overview, recommendations and experiments screens."),
+    "serve": ("serve", "Serve the app to visitors over SSH or in a browser (a live demo)."),
     "users": ("tracking", "Add, list and show users."),
     "items": ("tracking", "Add, list and show items of the catalogue."),
     "experiment": (

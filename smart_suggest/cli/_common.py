@@ -98,10 +98,10 @@ err_console = LazyConsole(stderr=True, highlight=False, markup=False, emoji=Fals
 
 
 @contextmanager
-def open_db(db: Path | None) -> Iterator[Store]:
+def open_db(db: Path | None, *, read_only: bool = False) -> Iterator[Store]:
     from smart_suggest.store import open_store
 
-    store = open_store(db)
+    store = open_store(db, read_only=read_only)
     try:
         yield store
     except sqlite3.IntegrityError:
@@ -113,6 +113,12 @@ def open_db(db: Path | None) -> Iterator[Store]:
         from smart_suggest.store import describe_sqlite_error
 
         cause = describe_sqlite_error(exc)
+        if store.read_only is not None and cause == "the database is read-only":
+            # A write that did not go through Store.write: the same refusal (exit 2).
+            raise DatabaseError(
+                f"{store.path}: the database is open read-only ({store.read_only}); "
+                "nothing was written"
+            ) from None
         # "database is locked" is exit 1 here as at open (store.open_error): the
         # environment, not the input, and worth a retry.
         error = DatabaseError if cause.startswith("not a valid SQLite") else SmartSuggestError

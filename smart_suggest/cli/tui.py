@@ -59,6 +59,14 @@ def tui(
             "picked in the app (ctrl+p, Theme) is remembered in the settings file.",
         ),
     ] = None,
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only",
+            help="Open the database for viewing only: keys that change data are disabled. "
+            "A read-only file or folder is opened this way by itself.",
+        ),
+    ] = False,
 ) -> None:
     """Open the terminal app: overview, recommendations and experiments screens.
 
@@ -73,7 +81,7 @@ def tui(
     # --demo wins over --db / SMART_SUGGEST_DB: it never opens the user's own database.
     path = prepare_demo(demo_db_path()) if demo else db
     # Open (and validate) before starting the app: a wrong file is one line on stderr.
-    store = open_store(path)
+    store = open_store(path, read_only=read_only)
     app = None
     try:
         from tui.app import SmartSuggestApp

@@ -45,6 +45,9 @@ class BaseScreen(Screen[None]):
     EXTRA_KEYS: ClassVar[list[tuple[str, str]]] = []
     #: Names of actions in the command palette (the footer's labels are kept short).
     PALETTE: ClassVar[dict[str, str]] = {}
+    #: Actions that change the database (dimmed in the footer when it is read-only; the app
+    #: explains why when one is used anyway).
+    WRITE_ACTIONS: ClassVar[frozenset[str]] = frozenset()
     BINDINGS: ClassVar[list[BindingType]] = []
     #: The id of the screen's Body (scrolled by page keys).
     BODY: ClassVar[str] = ""
@@ -64,6 +67,11 @@ class BaseScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WRITE_ACTIONS and self.sapp.read_only is not None:
+            return None  # shown dimmed; the app's run_action explains the refusal
+        return True
 
     # -- data refresh ------------------------------------------------------------------------
     def on_mount(self) -> None:

@@ -51,6 +51,10 @@ class ExperimentsScreen(BaseScreen):
         "refreshes by itself while events arrive, from here or from another terminal "
         "(smart-suggest experiment simulate / log)."
     )
+    #: Actions that change the database: disabled (and explained) when it is read-only.
+    WRITE_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"new_experiment", "stop_experiment", "simulate", "log_event"}
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_experiment", "New", tooltip="Create an experiment (form)"),
         Binding("x", "stop_experiment", "Stop", tooltip="Stop the highlighted experiment"),

@@ -88,6 +88,8 @@ class OverviewScreen(BaseScreen):
         "load_sample": "Load the sample data",
         "clear_data": "Clear all data",
     }
+    #: Actions that change the database: disabled (and explained) when it is read-only.
+    WRITE_ACTIONS: ClassVar[frozenset[str]] = frozenset({"load_sample", "clear_data"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "load_sample", "Load sample", tooltip="Load the sample data (asks first)"),
         Binding("x", "clear_data", "Clear all", tooltip="Delete all data (asks first)"),
@@ -144,7 +146,10 @@ class OverviewScreen(BaseScreen):
         grid.add_row(*[Text(num(counts.get(key, 0)), style="bold") for key, _ in COUNT_LABELS])
         self.query_one("#counts", Static).update(grid)
         db = Text.assemble(
-            ("Database ", "dim"), lit(info.path), ("  ", ""), (size(info.size_bytes), "dim")
+            ("Database ", "dim"),
+            lit(self.sapp.shown_path or info.path),
+            ("  ", ""),
+            (size(info.size_bytes), "dim"),
         )
         self.query_one("#db-info", Static).update(db)
         note = self.query_one("#empty-note", Static)
@@ -171,7 +176,7 @@ class OverviewScreen(BaseScreen):
         self.action_clear_data()
 
     def action_load_sample(self) -> None:
-        path = lit(self.sapp.store.path)
+        path = lit(self.sapp.shown_path or self.sapp.store.path)
         message = Text.assemble(
             "Replace ALL data in ",
             path,
@@ -204,7 +209,7 @@ class OverviewScreen(BaseScreen):
     def action_clear_data(self) -> None:
         message = Text.assemble(
             "Delete ALL users, items, interactions, experiments and events in ",
-            lit(self.sapp.store.path),
+            lit(self.sapp.shown_path or self.sapp.store.path),
             "?\nThis cannot be undone.",
         )
         self.app.push_screen(

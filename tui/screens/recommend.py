@@ -165,6 +165,8 @@ class RecommendScreen(BaseScreen):
         "highlighted item and watch both lists change. With an experiment linked, s serves "
         "the user's variant and logs the impressions."
     )
+    #: Actions that change the database: disabled (and explained) when it is read-only.
+    WRITE_ACTIONS: ClassVar[frozenset[str]] = frozenset({"log", "serve", "add_user", "add_item"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "slash",
