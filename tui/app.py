@@ -314,9 +314,15 @@ class SmartSuggestApp(App[None]):
         return written
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        served = self.served
         for command in super().get_system_commands(screen):
-            if command.title != "Screenshot":  # Textual's: a folder that may not exist
+            if command.title != "Screenshot":
                 yield command
+            elif served is not None and served.via == "web":
+                yield command  # in a browser Textual's screenshot is a download: keep it
+        if served is not None:
+            # Files saved here would land on the server's disk, not the visitor's.
+            return
         yield SystemCommand(
             "Screenshot",
             "Save an SVG picture of the screen in the export folder",
@@ -387,14 +393,6 @@ class SmartSuggestApp(App[None]):
             markup=False,
             timeout=4,
         )
-
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        for command in super().get_system_commands(screen):
-            # A screenshot would be saved on the server's disk over SSH (a browser downloads
-            # it, so the web keeps it).
-            if command.title == "Screenshot" and self.served and self.served.via == "ssh":
-                continue
-            yield command
 
     # -- actions --------------------------------------------------------------------------
     def action_help(self) -> None:
