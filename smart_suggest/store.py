@@ -34,6 +34,11 @@ ENV_VAR = "SMART_SUGGEST_DB"
 #: Revision scopes: which tables bump which counter.
 #: ``catalog`` feeds the recommenders; ``experiments`` feeds KPIs and analysis.
 REVISION_SCOPES: dict[str, tuple[str, ...]] = {
+    "catalog": ("users", "items", "item_categories", "interactions"),
+    "experiments": ("experiments", "assignments", "events"),
+}
+#: The scopes as schema v1 created their triggers (migrations must not change with the code).
+_V1_SCOPES: dict[str, tuple[str, ...]] = {
     "catalog": ("users", "items", "interactions"),
     "experiments": ("experiments", "assignments", "events"),
 }
@@ -100,16 +105,20 @@ CREATE TABLE revisions (
 """
 
 
+def _revision_triggers(scope: str, table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_{op.lower()}_rev AFTER {op} ON {table} "
+        f"BEGIN UPDATE revisions SET value = value + 1 WHERE name = '{scope}'; END;"
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ]
+
+
 def _revision_sql() -> str:
     parts = []
-    for scope, tables in REVISION_SCOPES.items():
+    for scope, tables in _V1_SCOPES.items():
         parts.append(f"INSERT INTO revisions(name, value) VALUES ('{scope}', 0);")
         for table in tables:
-            for op in ("INSERT", "UPDATE", "DELETE"):
-                parts.append(
-                    f"CREATE TRIGGER {table}_{op.lower()}_rev AFTER {op} ON {table} "
-                    f"BEGIN UPDATE revisions SET value = value + 1 WHERE name = '{scope}'; END;"
-                )
+            parts.extend(_revision_triggers(scope, table))
     return "\n".join(parts)
 
 
@@ -340,14 +349,63 @@ EVENT_SUMMARIES: dict[str, str] = {
     "event_users": REBUILD_EVENT_USERS_SQL,
 }
 
+#: What ``items.category`` holds for an item without any category (the column is NOT NULL).
+NO_CATEGORY = "unknown"
+
+# v6: several categories per item (genres, tags). ``item_categories`` holds each of an
+# item's categories once, in the order given (``position``: "Action|Adventure" keeps
+# Action first). ``items.category`` stays, as the item's first category (or "unknown"
+# when it has none): the single label a narrow table column, the category filter and the
+# diversity metric need, with no join on every read. Writers keep the two together
+# (tracking.set_categories, the importer, the generators); two triggers keep a write
+# that only knows ``items.category`` (a single-category item, as before v6) consistent:
+# the item gets that one category. Today's categories migrate as one row per item;
+# "unknown", the old placeholder of imports without an items file, means "no category"
+# and gets no row.
+_SCHEMA_V6 = f"""
+CREATE TABLE item_categories (
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    category TEXT NOT NULL CHECK (length(category) > 0),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (item_id, category)
+) WITHOUT ROWID;
+CREATE INDEX item_categories_category ON item_categories(category);
+INSERT INTO item_categories(item_id, category, position)
+    SELECT id, category, 0 FROM items WHERE category <> '{NO_CATEGORY}';
+CREATE TRIGGER items_insert_category AFTER INSERT ON items
+WHEN NEW.category <> '{NO_CATEGORY}' BEGIN
+    INSERT OR IGNORE INTO item_categories(item_id, category, position)
+    VALUES (NEW.id, NEW.category, 0);
+END;
+CREATE TRIGGER items_update_category AFTER UPDATE OF category ON items
+WHEN NEW.category IS NOT OLD.category AND NOT EXISTS (
+    SELECT 1 FROM item_categories WHERE item_id = NEW.id AND category = NEW.category
+) BEGIN
+    DELETE FROM item_categories WHERE item_id = NEW.id;
+    INSERT INTO item_categories(item_id, category, position)
+    SELECT NEW.id, NEW.category, 0 WHERE NEW.category <> '{NO_CATEGORY}';
+END;
+{chr(10).join(_revision_triggers("catalog", "item_categories"))}
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1 + _revision_sql(),
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    6: _SCHEMA_V6,
 }
 
-TABLES = ("users", "items", "interactions", "experiments", "assignments", "events")
+#: Every table holding data, parents before children (export order; cleared in reverse).
+TABLES = (
+    "users",
+    "items",
+    "item_categories",
+    "interactions",
+    "experiments",
+    "assignments",
+    "events",
+)
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
