@@ -29,7 +29,7 @@ from typing import Any
 
 from smart_suggest import __version__, clock
 from smart_suggest.errors import InputError
-from smart_suggest.store import SCHEMA_VERSION, TABLES, Store
+from smart_suggest.store import NO_CATEGORY, SCHEMA_VERSION, TABLES, Store
 
 Progress = Callable[[str, int, int], None]
 FORMATS = ("jsonl", "csv")
@@ -144,9 +144,26 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("format") not in FORMATS:
         raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
     tables = manifest.get("tables")
-    if not isinstance(tables, dict) or set(tables) != set(TABLES):
-        raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
+    expected = set(tables_of(version))
+    if not isinstance(tables, dict) or set(tables) != expected:
+        names = ", ".join(t for t in TABLES if t in expected)
+        raise InputError(f"{path}: the export must list exactly the tables {names}")
     return manifest
+
+
+#: Tables added after the first schema, by the schema version that added them: an export
+#: written before has none, and ``import_all`` derives them (see ``_DERIVED``).
+TABLE_SINCE: dict[str, int] = {"item_categories": 6}
+#: How a table missing from an older export is rebuilt from the tables it does have.
+_DERIVED: dict[str, str] = {
+    "item_categories": "INSERT INTO item_categories(item_id, category, position) "
+    f"SELECT id, category, 0 FROM items WHERE category <> '{NO_CATEGORY}'",
+}
+
+
+def tables_of(schema_version: int) -> tuple[str, ...]:
+    """The tables an export of that schema version holds."""
+    return tuple(t for t in TABLES if TABLE_SINCE.get(t, 0) <= schema_version)
 
 
 def _convert(value: str, decl: str, nullable: bool, where: str) -> Any:
@@ -206,7 +223,8 @@ def import_all(
         raise InputError(f"{directory}: no such folder")
     manifest = _read_manifest(directory)
     fmt = manifest["format"]
-    for table in TABLES:
+    present = tables_of(int(manifest["schema_version"]))
+    for table in present:
         entry = manifest["tables"][table]
         path = directory / str(entry.get("file", ""))
         if path.parent != directory or not path.is_file():
@@ -221,6 +239,9 @@ def import_all(
             for table in reversed(TABLES):
                 conn.execute(f"DELETE FROM {table}")
             for table in TABLES:
+                if table not in present:
+                    counts[table] = conn.execute(_DERIVED[table]).rowcount
+                    continue
                 entry = manifest["tables"][table]
                 cols = list(entry["columns"])
                 sql = (

@@ -253,7 +253,7 @@ def test_import_command_and_export_with_the_same_identifiers(run_cli, tmp_path: 
     )
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "user,item_id,rank,score"
+    assert lines[0] == "user,item_id,rank,score,source"
     users = {line.split(",")[0] for line in lines[1:]}
     item_ids = {int(line.split(",")[1]) for line in lines[1:]}
     assert users == {f"u{u}" for u in range(8)}

@@ -200,7 +200,7 @@ def _rec_rows(store: Store, recs: list[Any]) -> list[RecRow]:
                 rank,
                 rec.item_id,
                 item.name if item else f"#{rec.item_id}",
-                item.category if item else "?",
+                item.category_label if item else "?",
                 float(rec.score),
                 str(rec.reason),
                 str(getattr(rec, "source", "")),
@@ -245,7 +245,9 @@ def similar_items(store: Store, backend: Backend, item_id: int, count: int = 8) 
     pairs = backend.recommender(store).similar(item_id, count=count)
     items = tracking.get_items(store, [i for i, _ in pairs])
     return [
-        SimilarRow(i, items[i].name, items[i].category, float(s)) for i, s in pairs if i in items
+        SimilarRow(i, items[i].name, items[i].category_label, float(s))
+        for i, s in pairs
+        if i in items
     ]
 
 

@@ -103,8 +103,10 @@ def recommend(
 
     Each row shows the rank, the item, its category, the score and the reason. v1 lists
     up to --count items, then (marked "new") items nobody has interacted with yet that
-    resemble the user's. With --all-users, writes user_id,item_id,rank,score for every
-    user as CSV (or JSON lines), with a progress bar on stderr.
+    resemble the user's. With --all-users, writes user_id,item_id,rank,score,source for
+    every user as CSV (or JSON lines): at most --count rows per user, source saying where
+    each came from (neighbours, content, popular, representative), with a progress bar
+    on stderr.
     """
     from smart_suggest.errors import InputError
     from smart_suggest.recommend import Options
@@ -137,6 +139,7 @@ def recommend(
             for name in names
         }
         items = tracking.get_items(store, sorted({r.item_id for rs in lists.values() for r in rs}))
+        notes = [n for n in (engine.note(name) for name in names) if n]
         snap = engine.snapshot()
         row = snap.catalogue.user_index(who.id)
         history = int(snap.history_length[row]) if row is not None else 0
@@ -146,7 +149,8 @@ def recommend(
                 "rank": rank,
                 "item_id": r.item_id,
                 "name": items[r.item_id].name,
-                "category": items[r.item_id].category,
+                "category": items[r.item_id].category_label,
+                "categories": list(items[r.item_id].categories),
                 "score": r.score,
                 "source": r.source,
                 "reason": r.reason,
@@ -155,6 +159,8 @@ def recommend(
         ]
         for name, recs in lists.items()
     }
+    for note in notes:
+        info(note)
     if json:
         emit_json(
             {
@@ -163,6 +169,7 @@ def recommend(
                 "neighbours": neighbours,
                 "threshold": threshold,
                 "recommendations": rendered,
+                "notes": notes,
             }
         )
         return
@@ -229,6 +236,8 @@ def _export_all(
 
     engine = Recommender(store)
     snap = engine.snapshot()
+    if note := engine.note(strategy):
+        info(note)
     names = dict(zip(snap.catalogue.user_ids.tolist(), snap.catalogue.usernames, strict=True))
     key_col = "user_id" if user_key == "id" else "user"
     written = 0
@@ -236,7 +245,9 @@ def _export_all(
     def write(out: TextIO, update: Any) -> int:
         rows = 0
         if fmt == "csv":
-            out.write(f"{key_col},item_id,rank,score\n")
+            out.write(f"{key_col},item_id,rank,score,source\n")
+        # Exactly the top --count per user: cold items, which the interactive view shows
+        # below the list, compete for no slot here (a list is what a caller will serve).
         for user_id, recs in engine.recommend_all(
             strategy,
             count,
@@ -244,13 +255,14 @@ def _export_all(
             neighbours=neighbours,
             threshold=threshold,
             explain=fmt == "jsonl",
+            cold_items=False,
         ):
             key: int | str = user_id if user_key == "id" else names[user_id]
             if fmt == "csv":
                 text = _csv_key(key)
                 out.write(
                     "".join(
-                        f"{text},{r.item_id},{rank},{r.score:.6g}\n"
+                        f"{text},{r.item_id},{rank},{r.score:.6g},{r.source}\n"
                         for rank, r in enumerate(recs, start=1)
                     )
                 )
@@ -306,7 +318,8 @@ def similar(
             "rank": rank,
             "item_id": i,
             "name": items[i].name,
-            "category": items[i].category,
+            "category": items[i].category_label,
+            "categories": list(items[i].categories),
             "similarity": sim,
         }
         for rank, (i, sim) in enumerate(pairs, start=1)
@@ -318,7 +331,7 @@ def similar(
         "Items like ",
         safe(target.name, style="bold"),
         f"  (id {target.id}, ",
-        safe(target.category),
+        safe(target.category_label),
         ")",
         sep="",
     )
