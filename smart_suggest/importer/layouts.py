@@ -309,6 +309,16 @@ def interactions_reader(
         if "value" in columns and value_as is None:
             raw = first[columns["value"][0]].strip().lower()
             value_as = "action" if raw in ("view", "click", "purchase") else "rating"
+    if value_as is None and "value" in columns and header:
+        # A column chosen with --value-col is read as its name says, or the user says how.
+        n = norm(columns["value"][1])
+        found = next((r for r, a in INTERACTION_COLUMNS.items() if n in a), None)
+        if found is None or found not in _VALUE_ROLES:
+            raise InputError(
+                f"{path}: --value-col {columns['value'][1]!r}: say how to read it with "
+                "--value-as rating, weight or action"
+            )
+        value_as = _VALUE_ROLES[found]
     if value_as is None:
         value_as = "action"  # no value column: every row is a view
     if value_as != "action" and "value" not in columns:

@@ -165,6 +165,48 @@ def similarity_rows(
     return out
 
 
+def similarity_to(
+    features: sp.csr_matrix, cols: np.ndarray, dense: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """Cosine of every item against the items ``cols``: (items x len(cols)), cut-off applied.
+
+    An item's similarity with itself is dropped. When items x cols exceeds
+    ``BLOCK_CELLS`` x 5 (20M cells), only the ``TOP_SIMILAR`` largest entries of each row
+    survive, bounding memory; below that all are kept (the top-k pass would cost more
+    than the product: measured at 10,000 x 243, 1.3 of 1.9 s).
+    """
+    from smart_suggest.recommend._ops import top_rows
+
+    n = features.shape[0]
+    cols = np.asarray(cols, dtype=np.int64)
+    target = dense[cols] if dense is not None else None
+    target_t = sp.csr_matrix(features[cols].T)
+    step = block_size(max(len(cols), 1))
+    position = np.full(n, -1, dtype=np.int64)
+    position[cols] = np.arange(len(cols))
+    blocks: list[sp.csr_matrix] = []
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        if dense is not None and target is not None:
+            sims = dense[lo:hi] @ target.T
+        else:
+            sims = (features[lo:hi] @ target_t).toarray()
+        own = position[lo:hi]
+        r = np.flatnonzero(own >= 0)
+        sims[r, own[r]] = 0.0
+        sims[sims < MIN_ITEM_SIMILARITY] = 0.0
+        if n * len(cols) > 5 * BLOCK_CELLS and len(cols) > TOP_SIMILAR:
+            top, vals = top_rows(sims, TOP_SIMILAR)
+            rr, kk = np.nonzero(top >= 0)
+            block = sp.csr_matrix((vals[rr, kk], (rr, top[rr, kk])), shape=(hi - lo, len(cols)))
+        else:
+            block = sp.csr_matrix(sims)
+        blocks.append(block)
+    if not blocks:
+        return sp.csr_matrix((0, len(cols)), dtype=np.float64)
+    return sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float64)
+
+
 class Catalogue:
     """Users and items (ids, names, categories, descriptions) and the item content model.
 
@@ -481,6 +523,17 @@ class Snapshot:
     def cold_items(self) -> np.ndarray:
         """Items nobody has interacted with (indices)."""
         return np.flatnonzero(self.item_interactions == 0)
+
+    @cached_property
+    def cold_similarity(self) -> sp.csr_matrix:
+        """Every item against the cold items only (items x cold), for v1's cold-item fill.
+
+        Built once per snapshot: scoring the cold items of a block of users is then one
+        sparse product of their histories with it, instead of content scores against the
+        whole catalogue (which cost ~10x the rest of the ranking at 10,000 items).
+        """
+        cat = self.catalogue
+        return similarity_to(cat.features, self.cold_items, cat.dense_features)
 
     @cached_property
     def popular_order(self) -> np.ndarray:
