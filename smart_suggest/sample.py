@@ -475,7 +475,7 @@ def item_categories(seed: int, n_items: int) -> list[tuple[str, ...]]:
     """
     rng = np.random.default_rng([seed, 6])
     styled = rng.random(n_items) < STYLE_SHARE
-    out = []
+    out: list[tuple[str, ...]] = []
     for index in range(n_items):
         main = CATEGORIES[index % len(CATEGORIES)]
         style = STYLES[(index // len(CATEGORIES)) % TOPICS]

@@ -33,6 +33,7 @@ transaction: a bad row (reported with its file name and line number) rolls all o
 
 from __future__ import annotations
 
+import csv
 import math
 import time
 from collections.abc import Iterator
@@ -45,8 +46,10 @@ from smart_suggest.errors import InputError
 from smart_suggest.importer.layouts import (
     VALUE_KINDS,
     ColumnOptions,
+    FieldStream,
     ItemRow,
     Layout,
+    decoding_error,
     detect,
 )
 from smart_suggest.store import NO_CATEGORY
@@ -254,42 +257,71 @@ class _Users:
 
 
 def _chunks(
-    layout: Layout, users: _Users, items_seen: set[int], now: float
+    layout: Layout, stream: FieldStream, users: _Users, items_seen: set[int], now: float
 ) -> Iterator[list[tuple[int, int, str, float]]]:
+    """The rows as (user id, item id, action, time), in chunks.
+
+    This loop runs once per row (25 million for MovieLens 25M): each distinct user, item
+    and value string is checked once and then looked up, and line numbers are asked for
+    only when something is wrong.
+    """
     reader = layout.ratings
     path, kind = reader.path, reader.value_as
+    ui, ii = reader.columns["user"][0], reader.columns["item"][0]
+    vi = reader.columns["value"][0] if "value" in reader.columns else None
+    ti = reader.columns["time"][0] if "time" in reader.columns else None
+    need = max(c for c, _ in reader.columns.values()) + 1
     item_cache: dict[str, int] = {}
-    act_cache: dict[str | None, str] = {None: "view"}
+    act_cache: dict[str, str] = {}
     user_cache = users.cache
     resolve = users.resolve
+    line = stream.line
+    isfinite = math.isfinite
     chunk: list[tuple[int, int, str, float]] = []
     add = chunk.append
-    for line, user_raw, item_raw, value_raw, time_raw in reader.rows():
-        uid = user_cache.get(user_raw)
-        if uid is None:
-            uid = resolve(line, user_raw)
-        item = item_cache.get(item_raw)
-        if item is None:
-            item = item_cache[item_raw] = _item_id(path, line, item_raw)
-            items_seen.add(item)
-        act = act_cache.get(value_raw)
-        if act is None:
-            assert value_raw is not None
-            act = act_cache[value_raw] = _action(path, line, value_raw, kind)
-        if time_raw is None:
-            when = now
-        else:
-            try:
-                when = float(time_raw)
-            except ValueError:
-                when = _time(path, line, time_raw)
-            if not math.isfinite(when):
-                when = _time(path, line, time_raw)
-        add((uid, item, act, when))
-        if len(chunk) >= _CHUNK:
-            yield chunk
-            chunk = []
-            add = chunk.append
+    try:
+        for fields in stream:
+            if len(fields) < need:
+                if not any(f.strip() for f in fields):
+                    continue  # a blank line
+                raise InputError(
+                    f"{path}:{line()}: expected at least {need} fields, found {len(fields)}"
+                )
+            raw = fields[ui]
+            uid = user_cache.get(raw)
+            if uid is None:
+                uid = resolve(line(), raw)
+            raw = fields[ii]
+            item = item_cache.get(raw)
+            if item is None:
+                item = item_cache[raw] = _item_id(path, line(), raw)
+                items_seen.add(item)
+            if vi is None:
+                act = "view"
+            else:
+                raw = fields[vi]
+                act = act_cache.get(raw)  # type: ignore[assignment]
+                if act is None:
+                    act = act_cache[raw] = _action(path, line(), raw, kind)
+            if ti is None:
+                when = now
+            else:
+                raw = fields[ti]
+                try:
+                    when = float(raw)
+                except ValueError:
+                    when = _time(path, line(), raw)
+                if not isfinite(when):
+                    when = _time(path, line(), raw)
+            add((uid, item, act, when))
+            if len(chunk) >= _CHUNK:
+                yield chunk
+                chunk = []
+                add = chunk.append
+    except UnicodeDecodeError as exc:
+        raise decoding_error(path, reader.encoding, exc) from None
+    except csv.Error as exc:
+        raise InputError(f"{path}:{line()}: unreadable CSV ({exc})") from None
     if chunk:
         yield chunk
 
@@ -323,14 +355,16 @@ def import_layout(
             listed = layout.items or []
             created, updated = _write_items(conn, listed, existing_items, now)
             items_seen: set[int] = set()
-            for chunk in _chunks(layout, users, items_seen, now):
-                conn.executemany(
-                    "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, ?, ?)",
-                    chunk,
-                )
-                rows += len(chunk)
-                if progress:
-                    progress("import", min(reader.progress_bytes[0], size), size)
+            with reader.stream() as stream:
+                for chunk in _chunks(layout, stream, users, items_seen, now):
+                    conn.executemany(
+                        "INSERT INTO interactions(user_id, item_id, action, ts) "
+                        "VALUES (?, ?, ?, ?)",
+                        chunk,
+                    )
+                    rows += len(chunk)
+                    if progress:
+                        progress("import", min(stream.position(), size), size)
             if rows == 0:
                 raise InputError(f"{reader.path}: no interactions (only a header)")
             users_created = users.finish(conn)

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from smart_suggest.csvfiles import open_csv
 from smart_suggest.errors import InputError
@@ -120,7 +121,7 @@ def _delimiter(first: str) -> str:
 
 
 def _split_rows(
-    path: Path, encoding: str, delimiter: str | None = None, progress_bytes: list[int] | None = None
+    path: Path, encoding: str, delimiter: str | None = None
 ) -> Generator[tuple[int, list[str]], None, None]:
     """(line, fields) of every non-blank row, decoded strictly."""
     fh = _open_text(path, encoding)
@@ -129,22 +130,13 @@ def _split_rows(
             first = fh.readline()
             fh.seek(0)
             delim = delimiter or _delimiter(first)
-            counter = progress_bytes
-
-            def lines() -> Iterator[str]:
-                for text in fh:
-                    if counter is not None:
-                        counter[0] += len(text)
-                    yield text
-
             if delim == "::":
-                # MovieLens .dat: "::" never appears inside a field, so a plain split is right.
-                for number, text in enumerate(lines(), start=1):
+                for number, text in enumerate(fh, start=1):
                     text = text.rstrip("\r\n")
                     if text.strip():
                         yield number, text.split("::")
             else:
-                reader = csv.reader(lines(), delimiter=delim)
+                reader = csv.reader(fh, delimiter=delim)
                 for fields in reader:
                     if len(fields) > 1 or (fields and fields[0].strip()):
                         yield reader.line_num, fields
@@ -166,34 +158,74 @@ class InteractionsReader:
     #: role -> (0-based column, its name or "column N")
     columns: dict[str, tuple[int, str]]
     value_as: str  # rating, weight or action ("action" with no value column: every row a view)
-    progress_bytes: list[int] = field(default_factory=lambda: [0])
 
     def describe(self) -> str:
         parts = [f"{role} <- {name}" for role, (_, name) in self.columns.items()]
         return ", ".join(parts)
 
-    def rows(self) -> Iterator[tuple[int, str, str, str | None, str | None]]:
-        """(line, user, item, value or None, time or None) for every data row."""
-        rows = _split_rows(self.path, self.encoding, self.delimiter, self.progress_bytes)
-        if self.header:
-            next(rows, None)
-        ui, ii = self.columns["user"][0], self.columns["item"][0]
-        vi = self.columns["value"][0] if "value" in self.columns else None
-        ti = self.columns["time"][0] if "time" in self.columns else None
-        need = max(c for c, _ in self.columns.values()) + 1
-        path = self.path
-        for line, fields in rows:
-            if len(fields) < need:
-                raise InputError(
-                    f"{path}:{line}: expected at least {need} fields, found {len(fields)}"
-                )
-            yield (
-                line,
-                fields[ui],
-                fields[ii],
-                fields[vi] if vi is not None else None,
-                fields[ti] if ti is not None else None,
-            )
+    def stream(self) -> FieldStream:
+        """The data rows as field lists, fast (see ``FieldStream``); the header skipped."""
+        return FieldStream(self.path, self.encoding, self.delimiter, skip_header=self.header)
+
+
+class FieldStream:
+    """Field lists of a delimited file, read at C speed (``csv.reader`` straight over the
+    file), with the line number and the byte position available on demand: the import
+    loop runs once per row, so nothing per row is spent on bookkeeping it rarely needs.
+    Blank rows come out as ``[]`` or ``[""]``. Use as a context manager.
+    """
+
+    def __init__(
+        self, path: Path, encoding: str, delimiter: str | None, *, skip_header: bool
+    ) -> None:
+        open_csv(path).close()  # one clear error for a missing or unreadable file
+        self.path = path
+        self.encoding = encoding
+        self._raw = open(path, "rb")  # noqa: SIM115 (closed by __exit__)
+        enc = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        self._text = io.TextIOWrapper(self._raw, encoding=enc, newline="")
+        self._n = 0
+        self._reader: Any = None
+        try:
+            first = self._text.readline()
+            self._text.seek(0)
+        except UnicodeDecodeError as exc:
+            self.close()
+            raise decoding_error(path, encoding, exc) from None
+        delim = delimiter or _delimiter(first)
+        if delim == "::":
+            self._it: Iterator[list[str]] = self._dat()
+        else:
+            self._reader = csv.reader(self._text, delimiter=delim)
+            self._it = self._reader
+        if skip_header:
+            for fields in self:
+                if len(fields) > 1 or (fields and fields[0].strip()):
+                    break
+
+    def _dat(self) -> Iterator[list[str]]:
+        # MovieLens .dat: "::" never appears inside a field, so a plain split is right.
+        for n, text in enumerate(self._text, start=1):
+            self._n = n
+            yield text.rstrip("\r\n").split("::")
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return self._it
+
+    def line(self) -> int:
+        return int(self._reader.line_num) if self._reader is not None else self._n
+
+    def position(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._text.close()
+
+    def __enter__(self) -> FieldStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _pick(path: Path, flag: str, wanted: str, names: list[str], header: bool) -> int:
