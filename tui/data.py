@@ -186,6 +186,8 @@ class UserView:
     recs: dict[str, list[RecRow]]  # strategy -> rows
     history: list[Any]  # tracking.Interaction
     profile: Any  # tracking.Profile
+    #: strategy -> what it must tell the user (e.g. v2 without item content), if anything
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def _rec_rows(store: Store, recs: list[Any]) -> list[RecRow]:
@@ -228,6 +230,7 @@ def user_view(
         recs,
         tracking.history(store, user.id, limit=50),
         tracking.profile(store, user.id, top=5),
+        {s: note for s in strategies if (note := engine.note(s))},
     )
 
 

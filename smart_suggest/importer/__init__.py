@@ -377,8 +377,14 @@ def import_layout(
             )
             if progress:
                 progress("import", size, size)
+            if bulk:
+                # bulk_load now rebuilds the interaction indexes: their sorter spills to
+                # temporary files, which in memory (the connection's setting, right for
+                # the inserts) would grow with the file: ~24 bytes a row, 600 MB at 25M.
+                conn.execute("PRAGMA temp_store = FILE")
     finally:
         if not nested:
+            conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA foreign_keys = ON")
     kinds = users.kinds
     return ImportReport(

@@ -273,7 +273,11 @@ class RecommendScreen(BaseScreen):
             return
         self.view = view
         for strategy in STRATEGIES:
-            self.query_one(f"#recs-{strategy}", RecTable).show(view.recs.get(strategy, []))
+            table = self.query_one(f"#recs-{strategy}", RecTable)
+            table.show(view.recs.get(strategy, []))
+            if strategy in view.notes and table.parent is not None:
+                # e.g. v2 on a catalogue without text or categories: popular items instead
+                table.parent.border_subtitle = "popular: no item text or categories"  # type: ignore[attr-defined]
         self._draw_history(view)
         self._draw_profile(view)
         self._item_changed()
