@@ -82,7 +82,8 @@ class ColumnOptions:
             raise InputError(f"unknown --value-as {self.value_as!r}: use rating, weight or action")
         if self.encoding is not None:
             try:
-                codecs.lookup(self.encoding)
+                if not getattr(codecs.lookup(self.encoding), "_is_text_encoding", True):
+                    raise LookupError(self.encoding)  # e.g. rot13, base64: not for files
             except LookupError:
                 raise InputError(
                     f"unknown encoding {self.encoding!r} (e.g. utf-8, latin-1)"
