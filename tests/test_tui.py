@@ -858,17 +858,16 @@ async def test_v2_without_item_content_says_it_serves_popular_items(tmp_path: Pa
     from smart_suggest.store import open_store
 
     path = tmp_path / "bare.db"
-    with open_store(path) as store:
-        with store.write() as conn:
-            conn.execute("INSERT INTO users VALUES (1, 'ann', 0), (2, 'bob', 0)")
-            conn.executemany(
-                "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, 'unknown', 0)",
-                [(i, f"item {i}") for i in range(1, 5)],
-            )
-            conn.executemany(
-                "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, 'view', 1)",
-                [(1, 1), (2, 3), (2, 4), (1, 4)],
-            )
+    with open_store(path) as store, store.write() as conn:
+        conn.execute("INSERT INTO users VALUES (1, 'ann', 0), (2, 'bob', 0)")
+        conn.executemany(
+            "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, 'unknown', 0)",
+            [(i, f"item {i}") for i in range(1, 5)],
+        )
+        conn.executemany(
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, 'view', 1)",
+            [(1, 1), (2, 3), (2, 4), (1, 4)],
+        )
     async with make_app(path).run_test(size=SIZE) as pilot:
         await goto(pilot, "2")
         await settle(pilot)
