@@ -80,6 +80,7 @@ _CHUNK = 50_000
 #: dropped and rebuilt once (``Store.bulk_load``); ~25 bytes per row.
 _BULK_BYTES = 1_000_000
 _BYTES_PER_ROW = 25
+_IMPORT_CACHE_KIB = 65_536
 
 
 def rating_action(rating: float) -> str:
@@ -350,6 +351,12 @@ def import_layout(
     try:
         transaction = store.bulk_load(("interactions",)) if bulk else store.write()
         with transaction:
+            if bulk:
+                # bulk_load gives the load a 256 MiB page cache; a streaming import needs
+                # no more than 64 (its pages are appended once, then spilled to the WAL),
+                # and the index rebuild's sorter spills at the same bound: memory stays
+                # flat whatever the size of the file.
+                conn.execute(f"PRAGMA cache_size = -{_IMPORT_CACHE_KIB}")
             users = _Users(store, reader.path, now)
             existing_items = {int(r[0]) for r in conn.execute("SELECT id FROM items")}
             listed = layout.items or []
