@@ -23,3 +23,7 @@ class NotFoundError(InputError):
 
 class DatabaseError(InputError):
     """The database file cannot be used (not SQLite, another application's, too new...)."""
+
+
+class EngineError(SmartSuggestError):
+    """An external SQL engine could not be reached or failed (exit 1: not the input)."""

@@ -482,10 +482,38 @@ def test_summary_defaults_and_share(demo_store: Store, db_path: Path) -> None:
 
 
 def _row(variant: str, **over: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {c: 10 for c in SUMMARY_COLUMNS[1:]}
-    base.update(variant=variant, engagement_sum=100.0, engagement_sumsq=2000.0, clicks=3)
+    """A possible row: every identity and inequality of the sums holds."""
+    base: dict[str, Any] = {
+        "variant": variant,
+        "users_assigned": 10,
+        "users_exposed": 10,
+        "impressions": 30,
+        "clicks": 6,
+        "users_converted": 2,
+        "purchases": 3,
+        "engagement_n": 10,
+        "engagement_sum": 100.0,
+        "engagement_sumsq": 2000.0,
+        "n_users": 10,
+        "sum_clicks": 6,
+        "sum_impressions": 30,
+        "sum_clicks_sq": 8,
+        "sum_impressions_sq": 100,
+        "sum_clicks_x_impressions": 20,
+    }
     base.update(over)
     return base
+
+
+def test_a_huge_value_gives_a_short_message() -> None:
+    with pytest.raises(InputError) as exc:
+        analyze_summary([_row("A"), _row("B", users_assigned="7" * 100_000)], source="s.csv")
+    assert len(str(exc.value)) < 200 and "..." in str(exc.value)
+
+
+def test_the_possible_row_is_accepted() -> None:
+    an = analyze_summary([_row("A"), _row("B")], source="s.csv")
+    assert an.variants["A"].users_assigned == 10
 
 
 @pytest.mark.parametrize(
@@ -498,7 +526,45 @@ def _row(variant: str, **over: Any) -> dict[str, Any]:
         ([_row("A"), _row("B", clicks="abc")], "'abc' is not a number"),
         ([_row("A"), _row("B", clicks=2.5)], "not a whole number"),
         ([_row("A"), _row("B", clicks=-1)], "must not be negative"),
-        ([_row("A"), _row("B", engagement_sum="nan")], "not a finite number"),
+        ([_row("A"), _row("B", engagement_sum="nan")], "is not a number"),
+        ([_row("A"), _row("B", engagement_sum=float("nan"))], "not a finite number"),
+        ([_row("A"), _row("B", users_assigned="1_500")], "'1_500' is not a number"),
+        ([_row("A"), _row("B", users_assigned="9" * 401)], "is not a number"),
+        ([_row("A"), _row("B", users_assigned=int("9" * 401))], "too large (counts up to 1e15)"),
+        (
+            [_row("A"), _row("B", users_assigned="1e308")],
+            "column users_assigned: '1e308' is too large",
+        ),
+        (
+            [_row("A"), _row("B", users_assigned="7" * 100_000)],
+            "is not a number",
+        ),
+        # Identities and inequalities of the sums (issue reproducers).
+        ([_row("A"), _row("B", sum_clicks=35, clicks=35)], "CTR above 100%"),
+        ([_row("A"), _row("B", sum_clicks_sq=1)], "column sum_clicks_sq: 1 < the plain sum 6"),
+        ([_row("A"), _row("B", sum_clicks_x_impressions=10**9)], "column sum_clicks_x_impressions"),
+        ([_row("A"), _row("B", engagement_sumsq=1.0)], "column engagement_sumsq"),
+        ([_row("A"), _row("B", users_exposed=11, n_users=11)], "exposed users > 10 assigned"),
+        ([_row("A"), _row("B", n_users=9)], "must equal users_exposed"),
+        ([_row("A"), _row("B", sum_clicks=7)], "sum_clicks: 7 > clicks (6)"),
+        (
+            [
+                _row("A"),
+                _row(
+                    "B",
+                    users_exposed=0,
+                    n_users=0,
+                    impressions=0,
+                    sum_impressions=0,
+                    sum_clicks=0,
+                    sum_clicks_sq=0,
+                    sum_impressions_sq=0,
+                ),
+            ],
+            "must be 0 when n_users is 0",
+        ),
+        ([_row("A"), _row("B", engagement_sum=-1.0)], "must not be negative"),
+        ([_row("A"), _row("B", users_converted=4)], "converted users > 3 purchases"),
         ([_row("A"), _row("B", clicks="")], "empty value"),
         ([_row("A"), _row("B", clicks=True)], "expected a number"),
         ([_row("A"), _row("B", engagement_sumsq=-5)], "must not be negative"),
@@ -517,13 +583,18 @@ def test_summary_rejects_bad_rows(rows: list[dict[str, Any]], message: str) -> N
 def test_summary_rows_parse_strings_and_odd_sums() -> None:
     rows = [
         {k: str(v) for k, v in _row("a").items()},
-        {k: str(v) for k, v in _row("b", clicks="4.0").items()},
+        {k: str(v) for k, v in _row("b", clicks="7.0").items()},
     ]
     an = analyze_summary(rows)
-    assert an.variants["B"].clicks == 4
-    # Impossible but parseable sums (second moments too small) give a defined result.
-    odd = [_row("A", sum_clicks_sq=0), _row("B", sum_impressions_sq=0)]
-    _check_well_formed(analyze_summary(odd))
+    assert an.variants["B"].clicks == 7
+    # Parseable but impossible sums (second moments too small for the first) are refused:
+    # treated as zero variance they would make the result look more certain.
+    for odd in (
+        [_row("A", sum_clicks_sq=0), _row("B")],
+        [_row("A"), _row("B", sum_impressions_sq=0)],
+    ):
+        with pytest.raises(InputError, match=r"Cauchy-Schwarz|x <= x\^2"):
+            analyze_summary(odd)
 
 
 def test_load_summary_formats(

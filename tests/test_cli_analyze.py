@@ -417,3 +417,115 @@ def test_hostile_experiment_name_is_shown_literally(db_path: Path, run_cli: Runn
     code, out, err = run_cli("analyze", str(exp.id), "--db", db_path)
     assert code == 0, err
     assert "[bold red]x\\x1b[31m" in out and "\x1b" not in out
+
+
+# -- impossible input is refused, never analysed ---------------------------------------------
+def _summary_csv(path: Path, **over_b: Any) -> Path:
+    base = {
+        "users_assigned": 1000,
+        "users_exposed": 900,
+        "impressions": 4000,
+        "clicks": 700,
+        "users_converted": 90,
+        "purchases": 120,
+        "engagement_n": 300,
+        "engagement_sum": 9000.0,
+        "engagement_sumsq": 400000.0,
+        "n_users": 900,
+        "sum_clicks": 700,
+        "sum_impressions": 4000,
+        "sum_clicks_sq": 1500,
+        "sum_impressions_sq": 25000,
+        "sum_clicks_x_impressions": 4500,
+    }
+    rows = [{"variant": "A", **base}, {"variant": "B", **base, **over_b}]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_possible_summary_is_analysed(tmp_path: Path, run_cli: Runner) -> None:
+    code, _out, err = run_cli("analyze", "--summary", _summary_csv(tmp_path / "s.csv"), "--json")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        # A CTR of 117.6% once gave worth_shipping with p = 8e-165.
+        ({"clicks": 4704, "sum_clicks": 4704}, "variant B, column sum_clicks"),
+        ({"sum_clicks_sq": 1}, "variant B, column sum_clicks_sq"),
+        ({"sum_clicks_x_impressions": 10**9}, "variant B, column sum_clicks_x_impressions"),
+        ({"engagement_sumsq": 1.0}, "variant B, column engagement_sumsq"),
+        ({"users_exposed": 1001, "n_users": 1001}, "variant B, column users_exposed"),
+        ({"n_users": 901}, "variant B, column n_users"),
+        ({"engagement_sum": -5.0}, "variant B, column engagement_sum"),
+        ({"users_assigned": "1_500"}, "variant B, column users_assigned"),
+        ({"users_assigned": "1e308"}, "variant B, column users_assigned"),
+    ],
+)
+def test_impossible_summary_exit_2_naming_variant_and_column(
+    tmp_path: Path, run_cli: Runner, over: dict[str, Any], needle: str
+) -> None:
+    path = _summary_csv(tmp_path / "s.csv", **over)
+    code, out, err = run_cli("analyze", "--summary", path, "--fail-on", "invalid")
+    assert code == 2 and out == ""
+    assert needle in err and str(path) in err and err.count("\n") == 1
+
+
+def test_summary_nested_json_and_endless_files(tmp_path: Path, run_cli: Runner) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    code, _out, err = run_cli("analyze", "--summary", deep)
+    assert code == 2 and "nested too deeply" in err and err.count("\n") == 1
+    code, _out, err = run_cli("analyze", "--summary", "/dev/zero")
+    assert code == 2 and "not a summary file" in err and err.count("\n") == 1
+
+
+def test_min_lift_out_of_range_exit_2(seeded: Path, run_cli: Runner) -> None:
+    code, out, err = run_cli("analyze", "1", "--db", seeded, "--min-lift", "1e308")
+    assert code == 2 and out == "" and "min-lift must be at most" in err
+
+
+def test_a_broken_secondary_metric_makes_the_whole_verdict_invalid(
+    db_path: Path, run_cli: Runner
+) -> None:
+    """Purchases logged without impressions make conversion impossible to test: once the
+    primary metric's verdict stood and --fail-on invalid exited 0."""
+    from smart_suggest.experiments.lifecycle import create_experiment
+
+    users = range(1, 201)
+    with open_store(db_path) as s:
+        exp_id = create_experiment(s, "broken", primary_metric="ctr").id
+        with s.write() as conn:
+            conn.executemany(
+                "INSERT INTO users(id, username, created_at) VALUES (?, ?, 1.7e9)",
+                [(u, f"user{u}") for u in users],
+            )
+            conn.executemany(
+                "INSERT INTO assignments VALUES (?, ?, ?, 1.7e9)",
+                [(exp_id, u, "AB"[u % 2]) for u in users],
+            )
+            # 20 exposed users per arm; 50 buyers per arm who were never shown anything.
+            conn.executemany(
+                "INSERT INTO events(experiment_id, variant, user_id, type, ts) "
+                "VALUES (?, ?, ?, ?, 1.7e9)",
+                [(exp_id, "AB"[u % 2], u, "impression") for u in range(1, 41)]
+                + [(exp_id, "AB"[u % 2], u, "purchase") for u in range(101, 201)],
+            )
+    args = ["analyze", str(exp_id), "--db", db_path, "--json", "--fail-on", "invalid"]
+    code, out, err = run_cli(*args)
+    data = _json(out)
+    assert data["metrics"][0]["metric"] == "ctr" and data["metrics"][0]["verdict"] != "invalid"
+    assert data["verdict"] == "invalid"
+    assert code == 4, err
+
+
+def test_power_duration_for_a_trickle_of_users_stays_short(run_cli: Runner) -> None:
+    code, out, err = run_cli(
+        "power", "--baseline", "0.12", "--mde", "0.02", "--daily-users", "1e-300"
+    )
+    assert code == 0, err
+    assert "more than 100 years" in out and max(len(line) for line in out.splitlines()) < 130

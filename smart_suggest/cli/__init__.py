@@ -24,7 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Help uses up to 100 columns where the terminal has them (click's default stops at 80,
+    # which squeezes the option descriptions into a narrow column).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
 

@@ -363,6 +363,48 @@ def analyze(
             help="Print the standard SQL computing those statistics from an events table.",
         ),
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Compute the statistics inside another SQL engine: a Parquet/CSV/JSON file or "
+            "folder of events (DuckDB), duckdb:///FILE, or a SQLAlchemy URL such as "
+            "postgresql://user@host/db. EXPERIMENT is then its id in that engine.",
+            show_default=False,
+        ),
+    ] = None,
+    assignments: Annotated[
+        str | None,
+        typer.Option(
+            "--assignments",
+            help="With a file --source: the assignments file (default: assignments.* beside "
+            "the events).",
+            show_default=False,
+        ),
+    ] = None,
+    events_table: Annotated[
+        str | None,
+        typer.Option("--events-table", help="Name of the events table in --source / the SQL."),
+    ] = None,
+    assignments_table: Annotated[
+        str | None,
+        typer.Option(
+            "--assignments-table", help="Name of the assignments table in --source / the SQL."
+        ),
+    ] = None,
+    share: Annotated[
+        float,
+        typer.Option("--share", help="With --source: the configured share of variant B."),
+    ] = 0.5,
+    dialect: Annotated[
+        str | None,
+        typer.Option(
+            "--dialect",
+            help="With --print-sql: the SQL dialect (sqlite, duckdb, postgres, bigquery, "
+            "snowflake, trino, spark, mysql).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyse an experiment: tests per metric, SRM, Bayes, power, novelty and a verdict.
 
@@ -378,17 +420,22 @@ def analyze(
     from smart_suggest import analysis as core
     from smart_suggest.errors import InputError
 
+    tables = {k: v for k, v in (("events", events_table), ("assignments", assignments_table)) if v}
     if print_sql_flag:
-        if experiment is not None or summary is not None:
+        if experiment is not None or summary is not None or source is not None:
             raise InputError(
-                "--print-sql prints the generic SQL: give no experiment and no --summary "
-                "(bind :experiment_id yourself)"
+                "--print-sql prints the generic SQL: give no experiment, --summary or "
+                "--source (bind experiment_id yourself)"
             )
-        sql = core.print_sql()
+        from smart_suggest.analysis.sql import dialect_name
+
+        chosen = dialect_name(dialect or "sqlite")
+        sql = core.print_sql(chosen, tables or None)
         if json:
             emit_json(
                 {
                     "sql": sql,
+                    "dialect": chosen,
                     "parameters": ["experiment_id"],
                     "columns": list(core.SUMMARY_COLUMNS),
                 }
@@ -403,13 +450,36 @@ def analyze(
         from smart_suggest.experiments.lifecycle import check_metric
 
         check_metric(metric)
+    if dialect is not None:
+        raise InputError("--dialect goes with --print-sql (--source picks its own dialect)")
     conditions = _parse_fail_on(fail_on)
     if summary is not None and experiment is not None:
         raise InputError("give either an experiment or --summary FILE, not both")
+    if summary is not None and source is not None:
+        raise InputError("give either --summary FILE or --source, not both")
     if summary is None and experiment is None:
         raise InputError("missing experiment: give an id or name (or --summary FILE, --print-sql)")
+    if source is None and (assignments or tables or share != 0.5):
+        raise InputError(
+            "--assignments, --events-table, --assignments-table and --share go with --source"
+        )
 
-    if summary is not None:
+    source_info: dict[str, object] | None = None
+    if source is not None:
+        assert experiment is not None
+        result, source_info = core.analyze_source(
+            source,
+            experiment,
+            assignments=assignments,
+            events_table=events_table,
+            assignments_table=assignments_table,
+            treatment_share=share,
+            alpha=alpha,
+            metric=metric,
+            sequential=sequential,
+            min_lift=min_lift,
+        )
+    elif summary is not None:
         rows = core.load_summary(summary)
         source = "stdin" if str(summary) == "-" else str(summary)
         result = core.analyze_summary(
@@ -442,6 +512,8 @@ def analyze(
     code = min((core.FAIL_CONDITIONS[c][0] for c in holding), default=0)
     if json:
         data = result.to_dict()
+        if source_info is not None:
+            data["source"] = source_info
         if conditions:
             data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
         emit_json(data)
@@ -576,7 +648,7 @@ def power(
             table.add_row(
                 "Expected duration",
                 _days(dur.days)
-                + f" at {daily_users:,.0f} eligible users/day, traffic {traffic * 100:.3g}%",
+                + f" at {daily_users:,.3g} eligible users/day, traffic {traffic * 100:.3g}%",
             )
     if reach is not None:
         assert n is not None
@@ -598,6 +670,8 @@ def power(
 def _days(days: float | None) -> str:
     if days is None:
         return "never (no traffic)"
+    if days > 36_525:  # past a century the exact number means nothing
+        return "more than 100 years"
     return f"{days:,.1f} days"
 
 

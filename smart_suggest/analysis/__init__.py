@@ -1,0 +1,199 @@
+"""Analysis of an experiment: sufficient statistics from a source -> the statistics -> a verdict.
+
+The package shows the parts of one analysis:
+
+* ``sources``  where the per-variant sufficient statistics come from (the local store, a
+  ``--summary`` file); each gives one ``inputs.Inputs``; ``external`` runs them inside
+  another SQL engine (DuckDB over files, PostgreSQL and any SQLAlchemy URL), with the SQL
+  of ``sql`` (written once, transpiled per dialect);
+* ``inputs``   what the statistics need, and summary files parsed and checked;
+* ``metrics``  the tests of one metric (headline test, intervals, sample size, sequential
+  and Bayesian views);
+* ``verdict``  the whole analysis: SRM, Holm, power, novelty, the verdict, ``--fail-on``;
+* ``report``   the frozen result types and their JSON form.
+
+
+``analyze(store, exp)`` reads the per-variant sufficient statistics (``kpis.results``) and
+the daily timeline in one read snapshot, runs every test of ``smart_suggest.stats`` on
+them and returns one frozen :class:`Analysis` with ``to_dict()``.  ``analyze_summary``
+does the same from per-variant sufficient statistics computed elsewhere (a warehouse
+running ``SUFFICIENT_STATS_SQL``), so both paths share every line of the statistics.
+
+What is tested, per metric (B versus A; differences B - A, relative lifts B / A - 1):
+
+* **ctr** - headline: the user-level ratio test (clicks / impressions with the exposed
+  user as the unit, delta-method variance; one user's impressions are correlated).  The
+  per-impression two-proportion test is kept alongside, labelled "per impression (assumes
+  independent impressions)": it is over-confident and is never used for the verdict.
+* **conversion_rate** - users converted / users exposed: chi-square or Fisher's exact.
+* **engagement** - mean engagement time per engagement event: Welch's t test from
+  n, sum and sum of squares.
+
+The primary metric is ``metric`` if given, else the experiment's declared
+``primary_metric``, else ``ctr`` (with a warning that nothing was declared).  The other
+two are secondary: their p-values get the Holm correction (family = the secondary
+metrics), and the primary metric is tested at ``alpha`` unadjusted.  The overall verdict is
+the primary metric's (``stats.VERDICT_RULES``).
+
+Also: sample-ratio-mismatch check of the assigned users against the configured split
+(a flagged SRM makes every verdict ``invalid``); the Bayesian P(B > A) and expected loss
+(Beta-Binomial) for conversion, and for CTR per impression (labelled as such); with
+``sequential=True`` the always-valid mSPRT p-value and confidence sequence replace the
+fixed-horizon ones in the verdicts; achieved power to detect ``min_lift``, the sample
+size and the expected remaining days at the observed assignment rate; a novelty check on
+the daily relative CTR lift.
+
+Sequential mixing variance: tau^2 = ``stats.default_tau2(baseline)`` = (10% of the
+control's value)^2 per metric.  Here the baseline is read from the data at the look,
+which is fine for a one-off look but makes tau^2 data-dependent across looks: a real
+deployment fixes tau^2 before the start from the historical baseline (pass ``tau2``).
+
+Degenerate data (no events, an empty arm, one user, all conversions) gives defined,
+explained results, never an exception or NaN.  Inconsistent logging that makes a test
+impossible (more clicks than impressions, more converted than exposed users) gives that
+metric the verdict ``invalid`` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from smart_suggest.analysis.common import LABELS, METRICS, Progress, check_params, metric_name
+from smart_suggest.analysis.inputs import SUMMARY_COLUMNS, SUMMARY_OPTIONAL_COLUMNS, load_summary
+from smart_suggest.analysis.report import (
+    Analysis,
+    BayesSummary,
+    ExperimentInfo,
+    MetricAnalysis,
+    NoveltySummary,
+    PowerSummary,
+    SequentialSummary,
+)
+from smart_suggest.analysis.sources import inputs_from_store, inputs_from_summary
+from smart_suggest.analysis.sql import print_sql
+from smart_suggest.analysis.verdict import FAIL_CONDITIONS, analyze_inputs, fail_conditions
+from smart_suggest.errors import InputError
+from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL
+from smart_suggest.experiments.lifecycle import Experiment
+from smart_suggest.store import Store
+
+__all__ = [
+    "FAIL_CONDITIONS",
+    "LABELS",
+    "METRICS",
+    "SUFFICIENT_STATS_SQL",
+    "SUMMARY_COLUMNS",
+    "SUMMARY_OPTIONAL_COLUMNS",
+    "Analysis",
+    "BayesSummary",
+    "ExperimentInfo",
+    "MetricAnalysis",
+    "NoveltySummary",
+    "PowerSummary",
+    "SequentialSummary",
+    "analyze",
+    "analyze_source",
+    "analyze_summary",
+    "fail_conditions",
+    "load_summary",
+    "print_sql",
+]
+
+
+def analyze(
+    store: Store,
+    exp_ref: int | str | Experiment,
+    *,
+    alpha: float = 0.05,
+    metric: str | None = None,
+    sequential: bool = False,
+    min_lift: float = 0.05,
+    tau2: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Analyse a stored experiment (see the package docstring for what is computed).
+
+    ``metric`` chooses the primary metric (ctr, conversion_rate or engagement; aliases
+    accepted); ``tau2`` fixes the mSPRT mixing variance per metric (default: derived from
+    the control's value at this look).  Raises ``InputError`` for bad parameters and
+    ``NotFoundError`` for an unknown experiment; never for degenerate data.
+    """
+    check_params(alpha, min_lift)
+    metric_name(metric)
+    step = progress or (lambda stage, done, total: None)
+    inp = inputs_from_store(store, exp_ref, step)
+    step("statistics", 2, 3)
+    out = analyze_inputs(
+        inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+    )
+    step("statistics", 3, 3)
+    return out
+
+
+def analyze_summary(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    alpha: float = 0.05,
+    metric: str | None = None,
+    sequential: bool = False,
+    min_lift: float = 0.05,
+    tau2: Mapping[str, float] | None = None,
+    name: str = "summary",
+    source: str = "summary",
+) -> Analysis:
+    """Analyse per-variant sufficient statistics computed elsewhere.
+
+    ``rows``: one mapping per variant (A and B) with the ``SUMMARY_COLUMNS`` (numbers or
+    numeric strings) and optionally ``treatment_share`` (default 0.5) and ``days`` (days
+    the experiment has run, for the expected duration).  Bad input raises ``InputError``
+    with one line naming ``source``.  There is no timeline, so no novelty check.
+    """
+    check_params(alpha, min_lift)
+    metric_name(metric)
+    inp = inputs_from_summary(rows, name, source)
+    try:
+        return analyze_inputs(
+            inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+        )
+    except ValueError as exc:  # impossible sums the parser could not see
+        raise InputError(f"{source}: inconsistent statistics: {exc}") from None
+
+
+def analyze_source(
+    source: str,
+    experiment: str,
+    *,
+    assignments: str | None = None,
+    events_table: str | None = None,
+    assignments_table: str | None = None,
+    treatment_share: float = 0.5,
+    alpha: float = 0.05,
+    metric: str | None = None,
+    sequential: bool = False,
+    min_lift: float = 0.05,
+    tau2: Mapping[str, float] | None = None,
+) -> tuple[Analysis, dict[str, Any]]:
+    """Analyse an experiment whose events live in an external SQL engine (``external``).
+
+    The engine computes the per-variant sums; they are checked and analysed exactly like
+    the local store's.  Returns the analysis and a description of the source (kind,
+    label without password, dialect, seconds spent in the engine).
+    """
+    from smart_suggest.analysis import external
+
+    check_params(alpha, min_lift)
+    metric_name(metric)
+    if not (0.0 < treatment_share < 1.0):
+        raise InputError(f"--share must be in (0, 1), got {treatment_share:g}")
+    src = external.parse_source(
+        source,
+        assignments=assignments,
+        events_table=events_table,
+        assignments_table=assignments_table,
+    )
+    inp, took = external.inputs_from_source(src, experiment, treatment_share=treatment_share)
+    out = analyze_inputs(
+        inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+    )
+    return out, {**external.describe(src), "seconds_in_engine": took}

@@ -1,0 +1,83 @@
+"""Where the sufficient statistics come from: the local store, or a summary file.
+
+Every source produces one ``Inputs``; everything after it is the same statistics code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from smart_suggest import clock
+from smart_suggest.analysis.inputs import Inputs, parse_rows
+from smart_suggest.analysis.report import ExperimentInfo
+from smart_suggest.errors import InputError
+from smart_suggest.experiments.kpis import ExperimentResults
+from smart_suggest.experiments.lifecycle import Experiment
+from smart_suggest.store import Store
+
+
+def days_run(exp: Experiment, results: ExperimentResults) -> float:
+    """Days from the start (creation or first event) to now, or to the stop time."""
+    start = exp.created_at
+    if results.first_event_ts is not None:
+        start = min(start, results.first_event_ts)
+    end = clock.now() if exp.active else (exp.stopped_at or exp.created_at)
+    if results.last_event_ts is not None and not exp.active:
+        end = max(end, results.last_event_ts)
+    return max(0.0, (end - start) / clock.DAY)
+
+
+def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) -> Inputs:
+    """The inputs of a stored experiment: KPIs and the daily timeline in one read snapshot."""
+    from smart_suggest.experiments.kpis import results
+    from smart_suggest.experiments.lifecycle import get_experiment
+    from smart_suggest.experiments.timeline import timeline
+
+    with store.read():
+        exp = get_experiment(store, exp_ref)
+        step("results", 0, 3)
+        res = results(store, exp.id)
+        step("timeline", 1, 3)
+        note = ""
+        try:
+            tl = timeline(store, exp.id, bucket="day", cumulative=False)
+            pts_a, pts_b = tl.series("A"), tl.series("B")
+            days = [
+                (clock.iso(pa.start_ts)[:10], pa.impressions, pa.clicks, pb.impressions, pb.clicks)
+                for pa, pb in zip(pts_a, pts_b, strict=True)
+            ]
+        except InputError as exc:  # e.g. an absurdly long span
+            days, note = [], f"no daily timeline: {exc}"
+    return Inputs(
+        info=ExperimentInfo.of(exp, days_run(exp, res)),
+        a=res.a,
+        b=res.b,
+        primary_declared=exp.primary_metric,
+        days=days,
+        daily_assigned=[d.to_dict() for d in res.daily_assigned],
+        revision=res.revision,
+        timeline_note=note,
+    )
+
+
+def inputs_from_summary(rows: Sequence[Mapping[str, Any]], name: str, source: str) -> Inputs:
+    """The inputs of per-variant sufficient statistics computed elsewhere (no timeline)."""
+    a, b, share, days = parse_rows(rows, source)
+    info = ExperimentInfo(
+        id=None,
+        name=name,
+        description="",
+        control="A",
+        treatment="B",
+        traffic_fraction=1.0,
+        treatment_share=share,
+        primary_metric=None,
+        status=None,
+        created_at=None,
+        stopped_at=None,
+        days_run=days,
+        source="summary",
+    )
+    return Inputs(
+        info, a, b, None, timeline_note="no daily data in a summary: novelty check not run"
+    )
