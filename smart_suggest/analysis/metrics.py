@@ -234,21 +234,37 @@ def _sequential(
     return seq, t2, basis
 
 
-def _bayes(metric: str, a: VariantKPIs, b: VariantKPIs) -> tuple[Any, str, str]:
-    """(BetaBinomialResult or None, label, note)."""
+def _bayes(metric: str, a: VariantKPIs, b: VariantKPIs, res: Any) -> tuple[Any, str, str]:
+    """(the Bayesian view on the headline test's unit or None, label, note).
+
+    CTR: the normal posterior of the user-level (delta-method) difference, the same unit as
+    the headline test; conversion: Beta-Binomial per exposed user.
+    """
     from smart_suggest import stats
 
+    if metric == "ctr":
+        label = "CTR per exposed user (normal posterior of the delta-method difference)"
+        if res is None or res.test == "none":
+            return None, label, "not computed: no user-level test is possible yet"
+        return stats.normal_posterior(res.ratio_a, res.ratio_b, res.se_diff), label, ""
     if metric == "conversion_rate":
         xa, na, xb, nb = a.users_converted, a.users_exposed, b.users_converted, b.users_exposed
         label = "conversion rate (per exposed user)"
-    elif metric == "ctr":
-        xa, na, xb, nb = a.clicks, a.impressions, b.clicks, b.impressions
-        label = f"CTR {PER_IMPRESSION}"
     else:
         return None, "", ""
     if xa > na or xb > nb:
         return None, label, "not computed: more successes than trials in the data"
     return stats.beta_binomial(xa, na, xb, nb), label, ""
+
+
+def _bayes_per_impression(a: VariantKPIs, b: VariantKPIs) -> tuple[Any, str]:
+    """CTR's Beta-Binomial per impression: shown, labelled, never the headline."""
+    from smart_suggest import stats
+
+    label = f"CTR {PER_IMPRESSION}"
+    if a.clicks > a.impressions or b.clicks > b.impressions:
+        return None, label
+    return stats.beta_binomial(a.clicks, a.impressions, b.clicks, b.impressions), label
 
 
 def _per_impression(a: VariantKPIs, b: VariantKPIs, alpha: float) -> tuple[Any, str]:
@@ -317,14 +333,19 @@ def metric_analysis(
     srm: Any,
     trend: Any,
     holm_p: float | None,
+    family: int = 1,
 ) -> MetricAnalysis:
+    """The analysis of one metric; ``family`` is the size of its Holm family (secondary
+    metrics): its intervals are then at the Bonferroni level 1 - alpha / family, so an
+    interval excludes 0 only where the adjusted decision is significant too."""
     from smart_suggest import stats
 
     metric, res, problem = prep.metric, prep.res, prep.problem
     a, b = inp.a, inp.b
     label = METRICS[metric]
     per_imp, per_imp_note = _per_impression(a, b, alpha) if metric == "ctr" else (None, "")
-    bayes, bayes_label, bayes_note = _bayes(metric, a, b)
+    bayes, bayes_label, bayes_note = _bayes(metric, a, b, res)
+    bayes_imp, bayes_imp_label = _bayes_per_impression(a, b) if metric == "ctr" else (None, "")
     notes = [n for n in (per_imp_note, bayes_note) if n]
     if res is None:
         summary = (
@@ -345,6 +366,7 @@ def metric_analysis(
             intervals={"A": None, "B": None},
             diff=0.0,
             ci=None,
+            ci_note="",
             relative_lift=None,
             relative_lift_ci=None,
             effect_size=None,
@@ -370,6 +392,8 @@ def metric_analysis(
             sequential_note=prep.seq_note,
             bayes=bayes,
             bayes_label=bayes_label,
+            bayes_per_impression=bayes_imp,
+            bayes_per_impression_label=bayes_imp_label,
             judgement=None,
         )
 
@@ -380,6 +404,19 @@ def metric_analysis(
     if seq is not None:
         p_label_parts.append("always-valid")
     p_label = " ".join(p_label_parts)
+    # Intervals that agree with the Holm decision: Bonferroni level over the family (the
+    # platforms' choice); an interval at 95% could exclude 0 beside "not significant".
+    diff_ci, rel_ci, ci_note = res.diff_ci, res.relative_lift_ci, ""
+    family_intervals = None
+    if holm_p is not None and family > 1 and seq is None:
+        wide, _problem = _headline_test(metric, a, b, alpha / family)
+        if wide is not None:
+            diff_ci, rel_ci = wide.diff_ci, wide.relative_lift_ci
+            family_intervals = (diff_ci, rel_ci)
+            ci_note = (
+                f"Bonferroni {(1 - alpha / family) * 100:.3g}% interval (alpha {alpha:g} over "
+                f"{family} secondary metrics), consistent with the Holm-adjusted p-value"
+            )
     judgement = stats.verdict(
         label,
         res,
@@ -390,6 +427,8 @@ def metric_analysis(
         p_value=holm_p,
         p_value_label=p_label or None,
         sequential=seq,
+        intervals=family_intervals,
+        interval_label="Bonferroni CI" if family_intervals else None,
     )
     sentences = [judgement.summary]
     if res.test == "none":
@@ -426,9 +465,10 @@ def metric_analysis(
         n_b=n_b,
         intervals=_arm_intervals(metric, res, alpha),
         diff=res.diff,
-        ci=seq.ci if seq is not None else res.diff_ci,
+        ci=seq.ci if seq is not None else diff_ci,
+        ci_note=ci_note,
         relative_lift=res.relative_lift,
-        relative_lift_ci=None if seq is not None else res.relative_lift_ci,
+        relative_lift_ci=None if seq is not None else rel_ci,
         effect_size=effect,
         effect_size_name=effect_name,
         p_value=judgement.p_value,
@@ -452,5 +492,7 @@ def metric_analysis(
         sequential_note=seq_note,
         bayes=bayes,
         bayes_label=bayes_label,
+        bayes_per_impression=bayes_imp,
+        bayes_per_impression_label=bayes_imp_label,
         judgement=judgement,
     )

@@ -79,7 +79,9 @@ class MetricAnalysis(_ToDict):
     secondary metrics, always-valid in sequential mode), described by ``p_value_label``
     ("" = the headline test's own); ``p_value_test`` is the headline test's own
     fixed-horizon, unadjusted p-value.  ``ci`` is the interval of the difference
-    B - A; ``intervals`` the per-variant intervals of the metric.
+    B - A (for secondary metrics at the Bonferroni level of their Holm family, so that it
+    agrees with the adjusted decision: ``ci_note`` says so); ``intervals`` the per-variant
+    intervals of the metric.
     """
 
     metric: str
@@ -95,6 +97,7 @@ class MetricAnalysis(_ToDict):
     intervals: dict[str, Any]
     diff: float
     ci: Any
+    ci_note: str  # how ``ci`` was adjusted ("" = the headline test's own level)
     relative_lift: float | None
     relative_lift_ci: Any
     effect_size: float | None
@@ -118,8 +121,10 @@ class MetricAnalysis(_ToDict):
     per_impression_label: str
     sequential: Any  # SequentialResult | None
     sequential_note: str
-    bayes: Any  # BetaBinomialResult | None
+    bayes: Any  # on the headline test's unit: NormalPosteriorResult (CTR) | BetaBinomialResult
     bayes_label: str
+    bayes_per_impression: Any  # CTR only: BetaBinomialResult per impression, labelled
+    bayes_per_impression_label: str
     judgement: Any  # stats.Verdict | None
 
     @property
@@ -129,7 +134,9 @@ class MetricAnalysis(_ToDict):
 
 @dataclass(frozen=True, slots=True)
 class BayesSummary(_ToDict):
-    """P(B > A) and expected losses for one proportion metric (Beta(1, 1) priors)."""
+    """P(B > A) and expected losses of the primary metric on its headline test's unit: the
+    user-level normal posterior for CTR, Beta-Binomial (Beta(1, 1) priors) per exposed user
+    for conversion."""
 
     metric: str
     label: str

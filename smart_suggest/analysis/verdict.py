@@ -215,8 +215,12 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
         "engagement": "Welch's t test per engagement event (Welch-Satterthwaite df)",
         "srm": "chi-square goodness of fit of assigned users against the configured split; "
         "flagged below p = 0.001",
-        "multiple_testing": "Holm step-down over the secondary metrics",
-        "bayes": "Beta-Binomial with Beta(1, 1) priors: P(B > A) and expected loss",
+        "multiple_testing": "Holm step-down over the secondary metrics; their intervals at the "
+        "Bonferroni level 1 - alpha / (number of secondary metrics), consistent with it",
+        "bayes": "on each metric's headline unit: CTR per exposed user by the normal posterior "
+        "of the delta-method difference (flat prior); conversion by Beta-Binomial with "
+        "Beta(1, 1) priors; P(B > A) and expected loss. CTR per impression is shown too, "
+        "labelled, never as the headline",
         "power": "power to detect the --min-lift relative effect at the current sample; "
         f"proportions: {PROPORTION_FORMULA}; ratio and means: SE scaled by 1/sqrt(n)",
         "duration": "remaining users / (users assigned per day so far), per variant",
@@ -265,7 +269,12 @@ def analyze_inputs(
     holm = stats.holm([preps[m].p_for_holm for m in secondaries], alpha) if secondaries else None
     seconds = [
         metric_analysis(
-            preps[m], "secondary", inp, holm_p=holm.adjusted[i] if holm else None, **common
+            preps[m],
+            "secondary",
+            inp,
+            holm_p=holm.adjusted[i] if holm else None,
+            family=len(secondaries),
+            **common,
         )
         for i, m in enumerate(secondaries)
     ]

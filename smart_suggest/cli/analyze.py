@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -268,6 +267,10 @@ def _render(an: Analysis) -> None:
     )
     if an.holm_metrics:
         foot += " \N{DAGGER} Holm-adjusted p (secondary metric)."
+        adjusted = next((m.ci_note for m in an.metrics if m.ci_note), "")
+        if adjusted:
+            level = f"{(1 - an.alpha / len(an.holm_metrics)) * 100:.3g}%"
+            foot += f" Secondary metrics' intervals are Bonferroni {level}, matching Holm."
     if an.mode == "sequential":
         foot += " mSPRT: always-valid p-values and confidence sequences."
     console.print(Text(foot, style="dim"))
@@ -282,13 +285,19 @@ def _render(an: Analysis) -> None:
         "Sample ratio", Text(an.srm_message, style="bold red" if an.srm_flagged else "green")
     )
     for m in an.metrics:
-        bz = m.bayes
-        if bz is not None:
+        views = [(m.bayes, m.bayes_label), (m.bayes_per_impression, m.bayes_per_impression_label)]
+        for bz, view in views:
+            if bz is None:
+                continue
+            prior = "flat prior" if bz.method == "normal_posterior" else "Beta(1, 1) priors"
             facts.add_row(
                 "Bayesian",
-                f"{m.bayes_label}: P(B > A) {_prob(bz.prob_b_better)}, expected loss of "
-                f"shipping B {_pp(bz.expected_loss_b)}, of keeping A "
-                f"{_pp(bz.expected_loss_a)} (Beta(1, 1) priors)",
+                Text(
+                    f"{view}: P(B > A) {_prob(bz.prob_b_better)}, expected loss of "
+                    f"shipping B {_pp(bz.expected_loss_b)}, of keeping A "
+                    f"{_pp(bz.expected_loss_a)} ({prior})",
+                    style="dim" if view == m.bayes_per_impression_label else "",
+                ),
             )
     if an.sequential is not None:
         seq = an.sequential
@@ -441,7 +450,10 @@ def analyze(
                 }
             )
         else:
-            sys.stdout.write(sql if sql.endswith("\n") else sql + "\n")
+            from smart_suggest.termsafe import stdout
+
+            # Table names given by the user are in the SQL: escaped on a terminal only.
+            stdout().text(sql if sql.endswith("\n") else sql + "\n")
         return
     _check_unit(alpha, "alpha")
     if not (math.isfinite(min_lift) and min_lift >= 0):

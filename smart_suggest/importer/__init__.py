@@ -33,15 +33,17 @@ transaction: a bad row (reported with its file name and line number) rolls all o
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.importer.layouts import (
     VALUE_KINDS,
@@ -175,8 +177,11 @@ def _time(path: Path, line: int, raw: str) -> float:
                 f"{path}:{line}: timestamp {raw.strip()[:40]!r} is neither Unix seconds nor "
                 "ISO-8601"
             ) from None
-    if not math.isfinite(when):
-        raise InputError(f"{path}:{line}: timestamp {raw[:40]!r} is not finite")
+    if not validate.ts_ok(when):
+        raise InputError(
+            f"{path}:{line}: timestamp {raw.strip()[:40]!r} is out of range "
+            f"(accepted: {validate.TS_RANGE})"
+        )
     return when
 
 
@@ -277,7 +282,7 @@ def _chunks(
     user_cache = users.cache
     resolve = users.resolve
     line = stream.line
-    isfinite = math.isfinite
+    lo, hi = validate.MIN_TS, validate.MAX_TS
     chunk: list[tuple[int, int, str, float]] = []
     add = chunk.append
     try:
@@ -312,7 +317,7 @@ def _chunks(
                     when = float(raw)
                 except ValueError:
                     when = _time(path, line(), raw)
-                if not isfinite(when):
+                if not lo <= when < hi:  # NaN fails too
                     when = _time(path, line(), raw)
             add((uid, item, act, when))
             if len(chunk) >= _CHUNK:
@@ -332,7 +337,7 @@ def import_layout(
 ) -> ImportReport:
     """Import what ``detect`` recognised, in one transaction; nothing changes on an error."""
     started = time.perf_counter()
-    now = clock.now()
+    now = validate.check_ts(clock.now(), "the current time")
     reader = layout.ratings
     size = reader.path.stat().st_size
     conn = store.conn
@@ -388,7 +393,10 @@ def import_layout(
                 # bulk_load now rebuilds the interaction indexes: their sorter spills to
                 # temporary files, which in memory (the connection's setting, right for
                 # the inserts) would grow with the file: ~24 bytes a row, 600 MB at 25M.
-                conn.execute("PRAGMA temp_store = FILE")
+                # SQLite refuses the switch once the transaction has opened its temporary
+                # database; the rebuild then sorts in memory, as before.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    conn.execute("PRAGMA temp_store = FILE")
     finally:
         if not nested:
             conn.execute("PRAGMA temp_store = MEMORY")

@@ -28,9 +28,9 @@ import io
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from smart_suggest.csvfiles import open_csv
+from smart_suggest.csvfiles import CsvFile, open_csv
 from smart_suggest.errors import InputError
 from smart_suggest.text import is_decimal
 
@@ -92,11 +92,12 @@ class ColumnOptions:
 
 
 # -- decoding ------------------------------------------------------------------------------
-def _open_text(path: Path, encoding: str) -> TextIO:
+def _open_text(path: Path, encoding: str) -> CsvFile:
+    """The file as text, each line bounded (``csvfiles.MAX_LINE``: /dev/zero fails fast)."""
     if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig"):
         return open_csv(path)  # UTF-8 with an optional BOM; its errors name the file
     open_csv(path).close()  # the same clear errors for a missing or unreadable file
-    return open(path, encoding=encoding, newline="")
+    return CsvFile(open(path, encoding=encoding, newline=""), str(path))
 
 
 def decoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> InputError:
@@ -184,7 +185,8 @@ class FieldStream:
         self.encoding = encoding
         self._raw = open(path, "rb")  # noqa: SIM115 (closed by __exit__)
         enc = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-        self._text = io.TextIOWrapper(self._raw, encoding=enc, newline="")
+        self._wrapper = io.TextIOWrapper(self._raw, encoding=enc, newline="")
+        self._text = CsvFile(self._wrapper, str(path))  # lines bounded, as everywhere
         self._n = 0
         self._reader: Any = None
         try:

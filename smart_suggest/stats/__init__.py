@@ -17,7 +17,13 @@ Conventions:
 """
 
 from ._common import Interval, Result
-from .bayes import BetaBinomialResult, beta_binomial, prob_greater
+from .bayes import (
+    BetaBinomialResult,
+    NormalPosteriorResult,
+    beta_binomial,
+    normal_posterior,
+    prob_greater,
+)
 from .continuous import (
     MeanVar,
     WelchTest,
@@ -81,6 +87,7 @@ __all__ = [
     "Interval",
     "MdeResult",
     "MeanVar",
+    "NormalPosteriorResult",
     "PowerResult",
     "ProportionTest",
     "RatioArm",
@@ -104,6 +111,7 @@ __all__ = [
     "mean_var_from_sums",
     "msprt",
     "newcombe_diff_interval",
+    "normal_posterior",
     "novelty_check",
     "power_from_se",
     "prob_greater",

@@ -51,7 +51,14 @@ from scipy import special as _sp
 from ._common import Result, check_count
 from .proportions import _as_count
 
-__all__ = ["EXACT_MAX_TERMS", "BetaBinomialResult", "beta_binomial", "prob_greater"]
+__all__ = [
+    "EXACT_MAX_TERMS",
+    "BetaBinomialResult",
+    "NormalPosteriorResult",
+    "beta_binomial",
+    "normal_posterior",
+    "prob_greater",
+]
 
 EXACT_MAX_TERMS = 200_000
 
@@ -341,5 +348,60 @@ def beta_binomial(
         expected_loss_b=loss_b,
         expected_loss_a=loss_a,
         method=method,
+        note=note,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NormalPosteriorResult(Result):
+    """Posterior of a difference B - A ~ Normal(diff, se^2): the large-sample Bayesian view of
+    a metric whose test is a z test (a flat prior on the difference).
+
+    Used for CTR with the exposed user as the unit: its likelihood is the delta-method
+    normal of the user-level ratio, so P(B > A) lives on the same unit as the headline
+    test (a per-impression Beta-Binomial treats one user's impressions as independent and
+    is far too sure of itself on clustered data).
+    """
+
+    mean_a: float
+    mean_b: float
+    diff: float
+    se: float
+    prob_b_better: float
+    expected_loss_b: float
+    expected_loss_a: float
+    method: str
+    note: str
+
+
+def normal_posterior(mean_a: float, mean_b: float, se: float) -> NormalPosteriorResult:
+    """P(B > A) = Phi(d / se) and the expected losses E[(A - B)+], E[(B - A)+] in closed form:
+    E[(A - B)+] = se phi(z) - d Phi(-z) with d = mean_b - mean_a, z = d / se."""
+    for name, v in (("mean_a", mean_a), ("mean_b", mean_b), ("se", se)):
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v!r}")
+    if se < 0:
+        raise ValueError(f"se must be >= 0, got {se!r}")
+    d = mean_b - mean_a
+    if se == 0:
+        prob = 0.5 if d == 0 else (1.0 if d > 0 else 0.0)
+        loss_b, loss_a = max(-d, 0.0), max(d, 0.0)
+        note = "no variance: the posterior is a point"
+    else:
+        z = d / se
+        pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        prob = float(_sp.ndtr(z))
+        loss_b = max(0.0, se * pdf - d * float(_sp.ndtr(-z)))
+        loss_a = max(0.0, se * pdf + d * prob)
+        note = ""
+    return NormalPosteriorResult(
+        mean_a=float(mean_a),
+        mean_b=float(mean_b),
+        diff=d,
+        se=float(se),
+        prob_b_better=prob,
+        expected_loss_b=loss_b,
+        expected_loss_a=loss_a,
+        method="normal_posterior",
         note=note,
     )

@@ -257,6 +257,8 @@ def verdict(
     sequential: SequentialResult | None = None,
     label_a: str = "A",
     label_b: str = "B",
+    intervals: tuple[Interval | None, Interval | None] | None = None,
+    interval_label: str | None = None,
 ) -> Verdict:
     """Classify ``result`` with ``VERDICT_RULES`` and explain it in one paragraph.
 
@@ -266,6 +268,10 @@ def verdict(
 
     ``sequential`` (an mSPRT look on the same data) switches to always-valid inference:
     its p-value and confidence-sequence interval replace the fixed-horizon ones.
+
+    ``intervals`` (difference, relative lift) replaces the test's own intervals in the
+    paragraph, described by ``interval_label`` (e.g. Bonferroni-level intervals that match a
+    Holm-adjusted decision); their level is read from the difference's interval.
     """
     a = result.alpha if alpha is None else alpha
     check_alpha(a)
@@ -278,6 +284,9 @@ def verdict(
         p_value = sequential.p_value if p_value is None else p_value
         p_value_label = p_value_label or "always-valid"
         ci_label = "always-valid CI"
+    if intervals is not None and sequential is None:
+        v = dataclasses.replace(v, diff_ci=intervals[0], rel_ci=intervals[1])
+        ci_label = interval_label or ci_label
     p = v.p if p_value is None else min(1.0, max(0.0, float(p_value)))
     significant = p < a
     sign = 1.0 if higher_is_better else -1.0
@@ -298,6 +307,8 @@ def verdict(
 
     # --- the paragraph (all rounding below is for display only) ---
     level = f"{(1 - a) * 100:.3g}%"
+    if intervals is not None and sequential is None and v.diff_ci is not None:
+        level = f"{v.diff_ci.level * 100:.3g}%"
     if v.diff == 0:
         compare = f"{label_b} and {label_a} have the same {metric}"
     elif v.rel is not None:
