@@ -105,9 +105,10 @@ CREATE TABLE revisions (
 """
 
 
-def _revision_triggers(scope: str, table: str) -> list[str]:
+def _revision_triggers(scope: str, table: str, *, if_not_exists: bool = False) -> list[str]:
+    maybe = "IF NOT EXISTS " if if_not_exists else ""
     return [
-        f"CREATE TRIGGER {table}_{op.lower()}_rev AFTER {op} ON {table} "
+        f"CREATE TRIGGER {maybe}{table}_{op.lower()}_rev AFTER {op} ON {table} "
         f"BEGIN UPDATE revisions SET value = value + 1 WHERE name = '{scope}'; END;"
         for op in ("INSERT", "UPDATE", "DELETE")
     ]
@@ -452,31 +453,32 @@ NO_CATEGORY = "unknown"
 # that only knows ``items.category`` (a single-category item, as before v6) consistent:
 # the item gets that one category. Today's categories migrate as one row per item;
 # "unknown", the old placeholder of imports without an items file, means "no category"
-# and gets no row.
+# and gets no row. Every statement may meet its own result (IF NOT EXISTS, OR IGNORE): a
+# file whose user_version was set back (as tests do to replay v5) migrates again cleanly.
 _SCHEMA_V6 = f"""
-CREATE TABLE item_categories (
+CREATE TABLE IF NOT EXISTS item_categories (
     item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
     category TEXT NOT NULL CHECK (length(category) > 0),
     position INTEGER NOT NULL,
     PRIMARY KEY (item_id, category)
 ) WITHOUT ROWID;
-CREATE INDEX item_categories_category ON item_categories(category);
-INSERT INTO item_categories(item_id, category, position)
+CREATE INDEX IF NOT EXISTS item_categories_category ON item_categories(category);
+INSERT OR IGNORE INTO item_categories(item_id, category, position)
     SELECT id, category, 0 FROM items WHERE category <> '{NO_CATEGORY}';
-CREATE TRIGGER items_insert_category AFTER INSERT ON items
+CREATE TRIGGER IF NOT EXISTS items_insert_category AFTER INSERT ON items
 WHEN NEW.category <> '{NO_CATEGORY}' BEGIN
     INSERT OR IGNORE INTO item_categories(item_id, category, position)
     VALUES (NEW.id, NEW.category, 0);
 END;
-CREATE TRIGGER items_update_category AFTER UPDATE OF category ON items
+CREATE TRIGGER IF NOT EXISTS items_update_category AFTER UPDATE OF category ON items
 WHEN NEW.category IS NOT OLD.category AND NOT EXISTS (
     SELECT 1 FROM item_categories WHERE item_id = NEW.id AND category = NEW.category
 ) BEGIN
     DELETE FROM item_categories WHERE item_id = NEW.id;
-    INSERT INTO item_categories(item_id, category, position)
+    INSERT OR IGNORE INTO item_categories(item_id, category, position)
     SELECT NEW.id, NEW.category, 0 WHERE NEW.category <> '{NO_CATEGORY}';
 END;
-{chr(10).join(_revision_triggers("catalog", "item_categories"))}
+{chr(10).join(_revision_triggers("catalog", "item_categories", if_not_exists=True))}
 """
 
 MIGRATIONS: dict[int, str] = {

@@ -6,7 +6,7 @@ and spaces ignored):
 
     user       user, user_id, userId, uid, username, customer_id, visitor_id
     item       item, item_id, itemId, iid, movie, movieId, product_id, product, book_id
-    action     action, event, event_type, interaction   (view / click / purchase)
+    action     action, event, event_type, type, interaction   (view / click / purchase)
     rating     rating, score, stars                     (a 5-star judgement)
     weight     weight, value, count                     (on the scale of the action weights)
     time       timestamp, ts, time, datetime, date, created_at  (Unix seconds or ISO-8601)

@@ -41,7 +41,7 @@ VALUE_KINDS = ("rating", "weight", "action")
 INTERACTION_COLUMNS: dict[str, tuple[str, ...]] = {
     "user": ("user", "userid", "uid", "username", "customer", "customerid", "visitorid"),
     "item": ("item", "itemid", "iid", "movie", "movieid", "product", "productid", "bookid"),
-    "action": ("action", "event", "eventtype", "interaction"),
+    "action": ("action", "event", "eventtype", "type", "interaction"),
     "rating": ("rating", "score", "stars"),
     "weight": ("weight", "value", "count"),
     "time": ("timestamp", "ts", "time", "datetime", "date", "createdat"),
