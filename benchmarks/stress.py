@@ -529,17 +529,17 @@ def _check_cost(lim: _Limits, size: int) -> bool:
         assert res["rc"] == 0, res["err"]
     mb = big.stat().st_size / 1e6
     first, cached, read = [], [], []
-    for k in range(3):
+    for k in range(5):
         subprocess.run(["rm", "-rf", str(lim.cache)], check=True)  # forget the check
         first.append(lim.run("users", "add", f"first{k}", db=big)["seconds"])
         cached.append(lim.run("users", "add", f"cached{k}", db=big)["seconds"])
         read.append(lim.run("status", db=big)["seconds"])
     _print_table(
         [
-            (f"`users add` on a {mb:.0f} MB database", "median of 3, seconds (noisy machine)"),
-            ("  first write after a change (quick_check)", f"{sorted(first)[1]:.2f}"),
-            ("  next writes (check remembered)", f"{sorted(cached)[1]:.2f}"),
-            ("  `status` (reads never check)", f"{sorted(read)[1]:.2f}"),
+            (f"`users add` on a {mb:.0f} MB database", "median of 5, seconds (noisy machine)"),
+            ("  first write after a change (quick_check)", f"{sorted(first)[2]:.2f}"),
+            ("  next writes (check remembered)", f"{sorted(cached)[2]:.2f}"),
+            ("  `status` (reads never check)", f"{sorted(read)[2]:.2f}"),
         ]
     )
     return True

@@ -1,13 +1,14 @@
 """Damaged databases: refuse to write into one, and say how to get the data out.
 
-Before the first write of an open ``Store`` (``Store.write``), the file gets SQLite's
-``PRAGMA quick_check``, which reads every page (but skips the index-to-table cross checks of
-``integrity_check``). It costs about 1.5-3 s on a 100 MB database (1M interactions and 1M
-events; ``benchmarks/stress.py --only limits`` measures it), too much for every ``log``, so
-a file that passed is remembered by (device, inode, size, modification time) in the user's
-cache folder, and again as it is left when the passing Store closes: what changed it since
-was smart-suggest's own writes. Any other change to the file (a disk error, a tool, a copy
-over it) changes that identity and brings the check back. Reading commands never pay for it.
+With the first write of an open ``Store`` (``Store.write``: in a thread beside the write,
+waited for before COMMIT), the file gets SQLite's ``PRAGMA quick_check``, which reads every
+page (but skips the index-to-table cross checks of ``integrity_check``). It costs about
+1.5-3 s on a 100 MB database (1M interactions and 1M events; ``benchmarks/stress.py --only
+limits`` measures it), too much for every ``log``, so a file that passed is remembered by
+(device, inode, size, modification time) in the user's cache folder, and again as it is
+left when the passing Store closes: what changed it since was smart-suggest's own writes.
+Any other change to the file (a disk error, a tool, a copy over it) changes that identity
+and brings the check back. Reading commands never pay for it.
 
 A damaged file is refused for writes with one line saying how to recover: ``recover``
 copies every row that can still be read into a new database (``smart-suggest recover``).
@@ -20,14 +21,12 @@ import json
 import os
 import sqlite3
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smart_suggest.errors import DatabaseError, InputError
-
-if TYPE_CHECKING:
-    from smart_suggest.store import Store
 
 #: Files remembered as checked (the most recent ones; older entries are dropped).
 MAX_REMEMBERED = 64
@@ -115,14 +114,43 @@ def quick_check(conn: sqlite3.Connection) -> str | None:
     return None if result == "ok" else result
 
 
-def verify_for_writes(store: Store) -> None:
-    """Raise ``DatabaseError`` when the store's file is damaged (see the module doc)."""
-    if was_checked(store.path):
-        return
-    problem = quick_check(store.conn)
-    if problem is not None:
-        raise DatabaseError(damaged_message(store.path, problem))
-    remember(store.path)
+class Check:
+    """``quick_check`` of a file in a thread, on its own read-only connection.
+
+    ``Store.write`` starts one before its first write transaction and waits for it just
+    before COMMIT: the check reads the snapshot before the write (WAL readers do not wait
+    for the writer), and SQLite releases the GIL while it reads, so on a large load the
+    check runs beside the work (a bulk log's reader process parses the file meanwhile)
+    instead of before it. A damaged file fails the write: rolled back, nothing written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problem: str | None = None
+        self._thread = threading.Thread(target=self._run, name="quick_check", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        except sqlite3.Error as exc:
+            self.problem = str(exc)
+            return
+        try:
+            self.problem = quick_check(conn)
+        finally:
+            conn.close()
+
+    def result(self) -> None:
+        """Wait for the check; raise ``DatabaseError`` when the file is damaged."""
+        self._thread.join()
+        if self.problem is not None:
+            raise DatabaseError(damaged_message(self.path, self.problem))
+
+
+def start_check(path: Path) -> Check | None:
+    """A running check of ``path``, or None when the file, as it is, passed one already."""
+    return None if was_checked(path) else Check(path)
 
 
 # -- recovery -----------------------------------------------------------------------------------
@@ -167,14 +195,12 @@ def recover(source: Path, target: Path) -> RecoveryReport:
                             f"INSERT OR IGNORE INTO {table}({', '.join(cols)}) "
                             f"VALUES ({', '.join('?' * len(cols))})"
                         )
-                        n = 0
                         for batch in _salvage(src, table, cols):
                             conn.executemany(sql, batch)
-                            n += len(batch)
-                        tables[table] = n
                     lost.update(_drop_orphans(conn))
-                    for table, n in lost.items():
-                        tables[table] -= n
+                    # What landed (a damaged page can yield a row twice: kept once).
+                    for table in TABLES:
+                        tables[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             except BaseException:
                 out.close()
                 target.unlink(missing_ok=True)

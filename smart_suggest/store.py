@@ -549,19 +549,28 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
+        check = None
         if not self._checked:
-            # Never write into a damaged file (``smart_suggest.integrity``).
-            from smart_suggest.integrity import verify_for_writes
+            # Never write into a damaged file (``smart_suggest.integrity``): checked beside
+            # the first write, which commits only once the check passed.
+            from smart_suggest.integrity import start_check
 
-            verify_for_writes(self)
-            self._checked = True
+            check = start_check(self.path)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            try:
+                yield self.conn
+            except sqlite3.DatabaseError as exc:
+                if check is not None and "malformed" in str(exc):
+                    check.result()  # say so with the way out, when the check agrees
+                raise
+            if check is not None:
+                check.result()
         except BaseException:
             _rollback(self.conn)
             raise
         self.conn.execute("COMMIT")
+        self._checked = True
 
     @contextmanager
     def bulk_load(

@@ -205,3 +205,21 @@ def test_cold_item_scores_are_the_content_scores_of_the_cold_items(demo_store: S
     slow = content_scores(snap, rows)[:, snap.cold_items]
     assert len(snap.cold_items) == 6 and fast.any()
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_an_appended_item_keeps_everyones_categories_in_the_snapshot(store: Store) -> None:
+    """The in-place snapshot update (new rows only) keeps items' several categories."""
+    catalogue(store, {1: ("a", "b"), 2: ("c",)}, [(1, 1)])
+    engine = Recommender(store)
+    before = engine.snapshot()
+    store.conn.execute(  # an item with no category, as an import's placeholder
+        "INSERT INTO items(id, name, category, created_at) VALUES (3, 'item 3', 'unknown', 0)"
+    )
+    store.conn.execute(
+        "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (2, 3, 'view', 2)"
+    )
+    after = engine.snapshot()
+    cat = after.catalogue
+    names = [tuple(cat.categories[k] for k in ks) for ks in cat.item_category_sets]
+    assert names == [("a", "b"), ("c",), ()]
+    assert after is not before
