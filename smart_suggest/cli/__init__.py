@@ -50,7 +50,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "import": (
         "recommend",
-        "Import interactions (and an item catalogue) from CSV files, in one transaction.",
+        "Import interactions (and an item catalogue), exactly as the files say, in one "
+        "transaction.",
     ),
     "analyze": (
         "analyze",
