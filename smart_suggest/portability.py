@@ -29,7 +29,13 @@ from typing import Any
 from smart_suggest import __version__, clock, validate
 from smart_suggest.errors import InputError, SmartSuggestError
 from smart_suggest.outfile import output_folder, output_path
-from smart_suggest.store import SCHEMA_VERSION, TABLES, Store, describe_sqlite_error
+from smart_suggest.store import (
+    NO_CATEGORY,
+    SCHEMA_VERSION,
+    TABLES,
+    Store,
+    describe_sqlite_error,
+)
 
 Progress = Callable[[str, int, int], None]
 FORMATS = ("jsonl", "csv")
@@ -164,9 +170,10 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("format") not in FORMATS:
         raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
     tables = manifest.get("tables")
-    expected = set(TABLES) - (set(_ADDED_TABLES) if version < _ADDED_IN else set())
+    expected = set(tables_of(version))
     if not isinstance(tables, dict) or set(tables) != expected:
-        raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
+        names = ", ".join(t for t in TABLES if t in expected)
+        raise InputError(f"{path}: the export must list exactly the tables {names}")
     for table, entry in tables.items():
         _check_entry(path, table, entry)
     return manifest
@@ -195,6 +202,22 @@ def _check_entry(path: Path, table: str, entry: Any) -> None:
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+#: Tables added after the first schema, by the schema version that added them: an export
+#: written before has none, and ``import_all`` derives them (see ``_DERIVED``).
+TABLE_SINCE: dict[str, int] = {"item_categories": 6, "experiment_variants": _ADDED_IN}
+#: How a table missing from an older export is rebuilt from the tables it does have
+#: (``experiment_variants`` needs nothing: variants fall back to control / treatment).
+_DERIVED: dict[str, str] = {
+    "item_categories": "INSERT INTO item_categories(item_id, category, position) "
+    f"SELECT id, category, 0 FROM items WHERE category <> '{NO_CATEGORY}'",
+}
+
+
+def tables_of(schema_version: int) -> tuple[str, ...]:
+    """The tables an export of that schema version holds."""
+    return tuple(t for t in TABLES if TABLE_SINCE.get(t, 0) <= schema_version)
 
 
 def _convert(value: str, decl: str, nullable: bool, where: str) -> Any:
@@ -287,7 +310,7 @@ def import_all(
         raise InputError(f"{directory}: no such folder")
     manifest = _read_manifest(directory)
     fmt = manifest["format"]
-    present = [t for t in TABLES if t in manifest["tables"]]
+    present = tables_of(int(manifest["schema_version"]))
     for table in present:
         entry = manifest["tables"][table]
         path = directory / str(entry.get("file", ""))
@@ -302,7 +325,11 @@ def import_all(
         with store.bulk_load(TABLES) as conn:
             for table in reversed(TABLES):
                 conn.execute(f"DELETE FROM {table}")
-            for table in present:
+            for table in TABLES:
+                if table not in present:
+                    if table in _DERIVED:
+                        counts[table] = conn.execute(_DERIVED[table]).rowcount
+                    continue
                 entry = manifest["tables"][table]
                 cols = list(entry["columns"])
                 sql = (

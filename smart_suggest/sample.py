@@ -467,6 +467,29 @@ def _topic_words(category: str, topic: int) -> tuple[str, ...]:
     return (brand, *vocab[topic % 3 :: 3])
 
 
+#: Cross-cutting style categories, one per sub-topic: an item is, say, "books" and
+#: "budget". Users favour one sub-topic whatever the category (``user_topic``), as film
+#: lovers favour a genre across others, so a second category carries real taste.
+STYLES = ("budget", "premium", "eco-friendly", "compact", "family", "professional")
+#: Share of items that carry their style as a second category (the rest have only one).
+STYLE_SHARE = 0.85
+
+
+def item_categories(seed: int, n_items: int) -> list[tuple[str, ...]]:
+    """The synthetic items' categories: the main one, then (mostly) the style.
+
+    Drawn from their own stream, so adding them changed no other generated value.
+    """
+    rng = np.random.default_rng([seed, 6])
+    styled = rng.random(n_items) < STYLE_SHARE
+    out: list[tuple[str, ...]] = []
+    for index in range(n_items):
+        main = CATEGORIES[index % len(CATEGORIES)]
+        style = STYLES[(index // len(CATEGORIES)) % TOPICS]
+        out.append((main, style) if styled[index] else (main,))
+    return out
+
+
 def _item_catalogue(rng: np.random.Generator, n_items: int) -> list[tuple[int, str, str, str]]:
     rows = []
     for item_id in range(1, n_items + 1):
@@ -508,6 +531,11 @@ def generate(store: Store, spec: SyntheticSpec, *, progress: Progress | None = N
             "items",
             spec.items,
             progress,
+        )
+        cats = item_categories(spec.seed, spec.items)
+        store.conn.executemany(
+            "INSERT INTO item_categories(item_id, category, position) VALUES (?, ?, ?)",
+            ((i, c, k) for i, cs in enumerate(cats, start=1) for k, c in enumerate(cs)),
         )
         _insert(
             store,

@@ -35,6 +35,11 @@ ENV_VAR = "SMART_SUGGEST_DB"
 #: Revision scopes: which tables bump which counter.
 #: ``catalog`` feeds the recommenders; ``experiments`` feeds KPIs and analysis.
 REVISION_SCOPES: dict[str, tuple[str, ...]] = {
+    "catalog": ("users", "items", "item_categories", "interactions"),
+    "experiments": ("experiments", "assignments", "events"),
+}
+#: The scopes as schema v1 created their triggers (migrations must not change with the code).
+_V1_SCOPES: dict[str, tuple[str, ...]] = {
     "catalog": ("users", "items", "interactions"),
     "experiments": ("experiments", "assignments", "events"),
 }
@@ -101,16 +106,21 @@ CREATE TABLE revisions (
 """
 
 
+def _revision_triggers(scope: str, table: str, *, if_not_exists: bool = False) -> list[str]:
+    maybe = "IF NOT EXISTS " if if_not_exists else ""
+    return [
+        f"CREATE TRIGGER {maybe}{table}_{op.lower()}_rev AFTER {op} ON {table} "
+        f"BEGIN UPDATE revisions SET value = value + 1 WHERE name = '{scope}'; END;"
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ]
+
+
 def _revision_sql() -> str:
     parts = []
-    for scope, tables in REVISION_SCOPES.items():
+    for scope, tables in _V1_SCOPES.items():
         parts.append(f"INSERT INTO revisions(name, value) VALUES ('{scope}', 0);")
         for table in tables:
-            for op in ("INSERT", "UPDATE", "DELETE"):
-                parts.append(
-                    f"CREATE TRIGGER {table}_{op.lower()}_rev AFTER {op} ON {table} "
-                    f"BEGIN UPDATE revisions SET value = value + 1 WHERE name = '{scope}'; END;"
-                )
+            parts.extend(_revision_triggers(scope, table))
     return "\n".join(parts)
 
 
@@ -640,6 +650,46 @@ EVENT_SUMMARIES: dict[str, str] = {
     "team_items": REBUILD_TEAM_ITEMS_SQL,
 }
 
+#: What ``items.category`` holds for an item without any category (the column is NOT NULL).
+NO_CATEGORY = "unknown"
+
+# v6: several categories per item (genres, tags). ``item_categories`` holds each of an
+# item's categories once, in the order given (``position``: "Action|Adventure" keeps
+# Action first). ``items.category`` stays, as the item's first category (or "unknown"
+# when it has none): the single label a narrow table column, the category filter and the
+# diversity metric need, with no join on every read. Writers keep the two together
+# (tracking.set_categories, the importer, the generators); two triggers keep a write
+# that only knows ``items.category`` (a single-category item, as before v6) consistent:
+# the item gets that one category. Today's categories migrate as one row per item;
+# "unknown", the old placeholder of imports without an items file, means "no category"
+# and gets no row. Every statement may meet its own result (IF NOT EXISTS, OR IGNORE): a
+# file whose user_version was set back (as tests do to replay v5) migrates again cleanly.
+_SCHEMA_V6 = f"""
+CREATE TABLE IF NOT EXISTS item_categories (
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    category TEXT NOT NULL CHECK (length(category) > 0),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (item_id, category)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS item_categories_category ON item_categories(category);
+INSERT OR IGNORE INTO item_categories(item_id, category, position)
+    SELECT id, category, 0 FROM items WHERE category <> '{NO_CATEGORY}';
+CREATE TRIGGER IF NOT EXISTS items_insert_category AFTER INSERT ON items
+WHEN NEW.category <> '{NO_CATEGORY}' BEGIN
+    INSERT OR IGNORE INTO item_categories(item_id, category, position)
+    VALUES (NEW.id, NEW.category, 0);
+END;
+CREATE TRIGGER IF NOT EXISTS items_update_category AFTER UPDATE OF category ON items
+WHEN NEW.category IS NOT OLD.category AND NOT EXISTS (
+    SELECT 1 FROM item_categories WHERE item_id = NEW.id AND category = NEW.category
+) BEGIN
+    DELETE FROM item_categories WHERE item_id = NEW.id;
+    INSERT OR IGNORE INTO item_categories(item_id, category, position)
+    SELECT NEW.id, NEW.category, 0 WHERE NEW.category <> '{NO_CATEGORY}';
+END;
+{chr(10).join(_revision_triggers("catalog", "item_categories", if_not_exists=True))}
+"""
+
 #: A migration is a SQL script or, where Python logic is needed, a callable on the
 #: connection (run inside the migration's transaction).
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -650,13 +700,16 @@ MIGRATIONS: dict[int, Migration] = {
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
     5: _schema_v5(),
+    6: _SCHEMA_V6,
     7: _SCHEMA_V7,
     8: _schema_v8,
 }
 
+#: Every table holding data, parents before children (export order; cleared in reverse).
 TABLES = (
     "users",
     "items",
+    "item_categories",
     "interactions",
     "experiments",
     "experiment_variants",

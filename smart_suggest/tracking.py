@@ -7,12 +7,13 @@ recommenders, profiles and sample data all read it from here.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from smart_suggest import clock, validate
 from smart_suggest.errors import InputError, NotFoundError
-from smart_suggest.store import Store
+from smart_suggest.store import NO_CATEGORY, Store
 from smart_suggest.text import is_decimal
 
 #: How strongly an action signals interest: view 1, click 3, purchase 5.
@@ -27,6 +28,27 @@ WEIGHT_SQL = (
 )
 
 MAX_NAME_LENGTH = 1_000_000  # generous; stops accidental multi-gigabyte pastes, not real names
+
+#: How a value read from a file becomes an action (the one rule, used by every import):
+#: ``kind`` -> (lowest value that is a click, lowest value that is a purchase); anything
+#: below the first is a view. A *rating* is a 5-star judgement: 4 and up is loved
+#: (purchase), 3 liked (click), below seen. A *weight* is already on the scale of
+#: ``ACTION_WEIGHTS``: the action with the largest weight not above it (5 purchase, 3
+#: click, else view); a weight must be positive (0 says nothing happened).
+VALUE_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "rating": (3.0, 4.0),
+    "weight": (float(ACTION_WEIGHTS["click"]), float(ACTION_WEIGHTS["purchase"])),
+}
+
+
+def value_action(value: float, kind: str = "rating") -> str:
+    """The action a rating or a weight stands for (see ``VALUE_THRESHOLDS``)."""
+    click, purchase = VALUE_THRESHOLDS[kind]
+    if value >= purchase:
+        return "purchase"
+    if value >= click:
+        return "click"
+    return "view"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +65,22 @@ class User:
 class Item:
     id: int
     name: str
-    category: str
+    category: str  # the first category, or "unknown" when it has none
     description: str
     created_at: float
+    categories: tuple[str, ...] = ()  # all of them, in the order given
+
+    @property
+    def category_label(self) -> str:
+        """All categories for display: "Action|Adventure" ("-" when there are none)."""
+        return "|".join(self.categories) if self.categories else "-"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "created_at": clock.iso(self.created_at)}
+        return {
+            **asdict(self),
+            "categories": list(self.categories),
+            "created_at": clock.iso(self.created_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,11 +278,46 @@ def count_simulated_users(store: Store, text: str = "") -> int:
 
 
 # -- items -------------------------------------------------------------------------------
+def clean_categories(values: str | Iterable[str]) -> tuple[str, ...]:
+    """Categories as given, each checked like a name; repeats dropped, order kept."""
+    if isinstance(values, str):
+        values = [values]
+    out: dict[str, None] = {}
+    for value in values:
+        out[clean_name(value, "category")] = None
+    return tuple(out)
+
+
+def primary_category(categories: Sequence[str]) -> str:
+    """What ``items.category`` holds: the first category, or "unknown" without any."""
+    return categories[0] if categories else NO_CATEGORY
+
+
+def set_categories(conn: sqlite3.Connection, item_id: int, categories: Sequence[str]) -> None:
+    """Replace an item's categories (inside the caller's write transaction)."""
+    conn.execute("DELETE FROM item_categories WHERE item_id = ?", (item_id,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO item_categories(item_id, category, position) VALUES (?, ?, ?)",
+        [(item_id, c, k) for k, c in enumerate(categories)],
+    )
+    conn.execute(
+        "UPDATE items SET category = ? WHERE id = ? AND category <> ?",
+        (primary_category(categories), item_id, primary_category(categories)),
+    )
+
+
 def add_item(
-    store: Store, name: str, category: str, description: str = "", *, item_id: int | None = None
+    store: Store,
+    name: str,
+    category: str | Sequence[str],
+    description: str = "",
+    *,
+    item_id: int | None = None,
 ) -> Item:
     name = clean_name(name, "item name")
-    category = clean_name(category, "category")
+    cats = clean_categories(category)
+    if not cats:
+        raise InputError("an item needs at least one category")
     if description is None:
         description = ""
     if "\x00" in description:
@@ -266,17 +333,35 @@ def add_item(
             raise InputError(f"item id {item_id} already exists")
         cur = conn.execute(
             "INSERT INTO items(id, name, category, description, created_at) VALUES (?, ?, ?, ?, ?)",
-            (item_id, name, category, description, created),
+            (item_id, name, cats[0], description, created),
         )
         new_id = int(cur.lastrowid or 0)
-    return Item(new_id, name, category, description, created)
+        set_categories(conn, new_id, cats)
+    return Item(new_id, name, cats[0], description, created, cats)
 
 
-_ITEM_COLS = "id, name, category, description, created_at"
+#: An item row with its categories ("\x1f"-joined in order; the unit separator cannot be
+#: typed into a name, and an item without categories gets NULL).
+_ITEM_COLS = (
+    "id, name, category, description, created_at, "
+    "(SELECT group_concat(category, char(31)) FROM "
+    "(SELECT category FROM item_categories c WHERE c.item_id = items.id ORDER BY position))"
+)
 
 
 def _item_from_row(row: tuple[Any, ...]) -> Item:
-    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), clock.stored(row[4]))
+    cats = tuple(str(row[5]).split("\x1f")) if row[5] else ()
+    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), clock.stored(row[4]), cats)
+
+
+def item_categories(store: Store) -> dict[int, tuple[str, ...]]:
+    """Every item's categories, in order (items without any are absent)."""
+    out: dict[int, list[str]] = {}
+    for item_id, category in store.conn.execute(
+        "SELECT item_id, category FROM item_categories ORDER BY item_id, position"
+    ):
+        out.setdefault(int(item_id), []).append(str(category))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def parse_item_id(ref: int | str) -> int:
@@ -299,7 +384,11 @@ def get_item(store: Store, ref: int | str) -> Item:
 def list_items(
     store: Store, *, category: str | None = None, limit: int | None = None, offset: int = 0
 ) -> list[Item]:
-    where, params = ("WHERE category = ?", [category]) if category else ("", [])
+    where, params = (
+        ("WHERE id IN (SELECT item_id FROM item_categories WHERE category = ?)", [category])
+        if category
+        else ("", [])
+    )
     rows = store.conn.execute(
         f"SELECT {_ITEM_COLS} FROM items {where} ORDER BY id LIMIT ? OFFSET ?",
         (*params, -1 if limit is None else limit, offset),
@@ -333,7 +422,9 @@ def get_items(store: Store, ids: list[int]) -> dict[int, Item]:
 
 
 def categories(store: Store) -> list[str]:
-    return [r[0] for r in store.conn.execute("SELECT DISTINCT category FROM items ORDER BY 1")]
+    return [
+        r[0] for r in store.conn.execute("SELECT DISTINCT category FROM item_categories ORDER BY 1")
+    ]
 
 
 # -- interactions ------------------------------------------------------------------------
@@ -399,9 +490,10 @@ def profile(store: Store, user: int | str, *, top: int = 5) -> Profile:
         cats = [
             CategoryScore(str(c), int(n), int(s))
             for c, n, s in conn.execute(
-                f"SELECT i.category, count(*), sum({WEIGHT_SQL}) FROM interactions x "
-                "JOIN items i ON i.id = x.item_id WHERE x.user_id = ? "
-                "GROUP BY i.category ORDER BY 3 DESC, 2 DESC, 1",
+                # An item counts for each of its categories.
+                f"SELECT c.category, count(*), sum({WEIGHT_SQL}) FROM interactions x "
+                "JOIN item_categories c ON c.item_id = x.item_id WHERE x.user_id = ? "
+                "GROUP BY c.category ORDER BY 3 DESC, 2 DESC, 1",
                 (u.id,),
             )
         ]

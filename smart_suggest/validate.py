@@ -180,6 +180,7 @@ ROW_RULES: dict[str, dict[str, Any]] = {
         "description": _any_text,
         "created_at": check_ts,
     },
+    "item_categories": {"item_id": check_id, "category": _text},
     "interactions": {
         "id": check_id,
         "user_id": check_id,

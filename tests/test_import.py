@@ -47,7 +47,13 @@ def test_movielens_style_ratings_with_header(store: Store, tmp_path: Path) -> No
     report = import_interactions(store, path)
     assert (report.rows, report.users_created, report.items_created) == (3, 2, 2)
     assert report.header and report.user_ids == "id"
-    assert report.columns == {"user": 0, "item": 1, "action": None, "rating": 2, "timestamp": 3}
+    assert report.columns == {
+        "user": "userId",
+        "item": "movieId",
+        "value": "rating",
+        "time": "timestamp",
+    }
+    assert report.value_as == "rating"
     assert interactions(store) == [
         (1, 10, "purchase", 978300760.0),
         (1, 20, "click", 978300761.0),
@@ -55,7 +61,7 @@ def test_movielens_style_ratings_with_header(store: Store, tmp_path: Path) -> No
     ]
     assert tracking.get_user(store, 2).username == "2"
     item = tracking.get_item(store, 20)
-    assert (item.name, item.category) == ("item 20", "unknown")
+    assert (item.name, item.category, item.categories) == ("item 20", "unknown", ())
 
 
 def test_items_file_gives_names_categories_and_descriptions(store: Store, tmp_path: Path) -> None:
@@ -69,10 +75,11 @@ def test_items_file_gives_names_categories_and_descriptions(store: Store, tmp_pa
     report = import_interactions(store, ratings, items_path=items)
     assert (report.items_created, report.items_updated) == (2, 1)
     toy = tracking.get_item(store, 1)
-    assert (toy.name, toy.category, toy.description) == (
+    assert (toy.name, toy.category, toy.categories, toy.description) == (
         "Toy Story (1995)",
-        "Animation|Comedy",
-        "Animation Comedy",
+        "Animation",
+        ("Animation", "Comedy"),
+        "",
     )
     assert tracking.get_item(store, 2).name == "Heat, The"
     assert tracking.get_item(store, 3).category == "Drama"  # listed, never rated: cold item
@@ -84,7 +91,8 @@ def test_headerless_tab_and_double_colon_files(store: Store, tmp_path: Path) -> 
     import_interactions(store, tab)
     dat = write(tmp_path / "ratings.dat", "1::1193::5::978300760\r\n1::661::1::978302109\r\n")
     report = import_interactions(store, dat)
-    assert not report.header and report.columns["rating"] == 2
+    assert not report.header and report.columns["value"] == "column 3"
+    assert report.layout == "MovieLens 1M" and report.value_as == "rating"
     assert interactions(store) == [
         (196, 242, "click", 881250949.0),
         (186, 302, "purchase", 891717742.0),
@@ -191,7 +199,7 @@ def test_unreadable_files(store: Store, tmp_path: Path) -> None:
         import_interactions(store, write(tmp_path / "e.csv", ""))
     with pytest.raises(InputError, match="only a header"):
         import_interactions(store, write(tmp_path / "h.csv", "user,item\n"))
-    with pytest.raises(InputError, match="UTF-8"):
+    with pytest.raises(InputError, match=r"l\.csv:2: not valid utf-8"):
         import_interactions(store, write(tmp_path / "l.csv", "user,item\nJosé,1\n", "latin-1"))
 
 
@@ -246,7 +254,7 @@ def test_import_command_and_export_with_the_same_identifiers(run_cli, tmp_path: 
     )
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "user,item_id,rank,score"
+    assert lines[0] == "user,item_id,rank,score,source"
     users = {line.split(",")[0] for line in lines[1:]}
     item_ids = {int(line.split(",")[1]) for line in lines[1:]}
     assert users == {f"u{u}" for u in range(8)}

@@ -31,7 +31,16 @@ def test_recommend_json_shape(run_cli, demo_store: Store, db_path: Path) -> None
     for rows in data["recommendations"].values():
         assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
         for r in rows:
-            assert set(r) == {"rank", "item_id", "name", "category", "score", "source", "reason"}
+            assert set(r) == {
+                "rank",
+                "item_id",
+                "name",
+                "category",
+                "categories",
+                "score",
+                "source",
+                "reason",
+            }
             assert r["reason"]
     assert len(data["recommendations"]["popular"]) == 4
     assert {r["source"] for r in data["recommendations"]["popular"]} == {"popular"}
@@ -76,7 +85,7 @@ def test_all_users_csv_to_stdout_and_file(
     code, out, err = run_cli("recommend", "--all-users", "--format", "csv", "--db", db_path)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["user_id", "item_id", "rank", "score"]
+    assert list(rows[0]) == ["user_id", "item_id", "rank", "score", "source"]
     assert {int(r["user_id"]) for r in rows} == set(range(1, 51))
     first = [r for r in rows if r["user_id"] == "1"]
     assert [int(r["rank"]) for r in first] == list(range(1, len(first) + 1))
@@ -88,7 +97,7 @@ def test_all_users_csv_to_stdout_and_file(
     )
     assert code == 0 and out == ""
     lines = target.read_text().splitlines()
-    assert lines[0] == "user_id,item_id,rank,score" and len(lines) == 1 + 50 * 2
+    assert lines[0] == "user_id,item_id,rank,score,source" and len(lines) == 1 + 50 * 2
     assert "Wrote 100 recommendations (v2)" in err
     assert sorted(p.name for p in target.parent.iterdir()) == ["recs.csv"]
     code, out, _ = run_cli(

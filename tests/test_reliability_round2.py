@@ -229,7 +229,7 @@ def test_existing_file_needs_force(tmp_path: Path, demo: Path, run_cli) -> None:
     out_file.chmod(0o640)
     code, _out, err = run_cli("recommend", "--all-users", "-o", out_file, "--force", "--db", demo)
     assert code == 0, err
-    assert out_file.read_text().startswith("user_id,item_id,rank,score\n")
+    assert out_file.read_text().startswith("user_id,item_id,rank,score,source\n")
     assert stat.S_IMODE(out_file.stat().st_mode) == 0o640  # replaced, permissions kept
     assert _hidden_temp_files(tmp_path) == []
 
@@ -304,7 +304,7 @@ def test_fifo_is_written_through(tmp_path: Path, demo: Path, run_cli, command: s
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     data = got.read_bytes()
     if command == "recommend":
-        assert data.startswith(b"user_id,item_id,rank,score\n") and data.count(b"\n") > 100
+        assert data.startswith(b"user_id,item_id,rank,score,source\n") and data.count(b"\n") > 100
     else:
         assert data[:16] == b"SQLite format 3\x00"
         assert _rows(got) == _rows(demo)  # a whole, consistent copy came through the pipe
@@ -671,7 +671,7 @@ def test_all_users_to_a_pipe_is_the_exact_data(tmp_path: Path, fmt: str) -> None
     text = proc.stdout.decode("utf-8")
     if fmt == "csv":
         rows = list(csv.reader(io.StringIO(text, newline="")))
-        assert rows[0] == ["user", "item_id", "rank", "score"]
+        assert rows[0] == ["user", "item_id", "rank", "score", "source"]
         names = {r[0] for r in rows[1:]}
     else:
         # JSON carries the same characters as \u escapes: nothing raw for a later `cat`.

@@ -933,3 +933,26 @@ async def test_serving_an_interleaving_experiment_marks_each_rows_team(demo_db: 
         detail = widget_text(screen.query_one("#detail"))
         for team in set(screen.served.teams):
             assert f"[{team}]" in detail
+
+
+@pilot_test
+async def test_v2_without_item_content_says_it_serves_popular_items(tmp_path: Path) -> None:
+    from smart_suggest.store import open_store
+
+    path = tmp_path / "bare.db"
+    with open_store(path) as store, store.write() as conn:
+        conn.execute("INSERT INTO users VALUES (1, 'ann', 0), (2, 'bob', 0)")
+        conn.executemany(
+            "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, 'unknown', 0)",
+            [(i, f"item {i}") for i in range(1, 5)],
+        )
+        conn.executemany(
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, 'view', 1)",
+            [(1, 1), (2, 3), (2, 4), (1, 4)],
+        )
+    async with make_app(path).run_test(size=SIZE) as pilot:
+        await goto(pilot, "2")
+        await settle(pilot)
+        assert rec_keys(pilot, "v2") == ["3"]
+        panel = pilot.app.screen.query_one("#recs-v2").parent
+        assert panel.border_subtitle == "popular: no item text or categories"

@@ -203,6 +203,8 @@ class UserView:
     recs: dict[str, list[RecRow]]  # strategy -> rows
     history: list[Any]  # tracking.Interaction
     profile: Any  # tracking.Profile
+    #: strategy -> what it must tell the user (e.g. v2 without item content), if anything
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def _rec_rows(store: Store, recs: list[Any]) -> list[RecRow]:
@@ -217,7 +219,7 @@ def _rec_rows(store: Store, recs: list[Any]) -> list[RecRow]:
                 rank,
                 rec.item_id,
                 item.name if item else f"#{rec.item_id}",
-                item.category if item else "?",
+                item.category_label if item else "?",
                 float(rec.score),
                 str(rec.reason),
                 str(getattr(rec, "source", "")),
@@ -245,6 +247,7 @@ def user_view(
         recs,
         tracking.history(store, user.id, limit=50),
         tracking.profile(store, user.id, top=5),
+        {s: note for s in strategies if (note := engine.note(s))},
     )
 
 
@@ -269,7 +272,9 @@ def similar_items(store: Store, backend: Backend, item_id: int, count: int = 8) 
     pairs = backend.recommender(store).similar(item_id, count=count)
     items = tracking.get_items(store, [i for i, _ in pairs])
     return [
-        SimilarRow(i, items[i].name, items[i].category, float(s)) for i, s in pairs if i in items
+        SimilarRow(i, items[i].name, items[i].category_label, float(s))
+        for i, s in pairs
+        if i in items
     ]
 
 

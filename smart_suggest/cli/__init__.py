@@ -54,7 +54,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "import": (
         "recommend",
-        "Import interactions (and an item catalogue) from CSV files, in one transaction.",
+        "Import interactions (and an item catalogue), exactly as the files say, in one "
+        "transaction.",
     ),
     "analyze": (
         "analyze",

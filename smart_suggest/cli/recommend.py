@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -136,8 +138,10 @@ def recommend(
 
     Each row shows the rank, the item, its category, the score and the reason. v1 lists
     up to --count items, then (marked "new") items nobody has interacted with yet that
-    resemble the user's. With --all-users, writes user_id,item_id,rank,score for every
-    user as CSV (or JSON lines), with a progress bar on stderr.
+    resemble the user's. With --all-users, writes user_id,item_id,rank,score,source for
+    every user as CSV (or JSON lines): at most --count rows per user, source saying where
+    each came from (neighbours, content, popular, representative), with a progress bar
+    on stderr.
     """
     from smart_suggest.errors import InputError
     from smart_suggest.tuning import build_options
@@ -172,6 +176,7 @@ def recommend(
             for name in names
         }
         items = tracking.get_items(store, sorted({r.item_id for rs in lists.values() for r in rs}))
+        notes = [n for n in (engine.note(name) for name in names) if n]
         snap = engine.snapshot()
         v1 = engine.options("v1", count, neighbours=neighbours, threshold=threshold)
         row = snap.catalogue.user_index(who.id)
@@ -182,7 +187,8 @@ def recommend(
                 "rank": rank,
                 "item_id": r.item_id,
                 "name": items[r.item_id].name,
-                "category": items[r.item_id].category,
+                "category": items[r.item_id].category_label,
+                "categories": list(items[r.item_id].categories),
                 "score": r.score,
                 "source": r.source,
                 "reason": r.reason,
@@ -191,6 +197,8 @@ def recommend(
         ]
         for name, recs in lists.items()
     }
+    for note in notes:
+        info(note)
     if json:
         emit_json(
             {
@@ -200,6 +208,7 @@ def recommend(
                 "threshold": v1.threshold,
                 "tuned": tuned,
                 "recommendations": rendered,
+                "notes": notes,
             }
         )
         return
@@ -282,6 +291,8 @@ def _export_all(
         check_target(output, force=force, protect=[store.path])
     engine = Recommender(store)
     snap = engine.snapshot()
+    if note := engine.note(strategy):
+        info(note)
     names = dict(zip(snap.catalogue.user_ids.tolist(), snap.catalogue.usernames, strict=True))
     key_col = "user_id" if user_key == "id" else "user"
     written = 0
@@ -294,7 +305,9 @@ def _export_all(
         # (csv quotes a field holding any character of its line terminator: keep both.)
         fields = csv.writer(buf, lineterminator="\r\n")
         if fmt == "csv":
-            out.record(f"{key_col},item_id,rank,score")
+            out.record(f"{key_col},item_id,rank,score,source")
+        # Exactly the top --count per user: cold items, which the interactive view shows
+        # below the list, compete for no slot here (a list is what a caller will serve).
         for user_id, recs in engine.recommend_all(
             strategy,
             count,
@@ -302,6 +315,7 @@ def _export_all(
             neighbours=neighbours,
             threshold=threshold,
             explain=fmt == "jsonl",
+            cold_items=False,
         ):
             key: int | str = user_id if user_key == "id" else names[user_id]
             if fmt == "csv":
@@ -313,7 +327,10 @@ def _export_all(
                     fields.writerow([key])
                     text = buf.getvalue()[:-2]
                 out.records(
-                    [f"{text},{r.item_id},{rank},{r.score:.6g}" for rank, r in enumerate(recs, 1)]
+                    [
+                        f"{text},{r.item_id},{rank},{r.score:.6g},{r.source}"
+                        for rank, r in enumerate(recs, 1)
+                    ]
                 )
             else:
                 out.records(
@@ -356,7 +373,8 @@ def similar(
             "rank": rank,
             "item_id": i,
             "name": items[i].name,
-            "category": items[i].category,
+            "category": items[i].category_label,
+            "categories": list(items[i].categories),
             "similarity": sim,
         }
         for rank, (i, sim) in enumerate(pairs, start=1)
@@ -368,7 +386,7 @@ def similar(
         "Items like ",
         safe(target.name, style="bold"),
         f"  (id {target.id}, ",
-        safe(target.category),
+        safe(target.category_label),
         ")",
         sep="",
     )
@@ -683,33 +701,106 @@ def import_cmd(
     file: Annotated[
         Path,
         typer.Argument(
-            help="Interactions CSV: user, item, [action or rating], [timestamp].",
+            help="Interactions file (CSV, TSV, MovieLens u.data / ratings.dat / ratings.csv) "
+            "or a folder of MovieLens files.",
             show_default=False,
-            dir_okay=False,
         ),
     ],
     items: Annotated[
         Path | None,
-        typer.Option("--items", help="Items CSV: id, name, category, description.", dir_okay=False),
+        typer.Option(
+            "--items",
+            help="Items file: id, name/title, categories/genres, description; or u.item, "
+            "movies.dat, movies.csv. [default: the MovieLens file beside FILE, if any]",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    user_col: Annotated[
+        str | None, typer.Option("--user-col", help="Column of the user (name or number).")
+    ] = None,
+    item_col: Annotated[
+        str | None, typer.Option("--item-col", help="Column of the item (name or number).")
+    ] = None,
+    value_col: Annotated[
+        str | None,
+        typer.Option("--value-col", help="Column of the value: a rating, weight or action."),
+    ] = None,
+    time_col: Annotated[
+        str | None,
+        typer.Option("--time-col", help="Column of the time (Unix seconds or ISO-8601)."),
+    ] = None,
+    value_as: Annotated[
+        str | None,
+        typer.Option(
+            "--value-as",
+            help="Read the value as a rating (>= 4 purchase, >= 3 click, else view), a "
+            "weight (>= 5 purchase, >= 3 click, else view) or an action name. [default: by "
+            "the column's name]",
+            show_default=False,
+        ),
+    ] = None,
+    ignore_col: Annotated[
+        list[str] | None,
+        typer.Option("--ignore-col", help="Skip this column (repeat for several)."),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="Text encoding of the files [default: utf-8; Latin-1 for MovieLens "
+            "u.item and .dat files].",
+            show_default=False,
+        ),
+    ] = None,
+    genres: Annotated[
+        Path | None,
+        typer.Option(
+            "--genres",
+            help="u.genre naming the 19 genre flags of a MovieLens 100K u.item "
+            "[default: u.genre beside it].",
+            dir_okay=False,
+            show_default=False,
+        ),
     ] = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Import interactions (and an item catalogue) from CSV files, in one transaction.
+    """Import interactions (and an item catalogue), exactly as the files say, in one transaction.
 
-    Header names such as user/user_id/userId, item/item_id/movieId, action, rating and
-    timestamp/ts are recognised; without a header the columns are user, item, action or
-    rating, timestamp. Ratings map to actions: >= 4 purchase, >= 3 click, else view.
-    Users and items keep the file's identifiers. A bad row is reported with its line
-    number and nothing is written.
+    Recognises MovieLens 100K (u.data + u.item + u.genre), 1M/10M (ratings.dat +
+    movies.dat) and current releases (ratings.csv + movies.csv), and any delimited file
+    whose header names its columns (user, item, rating/score/stars, weight/value/count,
+    action, timestamp, ...) or that has none (user, item, value, time). A column it cannot
+    place is an error naming it. One line says which layout was detected. A bad row is
+    reported with its line number and nothing is written (a new database file is removed).
     """
-    from smart_suggest.importer import import_interactions
+    from smart_suggest.importer import ColumnOptions, detect, import_layout
 
-    with open_db(db) as store, progress_bar(not json) as update:
-        report = import_interactions(store, file, items_path=items, progress=update)
+    options = ColumnOptions(
+        user_col=user_col,
+        item_col=item_col,
+        value_col=value_col,
+        time_col=time_col,
+        value_as=value_as,
+        ignore=tuple(ignore_col or ()),
+        encoding=encoding,
+        genres=genres,
+    )
+    # Every check that needs no database runs before the database is opened (or created).
+    layout = detect(file, items, options)
+    # Said up front to someone watching (a long import), else with the result, so that a
+    # failing import in a script still prints exactly one line on stderr.
+    watching = sys.stderr.isatty() and not json
+    if watching:
+        info(layout.message)
+    with _removed_on_failure(db), open_db(db) as store, progress_bar(not json) as update:
+        report = import_layout(store, layout, progress=update)
     if json:
         emit_json(report.to_dict())
         return
+    if not watching:
+        info(layout.message)
     console.print(
         f"Imported {report.interactions:,} interactions from ",
         safe(str(file)),
@@ -723,6 +814,22 @@ def import_cmd(
             "Users were identified by name: export recommendations with "
             "`recommend --all-users --user-key username` to get the same identifiers."
         )
+
+
+@contextmanager
+def _removed_on_failure(db: Path | None) -> Iterator[None]:
+    """A database file this command creates is deleted again if the command fails."""
+    from smart_suggest.store import default_db_path
+
+    path = Path(db).expanduser() if db is not None else default_db_path()
+    created = not path.exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        raise
 
 
 def register(app: typer.Typer) -> None:

@@ -125,7 +125,13 @@ def _print_history(hist: list[Interaction], title: str) -> None:
 def items_add(
     name: Annotated[str, typer.Argument(help="Item name.", show_default=False)],
     category: Annotated[
-        str, typer.Option("--category", "-c", help="Category slug, e.g. books.", show_default=False)
+        list[str],
+        typer.Option(
+            "--category",
+            "-c",
+            help="Category, e.g. books; repeat for several (the first is the main one).",
+            show_default=False,
+        ),
     ],
     description: Annotated[
         str, typer.Option("--description", "-d", help="Free text used by content-based v2.")
@@ -149,7 +155,7 @@ def items_list(
     db: DbOption = None,
     json: JsonOption = False,
     category: Annotated[
-        str | None, typer.Option("--category", "-c", help="Only this category.")
+        str | None, typer.Option("--category", "-c", help="Only items in this category.")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most N.")] = None,
 ) -> None:
@@ -162,10 +168,12 @@ def items_list(
         emit_json([i.to_dict() for i in items])
         return
     table = make_table(
-        f"Items ({len(items)})", [("id", "right"), "name", "category", "description"]
+        f"Items ({len(items)})", [("id", "right"), "name", "categories", "description"]
     )
     for i in items:
-        table.add_row(str(i.id), safe(i.name), safe(i.category), safe(i.description, limit=60))
+        table.add_row(
+            str(i.id), safe(i.name), safe(i.category_label), safe(i.description, limit=60)
+        )
     console.print(table)
 
 
@@ -180,8 +188,13 @@ def items_show(item: ItemArg, db: DbOption = None, json: JsonOption = False) -> 
         emit_json(stats.to_dict())
         return
     it = stats.item
+    label = "categories" if len(it.categories) > 1 else "category"
     console.print(
-        "Item ", safe(it.name, style="bold"), f"  id {it.id}  category ", safe(it.category), sep=""
+        "Item ",
+        safe(it.name, style="bold"),
+        f"  id {it.id}  {label} ",
+        safe(it.category_label),
+        sep="",
     )
     if it.description:
         console.print(safe(it.description))

@@ -258,6 +258,12 @@ class Recommender:
         ranking = strat.rank(snap, rows, options)
         return strat.explain(snap, ranking, options)[0]
 
+    def note(self, strategy: str) -> str:
+        """One line the strategy has for the user on the current data ("" for none)."""
+        strat = get_strategy(strategy)
+        say = getattr(strat, "note", None)
+        return str(say(self.snapshot())) if say is not None else ""
+
     def similar(self, item_id: int, count: int = DEFAULT_COUNT) -> list[tuple[int, float]]:
         """(item_id, cosine) of the items whose content is most like ``item_id``'s."""
         snap = self.snapshot()

@@ -89,6 +89,9 @@ class Ranking:
     scores: np.ndarray  # (b, L) float64
     sources: np.ndarray  # (b, L) int8 codes into SOURCES
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    #: One line for the user when the strategy could not work as designed (e.g. v2 on a
+    #: catalogue without text or categories fell back to popular items); "" otherwise.
+    note: str = ""
 
     def top(self, k: int) -> np.ndarray:
         """The first ``k`` valid items of every row, left-aligned, -1 padded: (b, k)."""

@@ -40,7 +40,6 @@ from smart_suggest.recommend.base import (
     Recommendation,
     register,
 )
-from smart_suggest.recommend.content import content_scores
 from smart_suggest.recommend.popular import popular_block, popularity_text
 from smart_suggest.recommend.snapshot import Snapshot
 
@@ -66,7 +65,7 @@ def cold_item_block(snap: Snapshot, rows: np.ndarray, count: int) -> tuple[np.nd
     cold = snap.cold_items
     if len(cold) == 0 or count <= 0:
         return np.full((len(rows), 0), -1, dtype=np.int64), np.zeros((len(rows), 0))
-    scores = content_scores(snap, rows)[:, cold] * COLD_ITEM_DISCOUNT
+    scores = (snap.matrix[rows] @ snap.cold_similarity).toarray() * COLD_ITEM_DISCOUNT
     cols, vals = top_rows(scores, count)
     items = np.where(cols >= 0, cold[np.maximum(cols, 0)], -1)
     return items, vals

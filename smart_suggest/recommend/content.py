@@ -10,6 +10,10 @@ already touched are never recommended; ties go to the lower item id. A user with
 gets the most representative items (highest mean similarity to the rest of the catalogue),
 and so do the slots left free when fewer than N items clear the cut-off (source
 "representative", score = that mean similarity).
+
+A catalogue with no description word and no category at all gives v2 nothing to compare:
+it then says so (``Ranking.note``, ``NO_CONTENT_NOTE``) and serves the popular items,
+marked as such (source "popular"), never items in id order.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from smart_suggest.recommend.base import (
     Recommendation,
     register,
 )
+from smart_suggest.recommend.popular import popular_block, popularity_text
 from smart_suggest.recommend.snapshot import BLOCK_CELLS, Snapshot
 
 
@@ -61,12 +66,32 @@ def content_scores(snap: Snapshot, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+NO_CONTENT_NOTE = (
+    "v2: no item has a description or a category, so there is nothing to compare; "
+    "showing popular items instead"
+)
+
+
+def note(snap: Snapshot) -> str:
+    """What v2 must tell the user about this snapshot ("" when it works as designed)."""
+    return "" if snap.catalogue.has_content else NO_CONTENT_NOTE
+
+
 class ContentBased:
     name = "v2"
     description = "content-based: items whose description and category resemble the user's"
 
+    def note(self, snap: Snapshot) -> str:
+        return note(snap)
+
     def rank(self, snap: Snapshot, rows: np.ndarray, options: Options) -> Ranking:
         rows = np.asarray(rows, dtype=np.int64)
+        if not snap.catalogue.has_content:
+            need = np.full(len(rows), options.count, dtype=np.int64)
+            items, scores = popular_block(snap, snap.seen_mask(rows), need)
+            ranking = assemble(rows, [(items, scores, SOURCE_CODE["popular"])])
+            ranking.note = NO_CONTENT_NOTE
+            return ranking
         scores = content_scores(snap, rows)
         seen = snap.seen_mask(rows)
         scores[seen] = 0.0
@@ -119,6 +144,10 @@ class ContentBased:
                     )
             has_history = bool(snap.history_length[row] > 0)
             for p, src in enumerate(sources):
+                if src == "popular":
+                    reasons[p] = "popular (no item text or categories to compare): " + (
+                        popularity_text(snap, int(items[p]))
+                    )
                 if src == "representative":
                     why = "fill-in, " if has_history else "no history yet: "
                     reasons[p] = (

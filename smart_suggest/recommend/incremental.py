@@ -100,6 +100,13 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
             f"SELECT user_id, item_id, {WEIGHT_SQL} FROM interactions WHERE id > ? ORDER BY id",
             (old.interaction_id,),
         ).fetchall()
+        new_cats: dict[int, list[str]] = {}
+        for item_id, category in conn.execute(
+            "SELECT item_id, category FROM item_categories WHERE item_id > ? "
+            "ORDER BY item_id, position",
+            (old.item_id,),
+        ):
+            new_cats.setdefault(int(item_id), []).append(str(category))
     appended = len(users) + len(items) + len(rows)
     if (
         revision - snap.revision != appended
@@ -116,7 +123,11 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
             [*cat.usernames, *(u[1] for u in users)],
             np.concatenate([cat.item_ids, np.array([i[0] for i in items], dtype=np.int64)]),
             [*cat.item_names, *(i[1] for i in items)],
-            [*(cat.categories[k] for k in cat.item_category.tolist()), *(i[2] for i in items)],
+            # every item's categories (several per item since schema v6), in order
+            [
+                *(tuple(cat.categories[k] for k in ks) for ks in cat.item_category_sets),
+                *(tuple(new_cats.get(int(i[0]), ())) for i in items),
+            ],
             [*cat.descriptions, *((i[3] or "") for i in items)],
         )
     elif users:

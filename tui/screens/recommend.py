@@ -459,6 +459,9 @@ class RecommendScreen(BaseScreen):
         self.view = view
         for table in self._rec_tables():
             table.show(view.recs.get(table.strategy, []))
+            if table.strategy in view.notes and table.parent is not None:
+                # e.g. v2 on a catalogue without text or categories: popular items instead
+                table.parent.border_subtitle = "popular: no item text or categories"  # type: ignore[attr-defined]
         self._draw_history(view)
         self._draw_profile(view)
         self._item_changed()

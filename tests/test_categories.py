@@ -1,0 +1,225 @@
+"""Items with several categories: schema v6, display, exports, v2 features, fallbacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smart_suggest import store as store_mod
+from smart_suggest import tracking
+from smart_suggest.portability import export_all, import_all
+from smart_suggest.recommend import Recommender
+from smart_suggest.recommend.content import NO_CONTENT_NOTE, content_scores
+from smart_suggest.recommend.snapshot import CATEGORY_WEIGHT, build_snapshot
+from smart_suggest.store import Store, open_store
+
+
+def v4_database(path: Path) -> None:
+    """A database as the schema-v4 release wrote it, with items and interactions."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for version in (1, 2, 3, 4):
+        for statement in store_mod._split_sql(store_mod.MIGRATIONS[version]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
+    conn.execute("INSERT INTO users VALUES (1, 'ann', 0)")
+    conn.executemany(
+        "INSERT INTO items VALUES (?, ?, ?, '', 0)",
+        [(1, "Lamp", "home"), (2, "Novel", "books"), (3, "item 3", "unknown")],
+    )
+    conn.execute("INSERT INTO interactions(user_id, item_id, action, ts) VALUES (1, 1, 'view', 5)")
+    conn.close()
+
+
+def test_v4_database_migrates_to_v6_keeping_categories(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    v4_database(path)
+    with open_store(path) as s:
+        assert s.scalar("PRAGMA user_version") == store_mod.SCHEMA_VERSION
+        assert s.query("SELECT * FROM item_categories ORDER BY item_id") == [
+            {"item_id": 1, "category": "home", "position": 0},
+            {"item_id": 2, "category": "books", "position": 0},
+        ]  # "unknown" was the placeholder for none
+        assert tracking.get_item(s, 1).categories == ("home",)
+        assert tracking.get_item(s, 3).categories == ()
+        revision = s.revision()
+        with s.write() as conn:
+            tracking.set_categories(conn, 2, ("books", "fiction"))
+        assert s.revision() > revision  # categories feed v2: the catalogue changed
+        assert tracking.get_item(s, 2).categories == ("books", "fiction")
+
+
+def test_single_category_writes_stay_consistent(store: Store) -> None:
+    """Code that knows only items.category (as before v6) keeps the two in step."""
+    store.conn.execute("INSERT INTO items(id, name, category, created_at) VALUES (7, 'x', 'a', 0)")
+    assert tracking.get_item(store, 7).categories == ("a",)
+    tracking.add_item(store, "Multi", ["b", "c", "b"], item_id=8)
+    store.conn.execute("UPDATE items SET category = 'z' WHERE id = 8")
+    assert tracking.get_item(store, 8).categories == ("z",)
+    store.conn.execute("UPDATE items SET category = 'unknown' WHERE id = 8")
+    assert tracking.get_item(store, 8).categories == ()
+
+
+def test_items_add_with_several_categories(run_cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(
+        "items",
+        "add",
+        "Heat",
+        "--category",
+        "Action",
+        "--category",
+        "Crime",
+        "--db",
+        db_path,
+        "--json",
+    )
+    assert code == 0, err
+    added = json.loads(out)
+    assert added["category"] == "Action" and added["categories"] == ["Action", "Crime"]
+    code, out, _ = run_cli("items", "show", str(added["id"]), "--db", db_path)
+    assert "categories Action|Crime" in out
+    code, out, _ = run_cli("items", "list", "--category", "Crime", "--db", db_path)
+    assert "Heat" in out and "Action|Crime" in out
+    code, out, _ = run_cli("items", "list", "--category", "Drama", "--db", db_path)
+    assert "Heat" not in out
+
+
+def catalogue(store: Store, items: dict[int, tuple[str, ...]], history: list[tuple[int, int]]):  # type: ignore[no-untyped-def]
+    with store.write() as conn:
+        conn.execute("INSERT INTO users VALUES (1, 'ann', 0), (2, 'bob', 0)")
+        for item_id, cats in items.items():
+            conn.execute(
+                "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, ?, 0)",
+                (item_id, f"film {item_id}", tracking.primary_category(cats)),
+            )
+            tracking.set_categories(conn, item_id, cats)
+        conn.executemany(
+            "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, 'purchase', 1)",
+            history,
+        )
+
+
+def test_items_sharing_two_of_three_genres_are_similar(store: Store) -> None:
+    catalogue(
+        store,
+        {
+            1: ("Action", "Adventure", "Thriller"),
+            2: ("Action", "Thriller"),
+            3: ("Comedy", "Romance"),
+            4: ("Action", "Comedy", "Drama"),
+        },
+        [(1, 1), (2, 3)],
+    )
+    snap = build_snapshot(store)
+    x = snap.catalogue.features.toarray()
+    # Each of k categories weighs 3 / sqrt(k): together the weight one category had.
+    assert np.linalg.norm(x[0]) == pytest.approx(1.0)
+    sims = x @ x.T
+    assert sims[0, 1] == pytest.approx(2 / math.sqrt(6))  # 2 shared of 3 and 2: 0.816
+    assert sims[0, 3] == pytest.approx(1 / 3)
+    assert sims[0, 2] == 0.0
+    raw = snap.catalogue.features  # the per-item weights before normalising
+    assert CATEGORY_WEIGHT / math.sqrt(3) > 0
+    assert raw.nnz == 3 + 2 + 2 + 3
+    recs = Recommender(store).recommend(1, "v2", 3)
+    assert [r.item_id for r in recs][:2] == [2, 4] and recs[0].source == "content"
+    assert "film 1 (0.82)" in recs[0].reason
+
+
+def test_no_text_and_no_categories_falls_back_to_popular(
+    store: Store, run_cli, db_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    catalogue(store, {1: (), 2: (), 3: (), 4: ()}, [(1, 1), (2, 3), (2, 4), (1, 4)])
+    engine = Recommender(store)
+    recs = engine.recommend(1, "v2", 3)
+    assert [r.item_id for r in recs] == [3]  # popular unseen, never "lowest id first"
+    assert {r.source for r in recs} == {"popular"}
+    assert "no item text or categories" in recs[0].reason and "resembles" not in recs[0].reason
+    assert engine.note("v2") == NO_CONTENT_NOTE and engine.note("v1") == ""
+    code, out, err = run_cli("recommend", "ann", "-s", "v2", "--db", db_path)
+    assert code == 0 and err.count("\n") == 1 and "nothing to compare" in err
+    code, out, err = run_cli("recommend", "ann", "-s", "v2", "--db", db_path, "--json")
+    assert json.loads(out)["notes"] == [NO_CONTENT_NOTE]
+
+
+def test_export_and_import_all_keep_categories(store: Store, tmp_path: Path, db_rows) -> None:  # type: ignore[no-untyped-def]
+    catalogue(store, {1: ("a", "b"), 2: ("c",)}, [(1, 1)])
+    out = tmp_path / "export"
+    report = export_all(store, out)
+    assert report.tables["item_categories"] == 3
+    with open_store(tmp_path / "copy.db") as copy:
+        import_all(copy, out)
+        assert tracking.get_item(copy, 1).categories == ("a", "b")
+    assert db_rows(tmp_path / "copy.db") == db_rows(store.path)
+
+
+def test_an_export_from_before_v6_derives_the_categories(store: Store, tmp_path: Path) -> None:
+    catalogue(store, {1: ("a", "b"), 2: ("c",), 3: ()}, [(1, 1)])
+    out = tmp_path / "export"
+    export_all(store, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["schema_version"] = 4
+    del manifest["tables"]["item_categories"]
+    (out / "item_categories.jsonl").unlink()
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with open_store(tmp_path / "copy.db") as copy:
+        report = import_all(copy, out)
+        assert report.tables["item_categories"] == 2
+        assert [tracking.get_item(copy, i).categories for i in (1, 2, 3)] == [("a",), ("c",), ()]
+
+
+def test_all_users_export_has_exactly_count_rows_and_a_source(
+    run_cli, demo_store: Store, db_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    alice = tracking.get_user(demo_store, "alice")
+    liked = tracking.get_item(demo_store, tracking.history(demo_store, alice.id)[0].item_id)
+    for k in range(5):  # cold items like hers: the interactive view shows them below
+        tracking.add_item(demo_store, f"New {k}", [liked.category, "new"], liked.description)
+    interactive = Recommender(demo_store).recommend(alice.id, "v1", 3)
+    assert len(interactive) > 3 and interactive[-1].source == "cold-item"
+    code, out, err = run_cli("recommend", "--all-users", "-n", "3", "--db", db_path)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["user_id", "item_id", "rank", "score", "source"]
+    per_user: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        per_user.setdefault(r["user_id"], []).append(r)
+    assert len(per_user) == 50 and {len(v) for v in per_user.values()} == {3}
+    assert {r["source"] for r in rows} <= {"neighbours", "popular"}
+    assert [r["source"] for r in per_user[str(alice.id)]] == [x.source for x in interactive[:3]]
+
+
+def test_cold_item_scores_are_the_content_scores_of_the_cold_items(demo_store: Store) -> None:
+    for k in range(6):
+        tracking.add_item(demo_store, f"Cold {k}", ["books", "home"][k % 2], f"novel lamp {k}")
+    snap = build_snapshot(demo_store)
+    rows = np.arange(snap.catalogue.n_users)
+    fast = (snap.matrix[rows] @ snap.cold_similarity).toarray()
+    slow = content_scores(snap, rows)[:, snap.cold_items]
+    assert len(snap.cold_items) == 6 and fast.any()
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_an_appended_item_keeps_everyones_categories_in_the_snapshot(store: Store) -> None:
+    """The in-place snapshot update (new rows only) keeps items' several categories."""
+    catalogue(store, {1: ("a", "b"), 2: ("c",)}, [(1, 1)])
+    engine = Recommender(store)
+    before = engine.snapshot()
+    store.conn.execute(  # an item with no category, as an import's placeholder
+        "INSERT INTO items(id, name, category, created_at) VALUES (3, 'item 3', 'unknown', 0)"
+    )
+    store.conn.execute(
+        "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (2, 3, 'view', 2)"
+    )
+    after = engine.snapshot()
+    cat = after.catalogue
+    names = [tuple(cat.categories[k] for k in ks) for ks in cat.item_category_sets]
+    assert names == [("a", "b"), ("c",), ()]
+    assert after is not before
