@@ -61,6 +61,9 @@ class Inputs:
     daily_assigned: list[dict[str, Any]] = field(default_factory=list)
     revision: int = 0
     timeline_note: str = ""
+    #: Engagement n, mean and variance per arm ("A", "B") from centred values, where the
+    #: sums could not carry the variance and the raw values were at hand.
+    engagement_centred: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_rows(

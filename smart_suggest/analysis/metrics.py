@@ -146,7 +146,22 @@ def _method(res: Any) -> str:
     return names.get(res.test, res.test)
 
 
-def _headline_test(metric: str, a: VariantKPIs, b: VariantKPIs, alpha: float) -> tuple[Any, str]:
+def _engagement_mv(k: VariantKPIs, centred: Mapping[str, Any] | None) -> Any:
+    """n, mean, variance of one arm's engagement: centred values when the store gave them."""
+    from smart_suggest import stats
+
+    if centred and k.variant in centred:
+        return centred[k.variant]
+    return stats.mean_var_from_sums(k.engagement_n, k.engagement_sum, k.engagement_sumsq)
+
+
+def _headline_test(
+    metric: str,
+    a: VariantKPIs,
+    b: VariantKPIs,
+    alpha: float,
+    centred: Mapping[str, Any] | None = None,
+) -> tuple[Any, str]:
     """(raw stats result or None, reason when no result is possible)."""
     from smart_suggest import stats
 
@@ -168,18 +183,12 @@ def _headline_test(metric: str, a: VariantKPIs, b: VariantKPIs, alpha: float) ->
                 ),
                 "",
             )
-        return (
-            stats.welch_t_test_from_sums(
-                a.engagement_n,
-                a.engagement_sum,
-                a.engagement_sumsq,
-                b.engagement_n,
-                b.engagement_sum,
-                b.engagement_sumsq,
-                alpha,
-            ),
-            "",
-        )
+        ma, mb = _engagement_mv(a, centred), _engagement_mv(b, centred)
+        return stats.welch_t_test(ma.n, ma.mean, ma.var, mb.n, mb.mean, mb.var, alpha), ""
+    except stats.UnresolvedVariance as exc:
+        # Invalid rather than a warning: any p-value (1 included) would rest on a variance
+        # the numbers do not contain, and --fail-on invalid must see it.
+        return None, str(exc)
     except ValueError as exc:  # impossible sums (only from a hand-made summary)
         return None, f"the sufficient statistics are inconsistent: {exc}"
 
@@ -215,6 +224,7 @@ def _sequential(
     value_b: float | None,
     alpha: float,
     tau2: Mapping[str, float] | None,
+    centred: Mapping[str, Any] | None = None,
 ) -> tuple[Any, float | None, str]:
     from smart_suggest import stats
 
@@ -228,8 +238,7 @@ def _sequential(
             a.users_converted, a.users_exposed, b.users_converted, b.users_exposed, t2, alpha
         )
     else:
-        ma = stats.mean_var_from_sums(a.engagement_n, a.engagement_sum, a.engagement_sumsq)
-        mb = stats.mean_var_from_sums(b.engagement_n, b.engagement_sum, b.engagement_sumsq)
+        ma, mb = _engagement_mv(a, centred), _engagement_mv(b, centred)
         seq = stats.sequential_means(ma.n, ma.mean, ma.var, mb.n, mb.mean, mb.var, t2, alpha)
     return seq, t2, basis
 
@@ -312,13 +321,15 @@ def prepare(
     sequential: bool,
     tau2: Mapping[str, float] | None,
 ) -> Prepared:
-    res, problem = _headline_test(metric, inp.a, inp.b, alpha)
+    res, problem = _headline_test(metric, inp.a, inp.b, alpha, inp.engagement_centred)
     if res is None:
         return Prepared(metric, None, problem, None, None, None, "not run: no valid test")
     value_a, value_b = _values(metric, res, inp.a, inp.b)
     seq, seq_note = None, ""
     if sequential:
-        seq, _t2, seq_note = _sequential(metric, inp.a, inp.b, value_a, value_b, alpha, tau2)
+        seq, _t2, seq_note = _sequential(
+            metric, inp.a, inp.b, value_a, value_b, alpha, tau2, inp.engagement_centred
+        )
     return Prepared(metric, res, "", value_a, value_b, seq, seq_note)
 
 
@@ -409,7 +420,7 @@ def metric_analysis(
     diff_ci, rel_ci, ci_note = res.diff_ci, res.relative_lift_ci, ""
     family_intervals = None
     if holm_p is not None and family > 1 and seq is None:
-        wide, _problem = _headline_test(metric, a, b, alpha / family)
+        wide, _problem = _headline_test(metric, a, b, alpha / family, inp.engagement_centred)
         if wide is not None:
             diff_ci, rel_ci = wide.diff_ci, wide.relative_lift_ci
             family_intervals = (diff_ci, rel_ci)
@@ -446,6 +457,8 @@ def metric_analysis(
         notes.append(power_note)
     if res.note:
         notes.insert(0, res.note)
+    if metric == "engagement" and inp.engagement_centred:
+        notes.append("variance computed from the centred raw values (the sums could not carry it)")
     effect, effect_name = None, ""
     if metric == "conversion_rate":
         effect, effect_name = res.cohens_h, "Cohen's h"

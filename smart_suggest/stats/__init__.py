@@ -16,7 +16,7 @@ Conventions:
   ``ValueError``.
 """
 
-from ._common import Interval, Result
+from ._common import Interval, Result, UnresolvedVariance
 from .bayes import (
     BetaBinomialResult,
     NormalPosteriorResult,
@@ -28,6 +28,7 @@ from .continuous import (
     MeanVar,
     WelchTest,
     mean_var_from_sums,
+    sums_resolve_variance,
     welch_t_test,
     welch_t_test_from_sums,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "SequentialResult",
     "SrmResult",
     "TrendResult",
+    "UnresolvedVariance",
     "Verdict",
     "WelchTest",
     "achieved_power",
@@ -124,6 +126,7 @@ __all__ = [
     "sequential_proportions",
     "sequential_ratio",
     "srm_check",
+    "sums_resolve_variance",
     "two_proportion_test",
     "verdict",
     "welch_t_test",
