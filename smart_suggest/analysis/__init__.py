@@ -111,21 +111,35 @@ def analyze(
     min_lift: float = 0.05,
     tau2: Mapping[str, float] | None = None,
     progress: Progress | None = None,
+    bootstrap: bool = False,
+    resamples: int = 2000,
+    seed: int = 20240601,
 ) -> Analysis:
     """Analyse a stored experiment (see the package docstring for what is computed).
 
     ``metric`` chooses the primary metric (ctr, conversion_rate or engagement; aliases
     accepted); ``tau2`` fixes the mSPRT mixing variance per metric (default: derived from
-    the control's value at this look).  Raises ``InputError`` for bad parameters and
+    the control's value at this look).  ``bootstrap`` adds a user-level cluster bootstrap
+    interval of CTR (``resamples`` >= 2000, fixed ``seed``) next to the delta-method one.
+    Raises ``InputError`` for bad parameters and
     ``NotFoundError`` for an unknown experiment; never for degenerate data.
     """
+    from smart_suggest.analysis.tails import check_options
+
     check_params(alpha, min_lift)
     metric_name(metric)
+    options = check_options(resamples, seed) if bootstrap else None
     step = progress or (lambda stage, done, total: None)
     inp = inputs_from_store(store, exp_ref, step)
     step("statistics", 2, 3)
     out = analyze_inputs(
-        inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+        inp,
+        alpha=alpha,
+        metric=metric,
+        sequential=sequential,
+        min_lift=min_lift,
+        tau2=tau2,
+        bootstrap=options,
     )
     step("statistics", 3, 3)
     return out

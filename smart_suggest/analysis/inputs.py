@@ -64,6 +64,9 @@ class Inputs:
     #: Engagement n, mean and variance per arm ("A", "B") from centred values, where the
     #: sums could not carry the variance and the raw values were at hand.
     engagement_centred: dict[str, Any] = field(default_factory=dict)
+    #: Per arm, the distinct (clicks, impressions) pairs of exposed users and their counts
+    #: (``tails.user_pairs``); empty for sources with sums only.
+    user_pairs: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_rows(

@@ -224,6 +224,7 @@ class Analysis(_ToDict):
     methods: dict[str, str]
     daily_assigned: tuple[dict[str, Any], ...]
     revision: int
+    tails: Any = None  # tails.TailsSummary (local store only: needs per-user data)
 
     def metric(self, name: str) -> MetricAnalysis:
         for m in self.metrics:

@@ -10,6 +10,7 @@ from typing import Any
 from smart_suggest import clock
 from smart_suggest.analysis.inputs import Inputs, parse_rows
 from smart_suggest.analysis.report import ExperimentInfo
+from smart_suggest.analysis.tails import user_pairs
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import ExperimentResults
 from smart_suggest.experiments.lifecycle import Experiment
@@ -77,6 +78,7 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
             mv = centred_engagement(store, exp.id, k)
             if mv is not None:
                 centred[k.variant] = mv
+        pairs = user_pairs(store, exp.id)
         step("timeline", 1, 3)
         note = ""
         try:
@@ -98,6 +100,7 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
         revision=res.revision,
         timeline_note=note,
         engagement_centred=centred,
+        user_pairs=pairs,
     )
 
 

@@ -27,6 +27,7 @@ from smart_suggest.analysis.report import (
     PowerSummary,
     SequentialSummary,
 )
+from smart_suggest.errors import InputError
 
 #: ``--fail-on`` conditions and their exit codes (the lowest code among those holding wins).
 FAIL_CONDITIONS: dict[str, tuple[int, str]] = {
@@ -226,6 +227,10 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
         "duration": "remaining users / (users assigned per day so far), per variant",
         "novelty": "weighted least-squares slope of the daily relative CTR lift",
         "verdict": "stats.VERDICT_RULES",
+        "tails": "share of impressions held by the top 1% of exposed users; above 10% the "
+        "delta method's finite-variance assumption is in doubt (local database only)",
+        "bootstrap": "with --bootstrap: user-level cluster bootstrap of the CTR difference "
+        "(users resampled within each arm, percentile interval, fixed seed)",
     }
     if sequential:
         m["sequential"] = (
@@ -243,10 +248,16 @@ def analyze_inputs(
     sequential: bool,
     min_lift: float,
     tau2: Mapping[str, float] | None,
+    bootstrap: Any = None,
 ) -> Analysis:
+    """The whole analysis of ``inp``; ``bootstrap`` (``tails.BootstrapOptions``) adds the
+    user-level bootstrap interval of CTR, which needs ``inp.user_pairs``."""
     from smart_suggest import stats
+    from smart_suggest.analysis.tails import NEEDS_USERS, tails_summary
 
     check_params(alpha, min_lift)
+    if bootstrap is not None and not inp.user_pairs:
+        raise InputError(NEEDS_USERS)
     chosen = metric_name(metric)
     primary_name = chosen or inp.primary_declared or "ctr"
     declared = chosen is not None or inp.primary_declared is not None
@@ -301,6 +312,18 @@ def analyze_inputs(
             warnings.append(f"{m.label}: {m.note}")
     if novelty.trend is not None and novelty.trend.shrinking and primary.metric != "ctr":
         warnings.append("CTR: " + novelty.trend.warning)
+    tails = None
+    if inp.user_pairs:
+        ctr = next(m for m in metrics if m.metric == "ctr")
+        tails = tails_summary(inp.user_pairs, ctr if ctr.test != "none" else None, bootstrap)
+        if tails.heavy:
+            warnings.append("CTR: " + tails.message)
+        bci, dci = (tails.bootstrap.ci if tails.bootstrap else None), tails.delta_ci
+        if bci is not None and dci is not None and ctr.significant and bci.contains(0.0):
+            warnings.append(
+                "CTR: the user-level bootstrap interval includes 0 although the delta-method "
+                "test is significant: the evidence rests on the delta method's variance"
+            )
 
     bayes_metric = (
         primary
@@ -357,6 +380,7 @@ def analyze_inputs(
         methods=_methods(alpha, sequential),
         daily_assigned=tuple(inp.daily_assigned),
         revision=inp.revision,
+        tails=tails,
     )
 
 

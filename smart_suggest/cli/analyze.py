@@ -156,6 +156,11 @@ def _pp(x: float) -> str:
     return "< 0.001 pp" if 0 < x * 100 < 0.001 else f"{x * 100:.3g} pp"
 
 
+def _spp(x: float) -> str:
+    """A signed difference of rates in percentage points."""
+    return f"{x * 100:+.3g} pp"
+
+
 def _verdict_text(code: str, headline: str) -> Text:
     style, glyph = VERDICT_STYLES.get(code, ("bold", "?"))
     return Text(f"{glyph} {headline}", style=style)
@@ -310,6 +315,20 @@ def _render(an: Analysis) -> None:
                 style="dim",
             )
         facts.add_row("Sequential", text)
+    if an.tails is not None:
+        facts.add_row("Tails", Text(an.tails.message, style="yellow" if an.tails.heavy else ""))
+        boot = an.tails.bootstrap
+        if boot is not None:
+            level = f"{boot.ci.level * 100:.3g}%"
+            delta = an.tails.delta_ci
+            versus = (
+                "" if delta is None else f" (delta method {_spp(delta.low)} to {_spp(delta.high)})"
+            )
+            facts.add_row(
+                "Bootstrap",
+                f"CTR difference {level} interval {_spp(boot.ci.low)} to {_spp(boot.ci.high)}"
+                f"{versus}; {boot.resamples:,} user resamples, seed {boot.seed}",
+            )
     facts.add_row("Power", an.power.message)
     trend = an.novelty.trend
     warn = trend is not None and (trend.shrinking or trend.too_short)
@@ -406,6 +425,29 @@ def analyze(
         float,
         typer.Option("--share", help="With --source: the configured share of variant B."),
     ] = 0.5,
+    bootstrap: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap",
+            help="Add a user-level cluster bootstrap interval of the CTR difference next to "
+            "the delta-method one (local database only: needs per-user data).",
+        ),
+    ] = False,
+    resamples: Annotated[
+        int | None,
+        typer.Option(
+            "--resamples", help="With --bootstrap: resamples, >= 2000.", show_default="2000"
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="With --bootstrap: random seed (fixed by default: the same data give the "
+            "same interval).",
+            show_default="20240601",
+        ),
+    ] = None,
     dialect: Annotated[
         str | None,
         typer.Option(
@@ -474,6 +516,22 @@ def analyze(
             "--assignments, --events-table, --assignments-table and --share go with --source"
         )
 
+    if not bootstrap and (resamples is not None or seed is not None):
+        raise InputError("--resamples and --seed go with --bootstrap")
+    if bootstrap and (summary is not None or source is not None):
+        from smart_suggest.analysis.tails import NEEDS_USERS
+
+        raise InputError(NEEDS_USERS)
+    from smart_suggest.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+    if bootstrap:
+        from smart_suggest.analysis.tails import check_options
+
+        check_options(
+            DEFAULT_RESAMPLES if resamples is None else resamples,
+            DEFAULT_SEED if seed is None else seed,
+        )
+
     source_info: dict[str, object] | None = None
     if source is not None:
         assert experiment is not None
@@ -515,6 +573,9 @@ def analyze(
                 sequential=sequential,
                 min_lift=min_lift,
                 progress=update,
+                bootstrap=bootstrap,
+                resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
+                seed=DEFAULT_SEED if seed is None else seed,
             )
 
     held = core.fail_conditions(result)

@@ -24,6 +24,7 @@ from .bayes import (
     normal_posterior,
     prob_greater,
 )
+from .bootstrap import BootstrapResult, cluster_bootstrap_ratio, top_share
 from .continuous import (
     MeanVar,
     WelchTest,
@@ -83,6 +84,7 @@ __all__ = [
     "VERDICTS",
     "VERDICT_RULES",
     "BetaBinomialResult",
+    "BootstrapResult",
     "DurationEstimate",
     "HolmResult",
     "Interval",
@@ -105,6 +107,7 @@ __all__ = [
     "achieved_power",
     "beta_binomial",
     "classify",
+    "cluster_bootstrap_ratio",
     "cohens_h",
     "default_tau2",
     "expected_duration",
@@ -127,6 +130,7 @@ __all__ = [
     "sequential_ratio",
     "srm_check",
     "sums_resolve_variance",
+    "top_share",
     "two_proportion_test",
     "verdict",
     "welch_t_test",
