@@ -144,7 +144,12 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("format") not in FORMATS:
         raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
     tables = manifest.get("tables")
-    if not isinstance(tables, dict) or set(tables) != set(TABLES):
+    # An export from an older schema lacks the tables added since: they import empty.
+    ok = isinstance(tables, dict) and (
+        set(tables) == set(TABLES)
+        or (version < SCHEMA_VERSION and set(tables) < set(TABLES) and bool(tables))
+    )
+    if not ok:
         raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
     return manifest
 
@@ -206,7 +211,8 @@ def import_all(
         raise InputError(f"{directory}: no such folder")
     manifest = _read_manifest(directory)
     fmt = manifest["format"]
-    for table in TABLES:
+    present = [t for t in TABLES if t in manifest["tables"]]
+    for table in present:
         entry = manifest["tables"][table]
         path = directory / str(entry.get("file", ""))
         if path.parent != directory or not path.is_file():
@@ -220,7 +226,7 @@ def import_all(
         with store.bulk_load(TABLES) as conn:
             for table in reversed(TABLES):
                 conn.execute(f"DELETE FROM {table}")
-            for table in TABLES:
+            for table in present:
                 entry = manifest["tables"][table]
                 cols = list(entry["columns"])
                 sql = (

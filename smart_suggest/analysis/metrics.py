@@ -194,7 +194,11 @@ def _headline_test(
 
 
 def _tau2(
-    metric: str, value_a: float | None, value_b: float | None, given: Mapping[str, float] | None
+    metric: str,
+    value_a: float | None,
+    value_b: float | None,
+    given: Mapping[str, float] | None,
+    basis_of: Mapping[str, str] | None = None,
 ) -> tuple[float | None, str]:
     from smart_suggest import stats
 
@@ -202,7 +206,8 @@ def _tau2(
         t = float(given[metric])
         if not (math.isfinite(t) and t > 0):
             raise InputError(f"tau2 for {metric} must be a number > 0, got {given[metric]!r}")
-        return t, f"tau^2 = {t:.4g}, fixed by the caller"
+        why = (basis_of or {}).get(metric, "fixed by the caller")
+        return t, f"tau^2 = {t:.4g}, {why}"
     base = value_a
     basis = f"(0.1 x control {METRICS[metric]})^2"
     if not base:
@@ -225,10 +230,11 @@ def _sequential(
     alpha: float,
     tau2: Mapping[str, float] | None,
     centred: Mapping[str, Any] | None = None,
+    basis_of: Mapping[str, str] | None = None,
 ) -> tuple[Any, float | None, str]:
     from smart_suggest import stats
 
-    t2, basis = _tau2(metric, value_a, value_b, tau2)
+    t2, basis = _tau2(metric, value_a, value_b, tau2, basis_of)
     if t2 is None:
         return None, None, f"not run: {basis}"
     if metric == "ctr":
@@ -320,6 +326,7 @@ def prepare(
     alpha: float,
     sequential: bool,
     tau2: Mapping[str, float] | None,
+    basis_of: Mapping[str, str] | None = None,
 ) -> Prepared:
     res, problem = _headline_test(metric, inp.a, inp.b, alpha, inp.engagement_centred)
     if res is None:
@@ -328,7 +335,7 @@ def prepare(
     seq, seq_note = None, ""
     if sequential:
         seq, _t2, seq_note = _sequential(
-            metric, inp.a, inp.b, value_a, value_b, alpha, tau2, inp.engagement_centred
+            metric, inp.a, inp.b, value_a, value_b, alpha, tau2, inp.engagement_centred, basis_of
         )
     return Prepared(metric, res, "", value_a, value_b, seq, seq_note)
 
@@ -345,6 +352,7 @@ def metric_analysis(
     trend: Any,
     holm_p: float | None,
     family: int = 1,
+    group: Any = None,
 ) -> MetricAnalysis:
     """The analysis of one metric; ``family`` is the size of its Holm family (secondary
     metrics): its intervals are then at the Bonferroni level 1 - alpha / family, so an
@@ -428,6 +436,14 @@ def metric_analysis(
                 f"Bonferroni {(1 - alpha / family) * 100:.3g}% interval (alpha {alpha:g} over "
                 f"{family} secondary metrics), consistent with the Holm-adjusted p-value"
             )
+    interval_label = "Bonferroni CI" if family_intervals else None
+    p_override = holm_p
+    if group is not None and group.p_value is not None:
+        # Group-sequential: the boundary decides; its scaled p and repeated CI agree with it.
+        p_override, p_label = group.p_value, "group-sequential"
+        diff_ci, rel_ci = group.ci, None
+        family_intervals, interval_label = (group.ci, None), "repeated CI"
+        ci_note = "repeated confidence interval: difference +- the look's boundary x SE"
     judgement = stats.verdict(
         label,
         res,
@@ -435,11 +451,11 @@ def metric_analysis(
         trend=trend if metric == "ctr" else _only_too_short(trend),
         min_lift=min_lift,
         alpha=alpha,
-        p_value=holm_p,
+        p_value=p_override,
         p_value_label=p_label or None,
         sequential=seq,
         intervals=family_intervals,
-        interval_label="Bonferroni CI" if family_intervals else None,
+        interval_label=interval_label,
     )
     sentences = [judgement.summary]
     if res.test == "none":

@@ -225,6 +225,7 @@ class Analysis(_ToDict):
     daily_assigned: tuple[dict[str, Any], ...]
     revision: int
     tails: Any = None  # tails.TailsSummary (local store only: needs per-user data)
+    group: Any = None  # groupseq.GroupSummary (analyze --sequential group) | None
 
     def metric(self, name: str) -> MetricAnalysis:
         for m in self.metrics:

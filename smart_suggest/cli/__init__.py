@@ -67,6 +67,20 @@ def _register() -> None:
 _register()
 
 
+def _sequential_value(argv: list[str] | None) -> list[str] | None:
+    """``analyze --sequential`` alone means ``--sequential msprt`` (its meaning before
+    ``group`` existed): click options cannot take an optional value, so it is filled in."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "analyze" not in args or "--sequential" not in args:
+        return argv
+    out: list[str] = []
+    for i, tok in enumerate(args):
+        out.append(tok)
+        if tok == "--sequential" and (i + 1 == len(args) or args[i + 1] not in ("msprt", "group")):
+            out.append("msprt")
+    return out
+
+
 def _fail(message: str, code: int) -> None:
     from smart_suggest.text import printable
 
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     from smart_suggest.errors import SmartSuggestError
 
     try:
-        rv = app(args=argv, prog_name="smart-suggest", standalone_mode=False)
+        rv = app(args=_sequential_value(argv), prog_name="smart-suggest", standalone_mode=False)
     except TyperException as exc:  # usage errors (exit 2) and other click-style errors
         message = exc.format_message()
         if exc.exit_code == 2 and "--help" not in message:

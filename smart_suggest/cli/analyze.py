@@ -219,6 +219,8 @@ def _render(an: Analysis) -> None:
     bits.append(" (declared)" if an.primary_declared else " (default)")
     if an.mode == "sequential":
         bits.append("; sequential (always-valid) mode")
+    elif an.mode == "group_sequential":
+        bits.append("; group-sequential mode")
     console.print(bits)
 
     kpi = _table(
@@ -279,6 +281,11 @@ def _render(an: Analysis) -> None:
             foot += f" Secondary metrics' intervals are Bonferroni {level}, matching Holm."
     if an.mode == "sequential":
         foot += " mSPRT: always-valid p-values and confidence sequences."
+    elif an.mode == "group_sequential":
+        foot += (
+            f" Primary metric: group-sequential p on the look's boundary scale (< {an.alpha:g} "
+            "exactly when crossed) and repeated CI."
+        )
     console.print(Text(foot, style="dim"))
     console.print()
 
@@ -305,6 +312,10 @@ def _render(an: Analysis) -> None:
                     style="dim" if view == m.bayes_per_impression_label else "",
                 ),
             )
+    if an.group is not None:
+        g = an.group
+        style = {"reject": "green", "continue": "yellow"}.get(g.status, "dim")
+        facts.add_row("Group-seq.", Text(g.message, style=style))
     if an.sequential is not None:
         seq = an.sequential
         style = {"significant": "green", "keep running": "yellow"}.get(seq.status, "dim")
@@ -360,10 +371,48 @@ def analyze(
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level, in (0, 1).")] = 0.05,
     metric: Annotated[str | None, typer.Option("--metric", help=_METRIC_HELP)] = None,
     sequential: Annotated[
-        bool,
+        str | None,
         typer.Option(
             "--sequential",
-            help="Always-valid mSPRT p-values and intervals (safe to look at any time).",
+            help="Sequential testing. msprt (also plain --sequential): always-valid p-values "
+            "and intervals, safe to look at any time. group: group-sequential test with "
+            "alpha spending over planned looks (--looks, --spending, --planned-users; "
+            "--record-look stores a look).",
+            metavar="msprt|group",
+            show_default=False,
+        ),
+    ] = None,
+    looks: Annotated[
+        int | None,
+        typer.Option(
+            "--looks", help="--sequential group: planned number of looks.", show_default="14"
+        ),
+    ] = None,
+    spending: Annotated[
+        str | None,
+        typer.Option(
+            "--spending",
+            help="--sequential group: alpha spending function, obf (O'Brien-Fleming type) or "
+            "pocock.",
+            show_default="obf",
+        ),
+    ] = None,
+    planned_users: Annotated[
+        int | None,
+        typer.Option(
+            "--planned-users",
+            help="Planned size per variant, in the primary metric's unit (default: the sample "
+            "size for --min-lift). Sets the group-sequential information fractions; with "
+            "msprt, tunes tau^2 for the most power at that size.",
+            show_default=False,
+        ),
+    ] = None,
+    record_look: Annotated[
+        bool,
+        typer.Option(
+            "--record-look",
+            help="--sequential group: record this look in the database (without it the look "
+            "is a preview).",
         ),
     ] = False,
     min_lift: Annotated[
@@ -532,6 +581,24 @@ def analyze(
             DEFAULT_SEED if seed is None else seed,
         )
 
+    if sequential not in (None, "msprt", "group"):
+        raise InputError(f"--sequential must be msprt or group, got {sequential!r}")
+    group = None
+    if sequential == "group":
+        from smart_suggest.analysis.groupseq import GroupDesign
+
+        if summary is not None or source is not None:
+            raise InputError(
+                "--sequential group records its looks in the local database: not with "
+                "--summary or --source"
+            )
+        group = GroupDesign(looks=looks, spending=spending, record=record_look)
+    elif looks is not None or spending is not None or record_look:
+        raise InputError("--looks, --spending and --record-look go with --sequential group")
+    elif planned_users is not None and sequential is None:
+        raise InputError("--planned-users goes with --sequential msprt or group")
+    msprt = sequential == "msprt"
+
     source_info: dict[str, object] | None = None
     if source is not None:
         assert experiment is not None
@@ -544,8 +611,9 @@ def analyze(
             treatment_share=share,
             alpha=alpha,
             metric=metric,
-            sequential=sequential,
+            sequential=msprt,
             min_lift=min_lift,
+            planned_units=planned_users,
         )
     elif summary is not None:
         rows = core.load_summary(summary)
@@ -554,8 +622,9 @@ def analyze(
             rows,
             alpha=alpha,
             metric=metric,
-            sequential=sequential,
+            sequential=msprt,
             min_lift=min_lift,
+            planned_units=planned_users,
             name="stdin" if source == "stdin" else Path(source).name,
             source=source,
         )
@@ -570,9 +639,11 @@ def analyze(
                 experiment,
                 alpha=alpha,
                 metric=metric,
-                sequential=sequential,
+                sequential=msprt,
                 min_lift=min_lift,
                 progress=update,
+                group=group,
+                planned_units=planned_users,
                 bootstrap=bootstrap,
                 resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
                 seed=DEFAULT_SEED if seed is None else seed,
