@@ -91,12 +91,15 @@ def _arm_ratios(
     step = max(1, _CHUNK_CELLS // max(1, len(c)))
     for start in range(0, resamples, step):
         m = min(step, resamples - start)
-        w = rng.poisson(lam, size=(m, len(c))).astype(float)
-        sy = w @ y
+        w = rng.poisson(lam, size=(m, len(c)))
+        # Integer weights times integer-valued pairs, summed in one thread: a BLAS matmul
+        # would be no faster at this size and its threads stall on a shared machine.
+        sy = np.einsum("ij,j->i", w, y)
+        sx = np.einsum("ij,j->i", w, x)
         # A resample without a denominator (possible only with a handful of users) has no
         # ratio: nan, dropped below.
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[start : start + m] = (w @ x) / sy
+            out[start : start + m] = sx / sy
     return out
 
 
