@@ -6,22 +6,25 @@ database and the screens drawn from it are identical from run to run.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from datetime import UTC, datetime
+from typing import Any
+
+from smart_suggest import validate
 
 ENV_VAR = "SMART_SUGGEST_NOW"
 DAY = 86_400.0
 HOUR = 3_600.0
-#: The Unix times an event may carry: years 1 to 9999 (what ISO-8601 can show; beyond it
-#: the hour of a time no longer fits SQLite's 64-bit integers).
-MIN_TS = -62_135_596_800.0
-MAX_TS = 253_402_300_799.0
+#: The one accepted time range of the product (see ``smart_suggest.validate``).
+MIN_TS = validate.MIN_TS
+MAX_TS = validate.MAX_TS
 
 
 def in_range(ts: float) -> bool:
-    """A finite time between years 1 and 9999 (NaN and infinities are not)."""
-    return MIN_TS <= ts <= MAX_TS
+    """A time smart-suggest accepts: 1970-01-01 <= ts < 2200-01-01 UTC (finite)."""
+    return validate.ts_ok(ts)
 
 
 def now() -> float:
@@ -48,5 +51,26 @@ def parse_time(text: str) -> float:
 
 
 def iso(ts: float) -> str:
-    """ISO-8601 UTC, to the second, for display and JSON."""
+    """ISO-8601 UTC, to the second, for display and JSON.
+
+    A time outside the accepted range (only an older database can hold one) is shown as
+    its raw value with a mark, never an exception: ``"-1e+15 (out of range)"``.
+    """
+    if not validate.ts_ok(ts):
+        return out_of_range(ts)
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def out_of_range(value: Any) -> str:
+    return f"{value!r} (out of range)"
+
+
+def stored(value: Any) -> float:
+    """A time column as read from the database: its number, or NaN when an older database
+    holds something else there (text such as "never"); ``iso`` marks both kinds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

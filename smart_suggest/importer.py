@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.csvfiles import open_csv
 from smart_suggest.errors import InputError
 from smart_suggest.text import is_decimal
@@ -217,7 +217,7 @@ def _parse_interactions(path: Path, progress: Progress | None) -> _Parsed:
     ai, ri, ti = columns["action"], columns["rating"], columns["timestamp"]
     assert ui is not None and ii is not None
     need = max(c for c in columns.values() if c is not None) + 1
-    now = clock.now()
+    now = validate.check_ts(clock.now(), "the current time")
     parsed = _Parsed(array("q"), array("q"), bytearray(), array("d"), {}, {}, columns, header)
     users, first_line = parsed.users, parsed.first_line
     # Caches keyed by the raw field: a file has few distinct users, items and ratings, so
@@ -253,8 +253,11 @@ def _parse_interactions(path: Path, progress: Progress | None) -> _Parsed:
                 when = float(raw)
             except ValueError:
                 when = _parse_ts(path, line, raw)
-            if not math.isfinite(when):
-                raise InputError(f"{path}:{line}: timestamp {raw[:40]!r} is not finite")
+            if not validate.ts_ok(when):
+                raise InputError(
+                    f"{path}:{line}: timestamp {raw.strip()[:40]!r} is out of range "
+                    f"(accepted: {validate.TS_RANGE})"
+                )
         else:
             when = now
         add_user(code)

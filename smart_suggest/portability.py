@@ -21,15 +21,15 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from smart_suggest import __version__, clock
-from smart_suggest.errors import InputError
-from smart_suggest.store import SCHEMA_VERSION, TABLES, Store
+from smart_suggest import __version__, clock, validate
+from smart_suggest.errors import InputError, SmartSuggestError
+from smart_suggest.outfile import output_folder, output_path
+from smart_suggest.store import SCHEMA_VERSION, TABLES, Store, describe_sqlite_error
 
 Progress = Callable[[str, int, int], None]
 FORMATS = ("jsonl", "csv")
@@ -79,11 +79,14 @@ def export_all(
         raise InputError(f"unknown format {fmt!r}: use jsonl or csv")
     progress = progress or _noop
     directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise InputError(f"{directory}: folder is not empty (export into a new or empty folder)")
-    if not directory.parent.exists():
-        raise InputError(f"{directory}: folder {directory.parent} does not exist")
-    directory.mkdir(exist_ok=True)
+    # Written into a temporary folder beside the target and renamed at the end: a failure
+    # (a full disk, ctrl+c) leaves nothing that would block a retry.
+    with output_folder(directory, protect=[store.path]) as tmp:
+        counts = _export_into(store, tmp, fmt, progress)
+    return TransferReport(str(directory), fmt, counts)
+
+
+def _export_into(store: Store, directory: Path, fmt: str, progress: Progress) -> dict[str, int]:
     manifest: dict[str, Any] = {
         "application": "smart-suggest",
         "version": __version__,
@@ -114,6 +117,8 @@ def export_all(
                         )
                     n += len(rows)
                     progress(table, n, total)
+                fh.flush()
+                os.fsync(fh.fileno())
             progress(table, n, max(total, n))
             counts[table] = n
             manifest["tables"][table] = {
@@ -122,8 +127,11 @@ def export_all(
                 "columns": cols,
                 "sha256": _sha256(path),
             }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return TransferReport(str(directory), fmt, counts)
+    with open(directory / MANIFEST, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, indent=2) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return counts
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -132,8 +140,12 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         raise InputError(f"{directory}: no {MANIFEST} (not a smart-suggest export)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a manifest (JSON nested too deeply)") from None
     if not isinstance(manifest, dict) or manifest.get("application") != "smart-suggest":
         raise InputError(f"{path}: not a smart-suggest export manifest")
     version = manifest.get("schema_version")
@@ -151,7 +163,34 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     )
     if not ok:
         raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
+    for table, entry in tables.items():
+        _check_entry(path, table, entry)
     return manifest
+
+
+def _check_entry(path: Path, table: str, entry: Any) -> None:
+    """One table's manifest entry, field by field (a hand-edited manifest gets one line)."""
+    where = f"{path}: table {table}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected an object with file, rows, columns and sha256")
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or name != Path(name).name or name in (".", ".."):
+        raise InputError(f"{where}: 'file' must be a file name inside the export folder")
+    rows = entry.get("rows")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        raise InputError(f"{where}: 'rows' must be a whole number of rows, not {rows!r:.40}")
+    cols = entry.get("columns")
+    if not isinstance(cols, list) or not cols or not all(isinstance(c, str) for c in cols):
+        raise InputError(f"{where}: 'columns' must be a list of column names")
+    if len(set(cols)) != len(cols):
+        raise InputError(f"{where}: 'columns' names a column twice")
+    digest = entry.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not _is_hex(digest):
+        raise InputError(f"{where}: 'sha256' must be 64 hexadecimal digits")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _convert(value: str, decl: str, nullable: bool, where: str) -> Any:
@@ -194,11 +233,44 @@ def _rows(
             for line, text in enumerate(fh, start=1):
                 try:
                     obj = json.loads(text)
-                except ValueError:
-                    raise InputError(f"{path}:{line}: not valid JSON") from None
+                except (ValueError, RecursionError):
+                    raise InputError(
+                        f"{path}:{line}: not valid JSON (or nested too deeply)"
+                    ) from None
                 if not isinstance(obj, dict) or set(obj) != set(cols):
                     raise InputError(f"{path}:{line}: expected the columns {', '.join(cols)}")
                 yield tuple(obj[c] for c in cols)
+
+
+def _row_checker(path: Path, table: str, cols: list[str]) -> Callable[[tuple[Any, ...]], None]:
+    """Each imported row through the validator of the live write paths, by line number."""
+    line = 0
+    first = 2 if path.suffix == ".csv" else 1  # a CSV export has a header line
+
+    def check(row: tuple[Any, ...]) -> None:
+        nonlocal line
+        try:
+            validate.check_row(table, dict(zip(cols, row, strict=True)))
+        except InputError as exc:
+            raise InputError(f"{path}:{line + first}: {exc}; nothing was imported") from None
+        line += 1
+
+    return check
+
+
+def _check_event_variants(conn: sqlite3.Connection) -> None:
+    """Every event carries its user's stored variant (what every logger writes)."""
+    bad = conn.execute(
+        "SELECT e.id, e.variant, a.variant FROM events e LEFT JOIN assignments a "
+        "ON a.experiment_id = e.experiment_id AND a.user_id = e.user_id "
+        "WHERE a.variant IS NOT e.variant LIMIT 1"
+    ).fetchone()
+    if bad is not None:
+        stored = "no assignment" if bad[2] is None else f"assigned variant {bad[2]}"
+        raise InputError(
+            f"events row {bad[0]} has variant {bad[1]} but its user has {stored} in that "
+            "experiment; nothing was imported"
+        )
 
 
 def import_all(
@@ -234,7 +306,9 @@ def import_all(
                 )
                 n, batch = 0, []
                 total = int(entry.get("rows", 0))
+                check = _row_checker(directory / entry["file"], table, cols)
                 for row in _rows(store, directory / entry["file"], fmt, table, cols):
+                    check(row)
                     batch.append(row)
                     if len(batch) >= _CHUNK:
                         conn.executemany(sql, batch)
@@ -250,6 +324,7 @@ def import_all(
             bad = conn.execute("PRAGMA foreign_key_check").fetchone()
             if bad:
                 raise InputError(f"{bad[0]} row {bad[1]} refers to a missing {bad[2]} row")
+            _check_event_variants(conn)
     except sqlite3.IntegrityError as exc:
         raise InputError(f"{directory}: the export violates the schema ({exc})") from None
     return TransferReport(str(directory), fmt, counts)
@@ -258,22 +333,20 @@ def import_all(
 def backup(
     store: Store, target: Path, *, overwrite: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Copy the live database to ``target`` with SQLite's online backup API."""
+    """Copy the live database to ``target`` with SQLite's online backup API.
+
+    The target follows the output-file rules of ``smart_suggest.outfile``: never the
+    database or its WAL, an existing file only with ``overwrite``, written into a FIFO or
+    device, atomically replaced when it is a regular file.
+    """
     progress = progress or _noop
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise InputError(f"{target}: already exists (use --force to overwrite it)")
-    if target.is_dir():
-        raise InputError(f"{target}: is a directory")
-    if not target.parent.is_dir():
-        raise InputError(f"{target}: folder {target.parent} does not exist")
-    if target.resolve() == Path(store.path).resolve():
-        raise InputError(f"{target}: is the database itself")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        dest = sqlite3.connect(tmp)
+    with output_path(target, force=overwrite, protect=[store.path]) as tmp:
+        try:
+            dest = sqlite3.connect(tmp)
+        except sqlite3.Error as exc:
+            cause = describe_sqlite_error(exc)
+            raise SmartSuggestError(f"{target}: cannot create ({cause})") from None
         try:
 
             def report(status: int, remaining: int, total: int) -> None:
@@ -281,14 +354,31 @@ def backup(
 
             # Page steps let writers in between; SQLite restarts the copy if the source
             # changes under it, so the result is always one consistent snapshot.
-            store.conn.backup(dest, pages=4096, progress=report)
+            try:
+                store.conn.backup(dest, pages=4096, progress=report)
+            except sqlite3.DatabaseError as exc:
+                if "malformed" not in str(exc):
+                    raise
+                from smart_suggest.integrity import detail, recovery_hint
+
+                raise InputError(
+                    f"{store.path}: the database is damaged ({detail(str(exc))}), so no backup "
+                    "was made; " + recovery_hint(store.path)
+                ) from None
             dest.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
             ok = dest.execute("PRAGMA integrity_check").fetchone()[0]
             if ok != "ok":
-                raise InputError(f"{target}: backup failed its integrity check ({ok})")
+                from smart_suggest.integrity import detail, recovery_hint
+
+                raise InputError(
+                    f"{store.path}: the database is damaged ({detail(ok)}), so no backup was "
+                    "made; " + recovery_hint(store.path)
+                )
+        except sqlite3.Error as exc:
+            # The source was validated when it was opened: a failure here is the target's
+            # (a full disk, a file size limit), so name the target.
+            cause = describe_sqlite_error(exc)
+            raise SmartSuggestError(f"{target}: cannot write the backup ({cause})") from None
         finally:
             dest.close()
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

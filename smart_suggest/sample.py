@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.assignment import assign_many
 from smart_suggest.store import TABLES, Store
@@ -256,6 +256,7 @@ def load_demo(store: Store, *, seed: int = 42, progress: Progress | None = None)
     items, users, segments = demo_catalogue()
     now = clock.now()
     start = now - 7 * clock.DAY
+    validate.check_span(start - 30 * clock.DAY, now + clock.DAY, "the demo data")
     by_category: dict[str, list[int]] = {}
     for it in items:
         by_category.setdefault(it["category"], []).append(int(it["id"]))
@@ -485,6 +486,7 @@ def generate(store: Store, spec: SyntheticSpec, *, progress: Progress | None = N
     now = clock.now()
     exp_start = now - spec.days * clock.DAY
     hist_start = exp_start - 60 * clock.DAY
+    validate.check_span(hist_start, now + clock.DAY, "the synthetic data")
     n_cat = len(CATEGORIES)
     catalogue = _item_catalogue(rng, spec.items)
     item_cat = (np.arange(spec.items) % n_cat).astype(np.int64)  # item index -> category index

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +334,97 @@ BEFORE UPDATE OF experiment_id, variant, user_id, type, value, ts ON events BEGI
 END;
 """
 
+
+def _guard(table: str, rules: list[tuple[str, str, str]], updates: bool = True) -> str:
+    """BEFORE INSERT (and UPDATE) triggers refusing a row that breaks one of ``rules``:
+    (the NEW column it is about, the SQL condition that must hold, the message)."""
+    ops = ("INSERT", "UPDATE") if updates else ("INSERT",)
+    parts = []
+    for op in ops:
+        # An update may leave a value an older version stored as it was.
+        keep = "" if op == "INSERT" else "NEW.{col} IS OLD.{col} OR "
+        checks = "\n    ".join(
+            f"SELECT RAISE(ABORT, '{message}') WHERE NOT ({keep.format(col=col)}{cond});"
+            for col, cond, message in rules
+        )
+        parts.append(
+            f"CREATE TRIGGER {table}_values_{op.lower()} BEFORE {op} ON {table} BEGIN\n"
+            f"    {checks}\nEND;"
+        )
+    return "\n".join(parts)
+
+
+def _schema_v5() -> str:
+    """v5: the value rules of ``smart_suggest.validate`` where SQLite can hold them.
+
+    Triggers rather than table CHECKs: ``assignments`` and ``events`` keep their
+    definitions (a later version rebuilds them), and the other tables need no rebuild. The
+    Python validator runs first on every write path and names the bad value; these catch
+    whatever bypasses it. Rows already stored stay as they were: every reader copes with
+    them (``clock.iso`` marks an out-of-range time). The bulk paths set triggers aside
+    while they load validated rows, so these cost nothing there.
+    """
+    from smart_suggest.validate import sql_ts, sql_value
+
+    def ts(col: str) -> tuple[str, str, str]:
+        return col, sql_ts(f"NEW.{col}"), f"{col} out of range (1970..2200)"
+
+    def text(col: str) -> tuple[str, str, str]:
+        return col, f"typeof(NEW.{col}) = 'text'", f"{col} must be text"
+
+    def ident(col: str) -> tuple[str, str, str]:
+        cond = f"typeof(NEW.{col}) = 'integer' AND NEW.{col} > 0"
+        return col, cond, f"{col} must be an id"
+
+    return "\n".join(
+        [
+            _guard("users", [text("username"), ts("created_at")]),
+            _guard(
+                "items", [text("name"), text("category"), text("description"), ts("created_at")]
+            ),
+            _guard("interactions", [ts("ts")]),
+            _guard(
+                "experiments",
+                [
+                    ts("created_at"),
+                    (
+                        "stopped_at",
+                        "NEW.stopped_at IS NULL OR " + sql_ts("NEW.stopped_at"),
+                        "stopped_at out of range (1970..2200)",
+                    ),
+                    (
+                        "primary_metric",
+                        "NEW.primary_metric IS NULL OR NEW.primary_metric IN "
+                        "('ctr', 'conversion_rate', 'engagement')",
+                        "unknown primary_metric",
+                    ),
+                    (
+                        "status",
+                        "(NEW.status = 'stopped') = (NEW.stopped_at IS NOT NULL)",
+                        "stopped_at must be set exactly when the experiment is stopped",
+                    ),
+                ],
+            ),
+            _guard("assignments", [ident("user_id"), ts("assigned_at")], updates=False),
+            _guard(
+                "events",
+                [
+                    ident("user_id"),
+                    ts("ts"),
+                    (
+                        "value",
+                        "CASE WHEN NEW.type = 'engagement' THEN "
+                        + sql_value("NEW.value")
+                        + " ELSE NEW.value IS NULL END",
+                        "value must be engagement seconds (0 to 1e9) and only on engagement",
+                    ),
+                ],
+                updates=False,  # events cannot be updated at all (events_are_facts)
+            ),
+        ]
+    )
+
+
 #: The tables derived from ``events`` (kept by its triggers), emptied and rebuilt with it.
 EVENT_SUMMARIES: dict[str, str] = {
     "event_counts": REBUILD_EVENT_COUNTS_SQL,
@@ -368,6 +459,7 @@ MIGRATIONS: dict[int, str] = {
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
+    5: _schema_v5(),
     9: _SCHEMA_V9,
 }
 
@@ -402,6 +494,7 @@ class Store:
         self.conn = conn
         self._db: Any = None
         self._file_key: tuple[int, int] | None = None
+        self._checked = False  # passed the check for writes (smart_suggest.integrity)
 
     @property
     def db(self) -> Any:
@@ -428,13 +521,28 @@ class Store:
         if self.conn.in_transaction:
             yield self.conn
             return
+        check = None
+        if not self._checked:
+            # Never write into a damaged file (``smart_suggest.integrity``): checked beside
+            # the first write, which commits only once the check passed.
+            from smart_suggest.integrity import start_check
+
+            check = start_check(self.path)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            try:
+                yield self.conn
+            except sqlite3.DatabaseError as exc:
+                if check is not None and "malformed" in str(exc):
+                    check.result()  # say so with the way out, when the check agrees
+                raise
+            if check is not None:
+                check.result()
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            _rollback(self.conn)
             raise
         self.conn.execute("COMMIT")
+        self._checked = True
 
     @contextmanager
     def bulk_load(
@@ -501,8 +609,13 @@ class Store:
         self.conn.execute("BEGIN")
         try:
             yield self.conn
-        finally:
-            self.conn.execute("COMMIT")
+        except BaseException:
+            # Not a COMMIT in a finally: after an I/O error SQLite may have ended the
+            # transaction itself, and "cannot commit - no transaction is active" would
+            # replace the real error (a full disk) in the user's message.
+            _rollback(self.conn)
+            raise
+        self.conn.execute("COMMIT")
 
     # -- queries --------------------------------------------------------------------------
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
@@ -548,6 +661,13 @@ class Store:
     def close(self) -> None:
         self.conn.close()
         _release(self)
+        if self._checked:
+            # The file as this Store leaves it (its last connection's checkpoint included)
+            # differs from the checked one only by smart-suggest's own writes.
+            from smart_suggest.integrity import remember
+
+            self._checked = False
+            remember(self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -691,7 +811,7 @@ def open_store(path: Path | str | None = None) -> Store:
         conn.execute("PRAGMA temp_store = MEMORY")
     except sqlite3.DatabaseError as exc:
         store.close()
-        raise DatabaseError(f"{path}: {describe_sqlite_error(exc)}") from None
+        raise open_error(path, exc) from None
     except BaseException:
         store.close()
         raise
@@ -724,8 +844,10 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
         app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    finally:
-        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    conn.execute("COMMIT")
     if app_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise DatabaseError(
@@ -752,8 +874,19 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open, keeping the error that got us here.
+
+    After a disk I/O error or a full disk SQLite may already have rolled back; a second
+    error from ROLLBACK itself must not replace the first one in the user's message.
+    """
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _split_sql(script: str) -> list[str]:
@@ -770,15 +903,44 @@ def _split_sql(script: str) -> list[str]:
     return statements
 
 
+def is_environment_error(exc: sqlite3.Error) -> bool:
+    """A failure of the environment (lock held, full disk, I/O), not of the file itself."""
+    if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return True
+    msg = str(exc)
+    return "locked" in msg or "disk is full" in msg or "disk I/O" in msg
+
+
+def open_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """The error to raise for ``exc`` on ``path``: a lock held too long, a full disk or an
+    I/O error is the environment's (exit 1, like the same error in mid-command); anything
+    else says the file cannot be used (exit 2)."""
+    from smart_suggest.errors import SmartSuggestError
+
+    cls = SmartSuggestError if is_environment_error(exc) else DatabaseError
+    return cls(f"{path}: {describe_sqlite_error(exc)}")
+
+
 def describe_sqlite_error(exc: sqlite3.Error) -> str:
     msg = str(exc)
+    if "locked" in msg or getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        return (
+            f"the database is locked (another process held it for over "
+            f"{BUSY_TIMEOUT_MS // 1000} s); try again"
+        )
     if "readonly" in msg or "read-only" in msg:
         return "the database is read-only"
     if "disk is full" in msg or "database or disk is full" in msg:
         return "the disk is full"
-    if getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_WRITE":
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_IOERR_WRITE":
         # e.g. EFBIG (file size limit) or EIO: say it was a write, the likely causes.
         return "disk I/O error while writing (the disk may be full or failing)"
+    if name in ("SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_SHMOPEN"):
+        # Even a read needs room for the WAL index (-shm) beside the database.
+        return "disk I/O error on the WAL index file -shm (the disk may be full)"
+    if name.startswith("SQLITE_IOERR"):
+        return f"disk I/O error ({name}; the disk may be full or failing)"
     if "file is not a database" in msg or "malformed" in msg:
         return "not a valid SQLite database (corrupt or encrypted)"
     return msg

@@ -6,11 +6,11 @@ recommenders, profiles and sample data all read it from here.
 
 from __future__ import annotations
 
-import math
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.store import Store
 from smart_suggest.text import is_decimal
@@ -126,6 +126,10 @@ def clean_name(value: str, what: str) -> str:
         raise InputError(f"{what} is too long ({len(value):,} characters, at most 1,000,000)")
     if "\x00" in value:
         raise InputError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # surrogate-escaped bytes from the command line
+        raise InputError(f"{what} is not valid UTF-8 text (at character {exc.start + 1})") from None
     return value
 
 
@@ -136,12 +140,24 @@ def check_action(action: str) -> str:
 
 
 # -- users -------------------------------------------------------------------------------
+#: Surrounding whitespace that makes two usernames look the same (SQL ``trim`` and Python
+#: ``strip`` given the same characters, so both sides agree).
+_SPACES = " \t\n\r\x0b\x0c"
+_SPACES_SQL = "' ' || char(9, 10, 13, 11, 12)"
+
+
 def add_user(store: Store, username: str, *, user_id: int | None = None) -> User:
     username = clean_name(username, "username")
-    created = clock.now()
+    # Users are looked up by id first, then by name: a name that is a valid id would be
+    # shadowed by that id forever, and a name that differs from another only by surrounding
+    # spaces cannot be told apart on screen.
+    if is_decimal(username.strip()):
+        raise InputError(f"username {username!r} must not be all digits (ids are numbers)")
+    created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
             raise InputError(f"user {username!r} already exists")
+        refuse_space_twin(conn, "users", "username", username, "user")
         if (
             user_id is not None
             and conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -155,8 +171,22 @@ def add_user(store: Store, username: str, *, user_id: int | None = None) -> User
     return User(new_id, username, created)
 
 
+def refuse_space_twin(
+    conn: sqlite3.Connection, table: str, column: str, name: str, what: str
+) -> None:
+    """Refuse ``name`` when an existing name differs from it only by surrounding whitespace
+    (" alice" next to "alice"): names are looked up exactly, and on screen the two are one.
+    A scan of the names: adding one is rare next to looking one up."""
+    twin = conn.execute(
+        f"SELECT {column} FROM {table} WHERE trim({column}, {_SPACES_SQL}) = ? LIMIT 1",
+        (name.strip(_SPACES),),
+    ).fetchone()
+    if twin:
+        raise InputError(f"{what} {name!r} differs from the existing {twin[0]!r} only by spaces")
+
+
 def _user_from_row(row: tuple[Any, ...]) -> User:
-    return User(int(row[0]), str(row[1]), float(row[2]))
+    return User(int(row[0]), str(row[1]), clock.stored(row[2]))
 
 
 def get_user(store: Store, ref: int | str) -> User:
@@ -203,7 +233,7 @@ def add_item(
         raise InputError("description must not contain NUL characters")
     if item_id is not None and item_id <= 0:
         raise InputError("item id must be a positive integer")
-    created = clock.now()
+    created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
         if (
             item_id is not None
@@ -222,7 +252,7 @@ _ITEM_COLS = "id, name, category, description, created_at"
 
 
 def _item_from_row(row: tuple[Any, ...]) -> Item:
-    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]))
+    return Item(int(row[0]), str(row[1]), str(row[2]), str(row[3]), clock.stored(row[4]))
 
 
 def parse_item_id(ref: int | str) -> int:
@@ -276,12 +306,10 @@ def log_interaction(
     store: Store, user: int | str, item: int | str, action: str, *, ts: float | None = None
 ) -> Interaction:
     action = check_action(action)
-    if ts is not None and not math.isfinite(ts):
-        raise InputError("timestamp must be a finite number")
+    when = validate.check_ts(clock.now() if ts is None else ts)
     with store.write() as conn:
         u = get_user(store, user)
         it = get_item(store, item)
-        when = clock.now() if ts is None else ts
         cur = conn.execute(
             "INSERT INTO interactions(user_id, item_id, action, ts) VALUES (?, ?, ?, ?)",
             (u.id, it.id, action, when),
@@ -300,7 +328,8 @@ def history(store: Store, user: int | str, *, limit: int | None = 20) -> list[In
         (u.id, -1 if limit is None else limit),
     ).fetchall()
     return [
-        Interaction(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], r[5], float(r[6])) for r in rows
+        Interaction(int(r[0]), int(r[1]), int(r[2]), r[3], r[4], r[5], clock.stored(r[6]))
+        for r in rows
     ]
 
 

@@ -28,6 +28,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMART_SUGGEST_NOW", FIXED_NOW)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("SMART_SUGGEST_DB", raising=False)
     monkeypatch.delenv("SMART_SUGGEST_DEBUG", raising=False)
     monkeypatch.setenv("COLUMNS", "120")

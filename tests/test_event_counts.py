@@ -245,7 +245,7 @@ def test_the_current_folder_does_not_shadow_the_readers_modules(
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ("1,1,click,,1e22", "ts '1e22' is not between years 1 and 9999"),
+        ("1,1,click,,1e22", "ts '1e22' is out of range"),
         ("99999999999999999999,1,click,,", "no user '99999999999999999999'"),
         ("1,99999999999999999999,click,,", "no item with id 99999999999999999999"),
     ],

@@ -227,7 +227,7 @@ def test_log_event_refusals_write_nothing(demo_store: Store) -> None:
         with pytest.raises(InputError, match=message):
             log_event(demo_store, *args)  # type: ignore[arg-type]
     for ts in (math.inf, math.nan, 1e22, -1e12):
-        with pytest.raises(InputError, match="between years 1 and 9999"):
+        with pytest.raises(InputError, match="out of range"):
             log_event(demo_store, exp.id, 2, 1, "click", ts=ts)
     assert table_rows(demo_store) == before
     event = log_event(demo_store, exp.id, "bob", "1", "engagement", 0.0, ts=DAY0)
@@ -486,8 +486,8 @@ def test_bulk_csv_loads_every_row(demo_store: Store) -> None:
         ("user,item,type,value\n2,1,engagement,abc\n", "line 2: value 'abc' is not a number"),
         ("user,item,type,value\n2,1,click,4\n", "line 2: a click event takes no value"),
         ("user,item,type,ts\n2,1,click,yesterday\n", "line 2: ts 'yesterday'"),
-        ("user,item,type,ts\n2,1,click,nan\n", "line 2: ts 'nan' is not between years 1"),
-        ("user,item,type,ts\n2,1,click,1e22\n", "line 2: ts '1e22' is not between years 1"),
+        ("user,item,type,ts\n2,1,click,nan\n", "line 2: ts 'nan' is out of range"),
+        ("user,item,type,ts\n2,1,click,1e22\n", "line 2: ts '1e22' is out of range"),
     ],
 )
 def test_bulk_csv_reports_the_first_bad_line_and_writes_nothing(

@@ -24,9 +24,13 @@ def test_add_and_resolve_users_by_id_or_name(store: Store) -> None:
     assert [u.username for u in tracking.search_users(store, "LI")] == ["alice"]
 
 
-def test_numeric_username_falls_back_to_name(store: Store) -> None:
-    u = tracking.add_user(store, "2024")
-    assert tracking.get_user(store, "2024") == u  # no user with id 2024
+def test_numeric_username_is_refused_and_an_old_one_still_found(store: Store) -> None:
+    # Ids are looked up first: a user named "2024" would be shadowed once id 2024 exists.
+    with pytest.raises(InputError, match="must not be all digits"):
+        tracking.add_user(store, "2024")
+    store.conn.execute("INSERT INTO users(username, created_at) VALUES ('2024', 0)")  # older db
+    u = tracking.get_user(store, "2024")
+    assert u.username == "2024"  # no user with id 2024: found by name
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\t"])

@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 
 
+#: Exit code after ctrl+c (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"smart-suggest {__version__}")
@@ -82,19 +86,34 @@ def _sequential_value(argv: list[str] | None) -> list[str] | None:
 
 
 def _fail(message: str, code: int) -> None:
-    from smart_suggest.text import printable
+    from smart_suggest.termsafe import error_line
 
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
     # Messages quote user data (names, paths): escape sequences in them must not reach
-    # the terminal.
-    sys.stderr.write(f"smart-suggest: error: {printable(first)}\n")
-    sys.stderr.flush()
+    # the terminal, and a newline in them must not make the error two lines.
+    try:
+        sys.stderr.write(error_line(message))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr is gone: the exit code still says it
     sys.exit(code)
+
+
+def _bad_bytes(exc: UnicodeError) -> str:
+    data = getattr(exc, "object", None)
+    start = getattr(exc, "start", None)
+    if isinstance(data, str) and isinstance(start, int) and start < len(data):
+        code = ord(data[start])
+        if 0xDC80 <= code <= 0xDCFF:  # a surrogate-escaped byte
+            return f"byte 0x{code - 0xDC00:02x}"
+    if isinstance(data, bytes) and isinstance(start, int) and start < len(data):
+        return f"byte 0x{data[start]:02x}"
+    return getattr(exc, "reason", None) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``smart-suggest`` script and ``python -m smart_suggest``."""
     from smart_suggest.errors import SmartSuggestError
+    from smart_suggest.outfile import Terminated
 
     try:
         rv = app(args=_sequential_value(argv), prog_name="smart-suggest", standalone_mode=False)
@@ -107,10 +126,18 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted, nothing changed", 1)
     except SmartSuggestError as exc:
         _fail(str(exc), exc.exit_code)
+    except UnicodeError as exc:
+        # Bytes that are not UTF-8 in an argument reach us as surrogates (surrogateescape)
+        # and fail wherever the text must be encoded: say which bytes, not "internal error".
+        _fail(f"input is not valid UTF-8 text ({_bad_bytes(exc)})", 2)
+    except RecursionError:  # e.g. JSON nested thousands of levels deep
+        _fail("input is nested too deeply to read", 2)
     except OverflowError:  # an id or count beyond SQLite's 64-bit integers
         _fail(f"a number is too large (the largest this database can hold is {2**63 - 1})", 2)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", INTERRUPTED)
+    except Terminated:  # SIGTERM while a file was written: its temporary file is gone
+        _fail("terminated", 143)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -126,4 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("SMART_SUGGEST_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set SMART_SUGGEST_DEBUG=1)", 1)
+    if rv == INTERRUPTED:
+        # typer turns ctrl+c inside a command into a plain exit 130 (no command returns
+        # it): say so, as for a ctrl+c anywhere else.
+        _fail("interrupted", INTERRUPTED)
     sys.exit(rv if isinstance(rv, int) else 0)

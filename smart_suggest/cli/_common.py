@@ -10,13 +10,14 @@ import json
 import math
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -36,9 +37,26 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
+
+class _TerminalSafeConsole(Console):
+    """A rich console that applies ``smart_suggest.termsafe`` to every text it writes to a
+    terminal: a string that reached ``print`` without ``safe()`` still cannot carry an
+    escape sequence. Rich's own styling and cursor moves are separate (style, control)
+    segments and pass as they are; line breaks in the text stay."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        if self.is_terminal:
+            from smart_suggest.termsafe import escape_lines
+
+            buffer = [
+                seg if seg.control else Segment(escape_lines(seg.text), seg.style) for seg in buffer
+            ]
+        return super()._render_buffer(buffer)
+
+
 # Markup and emoji codes are off: every string we print may contain user data.
-console = Console(highlight=False, markup=False, emoji=False)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+console = _TerminalSafeConsole(highlight=False, markup=False, emoji=False)
+err_console = _TerminalSafeConsole(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 @contextmanager
@@ -57,6 +75,8 @@ def open_db(db: Path | None) -> Iterator[Store]:
         from smart_suggest.store import describe_sqlite_error
 
         cause = describe_sqlite_error(exc)
+        # "database is locked" is exit 1 here as at open (store.open_error): the
+        # environment, not the input, and worth a retry.
         error = DatabaseError if cause.startswith("not a valid SQLite") else SmartSuggestError
         raise error(f"{store.path}: {cause}") from None
     finally:
@@ -85,10 +105,12 @@ def _finite(value: Any) -> Any:
 
 
 def emit_json(data: Any) -> None:
+    from smart_suggest.termsafe import json_dumps
+
     text = json.dumps(data, default=_json_default)
     # ASCII only: \uXXXX escapes keep DEL, C1 controls and bidi overrides in user data from
     # reaching the terminal raw; every JSON parser reads them back byte for byte.
-    text = json.dumps(_finite(json.loads(text)), indent=2, ensure_ascii=True, allow_nan=False)
+    text = json_dumps(_finite(json.loads(text)), indent=2, ensure_ascii=True, allow_nan=False)
     sys.stdout.write(text + "\n")
 
 
@@ -126,7 +148,10 @@ def confirm(question: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise InputError(f"{question.rstrip('?')}: refusing without a terminal; pass --yes")
-    if not typer.confirm(question, default=False, err=True):
+    from smart_suggest.termsafe import escape
+
+    # The question quotes paths and names: typer writes it raw, so escape it first.
+    if not typer.confirm(escape(question), default=False, err=True):
         raise typer.Abort()
 
 
@@ -172,7 +197,14 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
     except BaseException:
         if tasks:
             bar.live.transient = True  # erase it: the error line stays alone on stderr
-            bar.stop()
+            # Off a terminal, rich would print the bar's last frame (or a blank line)
+            # as it stops: silence the console for that moment.
+            quiet = err_console.quiet
+            err_console.quiet = quiet or not err_console.is_terminal
+            try:
+                bar.stop()
+            finally:
+                err_console.quiet = quiet
         raise
     if tasks:
         bar.stop()
@@ -181,8 +213,9 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 def info(message: str) -> None:
     """A status line for humans, on stderr so stdout stays clean for data.
 
-    Messages quote names and paths given by the user: control characters are made visible.
+    Messages quote names and paths given by the user: control characters are made visible
+    (on a terminal or not: a status line is for people, and must stay one line).
     """
-    from smart_suggest.text import printable
+    from smart_suggest.termsafe import escape
 
-    err_console.print(printable(message))
+    err_console.print(escape(message))

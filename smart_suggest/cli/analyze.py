@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -542,7 +541,10 @@ def analyze(
                 }
             )
         else:
-            sys.stdout.write(sql if sql.endswith("\n") else sql + "\n")
+            from smart_suggest.termsafe import stdout
+
+            # Table names given by the user are in the SQL: escaped on a terminal only.
+            stdout().text(sql if sql.endswith("\n") else sql + "\n")
         return
     _check_unit(alpha, "alpha")
     if not (math.isfinite(min_lift) and min_lift >= 0):

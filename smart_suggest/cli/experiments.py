@@ -3,7 +3,6 @@ simulate``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -393,9 +392,10 @@ def log_cmd(
 
 
 def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool) -> None:
+    from smart_suggest.csvfiles import stdin_text
     from smart_suggest.experiments.bulk import log_events_csv
 
-    source: Any = sys.stdin if str(file) == "-" else file
+    source: Any = stdin_text() if str(file) == "-" else file
     with open_db(db) as store, progress_bar(not json) as update:
         report = log_events_csv(store, exp_ref, source, progress=update)
     if json:

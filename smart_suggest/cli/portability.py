@@ -64,7 +64,10 @@ def import_all(
 
 def backup(
     target: Annotated[Path, typer.Argument(help="Backup file to create.")],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite an existing file (never the database or its WAL)."),
+    ] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -73,13 +76,44 @@ def backup(
 
     with open_db(db) as store, progress_bar(not json) as update:
         path = run_backup(store, target, overwrite=force, progress=update)
+    # A FIFO or a device has no size of its own to report.
+    size = path.stat().st_size if path.is_file() else None
     if json:
-        emit_json({"backup": str(path), "size_bytes": path.stat().st_size})
+        emit_json({"backup": str(path), "size_bytes": size})
+    elif size is None:
+        info(f"Backed up to {path}")
     else:
-        info(f"Backed up to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        info(f"Backed up to {path} ({size / 1e6:.1f} MB)")
+
+
+def recover(
+    target: Annotated[Path, typer.Argument(help="New database file to copy the rows into.")],
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Copy every row a damaged database still holds into a new database file."""
+    from smart_suggest.integrity import recover as run_recover
+    from smart_suggest.store import default_db_path
+
+    source = db if db is not None else default_db_path()
+    if target.exists() and source.exists() and target.resolve() == source.resolve():
+        from smart_suggest.errors import InputError
+
+        raise InputError(f"{target}: is the damaged database itself (recover into a new file)")
+    report = run_recover(source, target)
+    if json:
+        emit_json(report.to_dict())
+        return
+    kept = sum(report.tables.values())
+    lost = ", ".join(f"{n:,} {t}" for t, n in report.lost.items())
+    info(
+        f"Recovered {kept:,} rows from {report.source} into {report.target}"
+        + (f" (dropped rows whose parent was lost: {lost})" if lost else "")
+    )
 
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("import-all")(import_all)
     app.command("backup")(backup)
+    app.command("recover")(recover)

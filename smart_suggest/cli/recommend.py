@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -94,6 +93,12 @@ def recommend(
             help="--all-users: identify users by id or by username (as in an imported file).",
         ),
     ] = "id",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="--all-users -o: overwrite an existing file (never the database)."
+        ),
+    ] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -119,7 +124,7 @@ def recommend(
         if user_key not in ("id", "username"):
             raise InputError(f"unknown user key {user_key!r}: use id or username")
         with open_db(db) as store:
-            _export_all(store, names[0], count, neighbours, threshold, fmt, output, user_key)
+            _export_all(store, names[0], count, neighbours, threshold, fmt, output, user_key, force)
         return
     if user is None:
         raise InputError("missing USER (a user id or username), or pass --all-users")
@@ -220,21 +225,33 @@ def _export_all(
     fmt: str,
     output: Path | None,
     user_key: str,
+    force: bool,
 ) -> None:
-    import json as jsonlib
+    import csv
+    import io
 
+    from smart_suggest.outfile import check_target, open_output
     from smart_suggest.recommend import Recommender
+    from smart_suggest.termsafe import Writer, json_dumps
 
+    if output is not None:
+        # Refuse a wrong target before the work, not after minutes of it.
+        check_target(output, force=force, protect=[store.path])
     engine = Recommender(store)
     snap = engine.snapshot()
     names = dict(zip(snap.catalogue.user_ids.tolist(), snap.catalogue.usernames, strict=True))
     key_col = "user_id" if user_key == "id" else "user"
     written = 0
 
-    def write(out: TextIO, update: Any) -> int:
+    def write(out: Writer, update: Any) -> int:
         rows = 0
+        buf = io.StringIO()
+        # csv quotes a field holding a comma, quote or line break; each record is one
+        # "line" for the writer, which escapes it only on a terminal.
+        # (csv quotes a field holding any character of its line terminator: keep both.)
+        fields = csv.writer(buf, lineterminator="\r\n")
         if fmt == "csv":
-            out.write(f"{key_col},item_id,rank,score\n")
+            out.record(f"{key_col},item_id,rank,score")
         for user_id, recs in engine.recommend_all(
             strategy,
             count,
@@ -245,43 +262,35 @@ def _export_all(
         ):
             key: int | str = user_id if user_key == "id" else names[user_id]
             if fmt == "csv":
-                text = _csv_key(key)
-                out.write(
-                    "".join(
-                        f"{text},{r.item_id},{rank},{r.score:.6g}\n"
-                        for rank, r in enumerate(recs, start=1)
-                    )
+                if isinstance(key, int):
+                    text = str(key)
+                else:
+                    buf.seek(0)
+                    buf.truncate()
+                    fields.writerow([key])
+                    text = buf.getvalue()[:-2]
+                out.records(
+                    [f"{text},{r.item_id},{rank},{r.score:.6g}" for rank, r in enumerate(recs, 1)]
                 )
             else:
-                for rank, r in enumerate(recs, start=1):
-                    record = {key_col: key, "rank": rank, **r.to_dict()}
-                    out.write(jsonlib.dumps(record, ensure_ascii=False) + "\n")
+                out.records(
+                    [
+                        json_dumps({key_col: key, "rank": rank, **r.to_dict()}, ensure_ascii=False)
+                        for rank, r in enumerate(recs, start=1)
+                    ]
+                )
             rows += len(recs)
         return rows
 
     with progress_bar(True) as update:
         if output is None:
-            written = write(sys.stdout, update)
+            written = write(Writer(sys.stdout), update)
             sys.stdout.flush()
         else:
-            # Write next to the target and rename: a failed export leaves no half file.
-            tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-            try:
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    written = write(fh, update)
-                os.replace(tmp, output)
-            finally:
-                tmp.unlink(missing_ok=True)
+            with open_output(output, force=force, protect=[store.path]) as fh:
+                written = write(Writer(fh), update)
     if output is not None:
         info(f"Wrote {written:,} recommendations ({strategy}) to {output}")
-
-
-def _csv_key(key: int | str) -> str:
-    if isinstance(key, int):
-        return str(key)
-    if any(ch in key for ch in ',"\r\n'):
-        return '"' + key.replace('"', '""') + '"'
-    return key
 
 
 # -- similar -------------------------------------------------------------------------

@@ -6,6 +6,11 @@ now). Every row is checked; the first bad row is reported by its line number and
 *nothing* is written, because the whole file is loaded in one transaction (readers never
 see half of it).
 
+Streams (standard input, a FIFO, a process substitution) are all or nothing too: they are
+first copied to a temporary file, without any lock, and loaded from there once they end,
+so the write lock is held only while a regular file is read and never while waiting on a
+stream (other writers would queue behind someone's slow pipe).
+
 Where the time goes, per million events appended to a million (2-core machine): SQLite's
 insert ~2 s (``events`` has no index; its two summaries get one pre-summed row per hour and
 per user for the whole load), reading and checking the CSV ~2.5 s. So that the two overlap
@@ -30,6 +35,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -38,8 +44,8 @@ from itertools import islice, repeat
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
-from smart_suggest import clock
-from smart_suggest.csvfiles import open_csv
+from smart_suggest import clock, validate
+from smart_suggest.csvfiles import MAX_LINE, open_csv
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.events import (
     EVENT_TYPES,
@@ -281,8 +287,8 @@ def _parse_ts(text: str, line: int) -> float:
             ts = clock.parse_time(text)
         except ValueError:
             raise _bad(line, f"ts {text!r} is not Unix seconds or ISO-8601") from None
-    if not clock.in_range(ts):
-        raise _bad(line, f"ts {text!r} is not between years 1 and 9999")
+    if not validate.ts_ok(ts):
+        raise _bad(line, f"ts {text!r} is out of range (accepted: {validate.TS_RANGE})")
     return ts
 
 
@@ -373,15 +379,20 @@ def _parse_chunk(raw: list[list[str]], cols: dict[str, int], now: float) -> Pars
             if len(eng) != n - values.count(None) or None in eng:
                 return None
             seconds = cast(list[float], eng)
-            if seconds and (not math.isfinite(math.fsum(seconds)) or min(seconds) < 0):
+            # C loops: NaN and infinities first (min/max would not see a NaN), then the range
+            # (which bounds the sums of squares).
+            if seconds and not (
+                all(map(math.isfinite, seconds))
+                and validate.value_ok(min(seconds))
+                and validate.value_ok(max(seconds))
+            ):
                 return None
         if its is None:
             ts = [now] * n
         else:
             ts = [float(t) if t else now for t in columns[its]]
-            # NaN fails both comparisons, so min/max would not see it: check it first.
-            if not all(map(math.isfinite, ts)) or not (
-                clock.in_range(min(ts)) and clock.in_range(max(ts))
+            if not (
+                all(map(math.isfinite, ts)) and validate.ts_ok(min(ts)) and validate.ts_ok(max(ts))
             ):
                 return None
     except (ValueError, OverflowError):
@@ -545,10 +556,65 @@ def _read_chunk(reader: Iterator[list[str]], size: int) -> tuple[list[list[str]]
     return raw, None
 
 
-def _open_text(source: str | Path | IO[str]) -> tuple[IO[str], bool]:
+def _is_stream(source: str | Path | IO[str]) -> bool:
+    """An open stream, or a path to one (a FIFO, a device, ``/dev/fd/N``): a path that
+    does not exist or is a folder is left to ``open_csv``, which says so."""
+    if not isinstance(source, str | Path):
+        return True
+    path = Path(source)
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
+def _spool(source: str | Path | IO[str], progress: Progress | None) -> Path:
+    """A stream (standard input, a FIFO, a process substitution) copied to a temporary file,
+    before any lock is taken: a writer must never wait on someone else's network or pipe.
+
+    Lines are bounded as ``open_csv`` bounds them (``MAX_LINE``, counted in bytes here).
+    Bytes are copied as they come (standard input's own decoding is bypassed), so the
+    spool is decoded as UTF-8 exactly like a file. The caller deletes the file.
+    """
+    name = str(source) if isinstance(source, str | Path) else "standard input"
     if isinstance(source, str | Path):
-        return open_csv(Path(source)), True
-    return source, False
+        try:
+            stream: Any = open(source, "rb")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise InputError(f"{source}: cannot read ({exc.strerror})") from None
+        owned = True
+    else:
+        binary = getattr(source, "buffer", None)
+        stream = binary if binary is not None else _EncodedLines(source)
+        owned = False
+    fd, tmp = tempfile.mkstemp(prefix="smart-suggest-events-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            n = 0
+            while line := stream.readline(MAX_LINE + 1):
+                n += 1
+                if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                    raise InputError(
+                        f"{name}:{n}: line longer than {MAX_LINE:,} bytes "
+                        "(not a line-based text stream?); nothing was written"
+                    )
+                out.write(line)
+                if progress and n % 100_000 == 0:
+                    progress("reading", n, 0)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        if owned:
+            stream.close()
+    return Path(tmp)
+
+
+class _EncodedLines:
+    """A text stream read as UTF-8 bytes, line by line (for streams without a buffer)."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self.fh = fh
+
+    def readline(self, limit: int) -> bytes:
+        return self.fh.readline(limit).encode("utf-8", "surrogateescape")
 
 
 def _read_error(error: Exception | None, reader: Any) -> str | None:
@@ -605,7 +671,7 @@ def read_in_process(
         with open_store(db) as store, store.read():
             resolver = _Resolver(store, get_experiment(store, exp_id))
             resolver.preload_all(path.stat().st_size // BYTES_PER_ROW)
-            with open(path, newline="", encoding="utf-8-sig") as fh:
+            with open_csv(path) as fh:
                 reader = csv.reader(fh)
                 cols = _header(next(reader))
                 for _ in islice(reader, skip):
@@ -618,6 +684,8 @@ def read_in_process(
                     pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
             users = _combine(parts) if parts else None
             pickle.dump(("done", users), out, protocol=pickle.HIGHEST_PROTOCOL)
+    except InputError as exc:  # the file's fault (a line too long): said as it is
+        pickle.dump(("input-error", str(exc)), out)
     except BaseException as exc:  # the writer rolls back and says so
         pickle.dump(("error", f"{type(exc).__name__}: {exc}"), out)
     out.flush()
@@ -680,6 +748,8 @@ class _ReaderProcess:
             if isinstance(item, _Chunk):
                 yield item
                 continue
+            if item[0] == "input-error":
+                raise InputError(item[1])
             if item[0] == "error":
                 raise RuntimeError(f"the CSV reader process failed: {item[1]}")
             self.users = item[1]
@@ -752,9 +822,30 @@ def log_events_csv(
     the file's size and the CPUs this process may use.
     """
     started = time.perf_counter()
-    fh, owned = _open_text(source)
+    exp = require_active(get_experiment(store, exp_ref))
+    if parallel and _is_stream(source):
+        raise ValueError("parallel reading needs a file path, not a stream")
+    spooled = _spool(source, progress) if _is_stream(source) else None
     try:
-        exp = require_active(get_experiment(store, exp_ref))
+        return _log_file(
+            store, exp, spooled or Path(cast(str | Path, source)), started, progress, parallel
+        )
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+
+
+def _log_file(
+    store: Store,
+    exp: Experiment,
+    path: Path,
+    started: float,
+    progress: Progress | None,
+    parallel: bool | None,
+) -> BulkReport:
+    """``log_events_csv`` of a regular file (a stream has been spooled to one)."""
+    fh = open_csv(path)
+    try:
         reader = csv.reader(fh)
         try:
             first = next(reader)
@@ -763,11 +854,7 @@ def log_events_csv(
         except UnicodeDecodeError:
             raise _bad(1, "the file is not UTF-8 text") from None
         cols = _header(first)
-        path = Path(cast(str | Path, source)) if owned else None
-        if parallel and path is None:
-            raise ValueError("parallel reading needs a file path, not an open stream")
-        # A regular file only: a named pipe (``--file <(...)``) can be read once.
-        regular = path if path is not None and path.is_file() else None
+        regular = path
         if parallel is None:
             parallel = (
                 regular is not None
@@ -789,10 +876,10 @@ def log_events_csv(
             with bulk_write(store, checked=False):
                 # Re-read inside the lock: another process may have stopped the experiment.
                 exp = require_active(get_experiment(store, exp.id))
-                now = clock.now()
+                now = validate.check_ts(clock.now(), "the current time")
                 chunks = _chunks(reader, cols, now, CSV_CHUNK, resolver)
                 process: _ReaderProcess | None = None
-                if parallel and path is not None:
+                if parallel:
                     try:
                         process = _ReaderProcess(
                             store, path, exp.id, now, CSV_CHUNK, _head_rows(CSV_CHUNK)
@@ -839,8 +926,7 @@ def log_events_csv(
             if gc_was_enabled:
                 gc.enable()
     finally:
-        if owned:
-            fh.close()
+        fh.close()
     by_type = dict.fromkeys(EVENT_TYPES, 0)
     by_variant = {"A": 0, "B": 0}
     for (_exp, variant, kind, _hour), (n, _lo, _hi) in tally.items():

@@ -3,7 +3,8 @@
 Every event carries the experiment, the user's *stored* variant, the user, the item, the type,
 a value (engagement seconds; empty for the other types) and a timestamp. An event is refused
 (``InputError``, nothing written) when the experiment is stopped, the user was never assigned
-to it, the item does not exist, or an engagement value is missing, negative or not finite.
+to it, the item does not exist, or a value or a time is outside the ranges of
+``smart_suggest.validate``.
 
 Every event is also counted in ``event_counts`` per UTC hour and in ``event_users`` per
 user (triggers; the bulk paths add pre-tallied rows instead). Loading a CSV of events is
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.assignment import assign_variant
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
@@ -66,24 +67,18 @@ def check_type(event_type: str) -> str:
 
 
 def check_value(event_type: str, value: float | None) -> float | None:
-    """Engagement needs seconds (finite, >= 0); the other types take no value."""
+    """Engagement needs seconds (``validate.check_value``); the other types take no value."""
     if event_type == "engagement":
         if value is None:
             raise InputError("an engagement event needs a value: the engagement time in seconds")
-        if not math.isfinite(value):
-            raise InputError(f"engagement time must be a finite number of seconds (got {value})")
-        if value < 0:
-            raise InputError(f"engagement time must not be negative (got {value})")
-        return float(value)
+        return validate.check_value(value)
     if value is not None:
         raise InputError(f"a {event_type} event takes no value (only engagement has seconds)")
     return None
 
 
 def check_ts(ts: float | None) -> float | None:
-    if ts is not None and not clock.in_range(ts):
-        raise InputError(f"timestamp must be Unix seconds between years 1 and 9999 (got {ts})")
-    return ts
+    return None if ts is None else validate.check_ts(ts)
 
 
 def not_assigned_message(exp: Experiment, user_id: int, label: str) -> str:
@@ -250,7 +245,7 @@ def log_event(
         variant = stored_variant(store, exp.id, user.id)
         if variant is None:
             raise InputError(not_assigned_message(exp, user.id, repr(user.username)))
-        when = clock.now() if ts is None else float(ts)
+        when = validate.check_ts(clock.now(), "the current time") if ts is None else float(ts)
         cur = conn.execute(
             INSERT_EVENT_SQL, (exp.id, variant, user.id, item.id, event_type, value, when)
         )

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment
 from smart_suggest.store import Store
 
@@ -166,10 +166,15 @@ GROUP BY CAST(assigned_at / 86400 AS INTEGER), variant
 ORDER BY day, variant
 """
 
+#: The hours of the accepted times (``validate``): events an older database holds outside
+#: them are left out of spans and timelines, which could not show them.
+HOURS_IN_RANGE = f"hour >= {int(validate.MIN_TS // 3600)} AND hour < {int(validate.MAX_TS // 3600)}"
+
 #: First and last event time of an experiment, from the hourly ``event_counts`` (a few
 #: hundred rows however many events there are).
 SPAN_SQL = (
-    "SELECT MIN(first_ts), MAX(last_ts) FROM event_counts WHERE experiment_id = :experiment_id"
+    "SELECT MIN(first_ts), MAX(last_ts) FROM event_counts WHERE experiment_id = :experiment_id "
+    f"AND {HOURS_IN_RANGE}"
 )
 
 _INT_FIELDS = (

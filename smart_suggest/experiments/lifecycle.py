@@ -20,11 +20,11 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.store import EVENT_SUMMARIES, Store
 from smart_suggest.text import is_decimal
-from smart_suggest.tracking import clean_name
+from smart_suggest.tracking import clean_name, refuse_space_twin
 
 ACTIVE = "active"
 STOPPED = "stopped"
@@ -93,10 +93,11 @@ def _from_row(row: tuple[Any, ...]) -> Experiment:
         treatment=str(row[4]),
         traffic_fraction=float(row[5]),
         treatment_share=float(row[6]),
-        primary_metric=None if row[7] is None else str(row[7]),
+        # An older database may hold a metric this version does not know: the default.
+        primary_metric=row[7] if row[7] in METRICS else None,
         status=str(row[8]),
-        created_at=float(row[9]),
-        stopped_at=None if row[10] is None else float(row[10]),
+        created_at=clock.stored(row[9]),
+        stopped_at=None if row[10] is None else clock.stored(row[10]),
     )
 
 
@@ -158,10 +159,11 @@ def create_experiment(
     traffic = _check_fraction(traffic_fraction, "traffic fraction", upper_inclusive=True)
     share = _check_fraction(treatment_share, "treatment share", upper_inclusive=False)
     metric = check_metric(primary_metric)
-    created = clock.now()
+    created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone():
             raise InputError(f"experiment {name!r} already exists")
+        refuse_space_twin(conn, "experiments", "name", name, "experiment")
         cur = conn.execute(
             "INSERT INTO experiments(name, description, control, treatment, traffic_fraction, "
             "treatment_share, primary_metric, status, created_at) "
@@ -222,7 +224,7 @@ def stop_experiment(store: Store, ref: int | str) -> Experiment:
     """Stop an active experiment (no new assignments or events afterwards)."""
     with store.write() as conn:
         exp = require_active(get_experiment(store, ref))
-        stopped = clock.now()
+        stopped = validate.check_ts(clock.now(), "the current time")
         conn.execute(
             "UPDATE experiments SET status = ?, stopped_at = ? WHERE id = ?",
             (STOPPED, stopped, exp.id),

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.assignment import assign_variant
 from smart_suggest.experiments.events import INSERT_EVENT_SQL, insert_events
@@ -128,7 +128,7 @@ def assign_user(
         current = lookup_assignment(store, exp, user.id)
         if current.assigned_at is not None or current.variant is None:
             return current
-        when = clock.now() if ts is None else ts
+        when = validate.check_ts(clock.now() if ts is None else ts)
         cur = conn.execute(ASSIGN_SQL, (exp.id, user.id, current.variant, when))
         if cur.rowcount == 1:
             return Assignment(exp.id, user.id, current.variant, True, True, when)
@@ -191,7 +191,7 @@ def serve(
     # A strategy may append extra items after its top-N (v1's cold items); a user is
     # shown exactly ``count``.
     recs = list(engine.recommend(user.id, strategy, count))[:count]
-    when = clock.now()
+    when = validate.check_ts(clock.now(), "the current time")
     if planned.variant is None:
         return Served(exp, user.id, None, False, strategy, recs, 0, False, when)
     with store.write() as conn:

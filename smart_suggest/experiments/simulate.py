@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.events import CHUNK, EVENT_TYPES, bulk_write, insert_bulk
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
@@ -168,8 +168,12 @@ def simulate(
         "return_rate": _check_rate("return_rate", return_rate),
     }
     for name, value in (("engagement_a", engagement_a), ("engagement_b", engagement_b)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive number of seconds (got {value})")
+        # A mean of at most 1e6 s keeps the log-normal draws far below validate.MAX_VALUE.
+        if not (isinstance(value, int | float) and 0 < value <= validate.MAX_VALUE / 1000):
+            raise InputError(
+                f"{name} must be a positive number of seconds, at most "
+                f"{validate.MAX_VALUE / 1000:g} (got {value})"
+            )
     exp = require_active(get_experiment(store, exp_ref))
     item_ids = np.array(
         [r[0] for r in store.conn.execute("SELECT id FROM items ORDER BY id")], dtype=np.int64
@@ -180,6 +184,7 @@ def simulate(
     rng = np.random.default_rng(seed)
     end = clock.now()
     start = end - days * clock.DAY
+    validate.check_span(start, end, "the simulated traffic")
 
     # Behaviour of every visitor, drawn before the lock is taken and independent of who
     # is enrolled, so the same seed gives the same traffic.
@@ -275,6 +280,12 @@ def _events(
     mu = np.log(mean) - ENGAGEMENT_SIGMA**2 / 2  # so the log-normal's mean is ``mean``
     dwell = np.round(rng.lognormal(mu, ENGAGEMENT_SIGMA), 2)
     e_ts = c_ts + dwell
+    if len(e_ts) and not (
+        validate.value_ok(float(dwell.max())) and validate.ts_ok(float(e_ts.max()))
+    ):
+        raise InputError(
+            f"the simulated engagement would end after the accepted times ({validate.TS_RANGE})"
+        )
     # Conversions: one purchase per converting exposed visitor, of an item they were shown.
     exposed = np.unique(imp_user)
     p_buy = np.where(code[exposed] == 2, rates["purchase_b"], rates["purchase_a"])

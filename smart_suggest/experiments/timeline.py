@@ -22,22 +22,24 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from smart_suggest import clock
+from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
-from smart_suggest.experiments.kpis import event_span
+from smart_suggest.experiments.kpis import HOURS_IN_RANGE, event_span
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment
 from smart_suggest.store import Store, hour_sql
 
 BUCKETS: dict[str, float] = {"day": clock.DAY, "hour": clock.HOUR}
-#: A guard against an accidental multi-year hourly timeline.
-MAX_BUCKETS = 50_000
+#: A guard against an accidental multi-year hourly timeline. Days always fit: the whole
+#: accepted time range (``validate``) is ~84,000 days.
+MAX_BUCKETS = 90_000
 
 #: Counts per bucket, summed from the hourly ``event_counts`` (``:per`` hours a bucket;
 #: ``:start_hour`` is the first bucket's hour, at or before every event's).
-COUNTS_SQL = """\
+COUNTS_SQL = f"""\
 SELECT variant, type, (hour - :start_hour) / :per AS bucket, SUM(n) AS n
 FROM event_counts
 WHERE experiment_id = :experiment_id AND type IN ('impression', 'click', 'purchase')
+  AND {HOURS_IN_RANGE}
 GROUP BY variant, type, (hour - :start_hour) / :per
 """
 
@@ -47,6 +49,7 @@ SELECT variant, ({hour_sql("first_purchase_ts")} - :start_hour) / :per AS bucket
        COUNT(*) AS users
 FROM event_users
 WHERE experiment_id = :experiment_id AND first_purchase_ts IS NOT NULL
+  AND first_purchase_ts >= {validate.MIN_TS!r} AND first_purchase_ts < {validate.MAX_TS!r}
 GROUP BY variant, ({hour_sql("first_purchase_ts")} - :start_hour) / :per
 """
 
@@ -104,13 +107,21 @@ class Timeline:
 
 
 def _range(exp: Experiment, store: Store, width: float) -> tuple[float, int]:
-    first, last = event_span(store, exp.id)
-    lo = exp.created_at if first is None else min(first, exp.created_at)
-    end = clock.now() if exp.active else (exp.stopped_at or exp.created_at)
+    first, last = event_span(store, exp.id)  # of the events within the accepted times
+    # Only times within the accepted range bound the timeline (an older database may hold
+    # others; the buckets could not show them).
+    known = [t for t in (first, exp.created_at, last, clock.now()) if t is not None and _ok(t)]
+    lo = min(known, default=0.0)
+    ends = (exp.stopped_at, exp.created_at) if not exp.active else (clock.now(),)
+    end = next((t for t in ends if t is not None and _ok(t)), lo)
     hi = end if last is None else max(last, end)
     start = math.floor(lo / width) * width
     n = int(math.floor(hi / width) - math.floor(lo / width)) + 1
     return start, max(n, 1)
+
+
+def _ok(ts: float | None) -> bool:
+    return ts is not None and validate.ts_ok(ts)
 
 
 def _clamp(index: int, n: int) -> int:
@@ -135,7 +146,7 @@ def timeline(
         if n > MAX_BUCKETS:
             raise InputError(
                 f"the experiment spans {n:,} {bucket}s (at most {MAX_BUCKETS:,}); "
-                "use a larger bucket"
+                + ("use day buckets" if bucket == "hour" else "use a larger bucket")
             )
         params = {
             "experiment_id": exp.id,
