@@ -161,7 +161,7 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         set(tables) == set(TABLES)
         or (version < SCHEMA_VERSION and set(tables) < set(TABLES) and bool(tables))
     )
-    if not ok:
+    if not ok or not isinstance(tables, dict):
         raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
     for table, entry in tables.items():
         _check_entry(path, table, entry)
