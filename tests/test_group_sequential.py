@@ -255,3 +255,18 @@ def test_reduced_calibration_fourteen_looks() -> None:
     assert 0.035 <= null["obf"] <= 0.062
     assert null["msprt"] <= 0.05 + 0.008  # always valid, conservative at discrete looks
     assert alt["obf"] >= 0.8 * alt["fixed"]
+
+
+def test_an_export_from_before_the_looks_table_still_imports(store: Store, tmp_path: Path) -> None:
+    _conversion_experiment(store, 50, (0.1, 0.1), 9)
+    export_all(store, tmp_path / "old")
+    manifest_path = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["schema_version"] = 5
+    (tmp_path / "old" / manifest["tables"].pop("sequential_looks")["file"]).unlink()
+    manifest_path.write_text(json.dumps(manifest))
+    t = open_store(tmp_path / "new.db")
+    import_all(t, tmp_path / "old")
+    assert t.conn.execute("SELECT count(*) FROM sequential_looks").fetchone()[0] == 0
+    assert t.conn.execute("SELECT count(*) FROM assignments").fetchone()[0] == 100
+    t.close()
