@@ -10,7 +10,10 @@ The package shows the parts of one analysis:
 * ``metrics``  the tests of one metric (headline test, intervals, sample size, sequential
   and Bayesian views);
 * ``verdict``  the whole analysis: SRM, Holm, power, novelty, the verdict, ``--fail-on``;
-* ``report``   the frozen result types and their JSON form.
+* ``report``   the frozen result types and their JSON form;
+* ``tails``    heavy-tailed impressions per user and the ``--bootstrap`` interval of CTR
+  (per-user data: the local store only);
+* ``groupseq`` group-sequential looks with alpha spending, kept in ``sequential_looks``.
 
 
 ``analyze(store, exp)`` reads the per-variant sufficient statistics (``kpis.results``) and

@@ -418,7 +418,16 @@ def analyze_inputs(
         headline=headline,
         conclusion=conclusion,
         warnings=tuple(dict.fromkeys(warnings)),
-        methods=_methods(alpha, sequential),
+        methods=_methods(alpha, sequential)
+        | (
+            {
+                "group_sequential": "Lan-DeMets alpha spending over planned looks "
+                "(stats.groupseq), looks kept in sequential_looks; the primary metric's p is "
+                "on the look's boundary scale, its interval the repeated CI"
+            }
+            if group is not None
+            else {}
+        ),
         daily_assigned=tuple(inp.daily_assigned),
         revision=inp.revision,
         tails=tails,
