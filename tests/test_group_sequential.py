@@ -270,3 +270,16 @@ def test_an_export_from_before_the_looks_table_still_imports(store: Store, tmp_p
     assert t.conn.execute("SELECT count(*) FROM sequential_looks").fetchone()[0] == 0
     assert t.conn.execute("SELECT count(*) FROM assignments").fetchone()[0] == 100
     t.close()
+
+
+def test_group_needs_the_local_database(run_cli: CliRunner, tmp_path: Path) -> None:
+    summary = tmp_path / "s.json"
+    summary.write_text("[]")
+    code, out, err = run_cli(
+        "analyze", "--summary", summary, "--sequential", "group", "--db", tmp_path / "x.db"
+    )
+    assert code == 2 and out == "" and "local database" in err and err.count("\n") == 1
+    code, _, err = run_cli(
+        "analyze", "--summary", summary, "--sequential=weekly", "--db", tmp_path / "x.db"
+    )
+    assert code == 2 and "msprt or group" in err
