@@ -236,8 +236,8 @@ def test_log_event_refusals_write_nothing(demo_store: Store) -> None:
 
 def test_stopped_experiment_takes_nothing_new_but_still_reports(demo_store: Store) -> None:
     exp = create_experiment(demo_store, "stop-me")
-    serve(demo_store, exp.id, 2, count=2)
-    log_event(demo_store, exp.id, 2, 1, "click", ts=DAY0)
+    served = serve(demo_store, exp.id, 2, count=2)
+    log_event(demo_store, exp.id, 2, served.recommendations[0].item_id, "click", ts=DAY0)
     stop_experiment(demo_store, exp.id)
     before = table_rows(demo_store)
     for call in (
@@ -345,7 +345,9 @@ def test_kpis_of_an_empty_experiment_are_zero_and_undefined_is_none(demo_store: 
 def test_clicks_without_impressions_stay_out_of_the_per_user_ratio(demo_store: Store) -> None:
     exp = create_experiment(demo_store, "odd")
     assign_user(demo_store, exp.id, 6)  # A, never served
-    log_event(demo_store, exp.id, 6, 1, "click")
+    with pytest.raises(InputError, match="never served"):
+        log_event(demo_store, exp.id, 6, 1, "click")
+    log_event(demo_store, exp.id, 6, 1, "click", unserved=True)
     a = results(demo_store, exp.id).a
     assert (a.clicks, a.impressions, a.ctr, a.users_exposed) == (1, 0, None, 0)
     assert (a.n_users, a.sum_clicks) == (0, 0)

@@ -60,7 +60,7 @@ def writer_main(db: str, writer: int, events: int, batch: int, start_at: float) 
         for b in range(batches):
             for _ in range(singles_per_batch):
                 try:
-                    log_event(store, 1, single_user, 1 + done_single % 20, "click")
+                    log_event(store, 1, single_user, 1 + done_single % 20, "click", unserved=True)
                     written += 1
                 except Exception as exc:  # any error here would reach a user
                     errors.append(f"single: {type(exc).__name__}: {exc}")
@@ -76,7 +76,7 @@ def writer_main(db: str, writer: int, events: int, batch: int, start_at: float) 
                 errors.append(f"bulk: {type(exc).__name__}: {exc}")
         while done_single < n_single:
             try:
-                log_event(store, 1, single_user, 1, "click")
+                log_event(store, 1, single_user, 1, "click", unserved=True)
                 written += 1
             except Exception as exc:
                 errors.append(f"single: {type(exc).__name__}: {exc}")

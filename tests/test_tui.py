@@ -756,7 +756,7 @@ async def test_experiments_refresh_when_another_process_logs(demo_db: Path) -> N
         try:
             create_experiment(other, "second", "v1", "popular")
             for _ in range(3):
-                log_event(other, 1, 1, 2, "click")
+                log_event(other, 1, 1, 2, "click", unserved=True)
         finally:
             other.close()
         await pilot.pause(0.6)

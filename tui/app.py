@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable
@@ -100,6 +101,7 @@ class SmartSuggestApp(App[None]):
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.backend.on_snapshot_rebuilt = self._snapshot_rebuilt
         self.check_for_changes()  # the baseline revisions
         if self.poll_seconds > 0:
             self.set_interval(self.poll_seconds, self.check_for_changes)
@@ -108,13 +110,18 @@ class SmartSuggestApp(App[None]):
     def _warm_up(self) -> None:
         async def run() -> None:
             try:
-                await asyncio.to_thread(warm_imports)
                 await self.backend.read(warm_up, self.backend)
+                await asyncio.to_thread(warm_imports)
             except Exception as exc:  # only an optimisation: the screens report real errors
                 self.log.warning(f"warm-up failed: {exc}")
 
         worker: Worker[None] = self.run_worker(run, group="warm-up", exit_on_error=False)
         del worker
+
+    def _snapshot_rebuilt(self) -> None:
+        # From the rebuild thread: the screens redraw from the new snapshot.
+        with contextlib.suppress(RuntimeError):
+            self.call_from_thread(self.check_for_changes, {"catalog"})
 
     async def on_unmount(self) -> None:
         if self._owns_store:

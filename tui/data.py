@@ -60,6 +60,8 @@ class Backend:
         self._heavy_lock = threading.Lock()
         self._recommender: Any = None
         self._closed = False
+        #: called (from a worker thread) when a background snapshot rebuild is in place
+        self.on_snapshot_rebuilt: Callable[[], None] | None = None
 
     # -- lanes -----------------------------------------------------------------------------
     @property
@@ -87,26 +89,35 @@ class Backend:
         return await asyncio.to_thread(run)
 
     def recommender(self, store: Store) -> Any:
-        """The long-lived engine (caches its snapshot per catalog revision)."""
+        """The long-lived engine: updates its snapshot row by row, and rebuilds after a
+        large change in the background while the previous snapshot keeps serving."""
         if self._recommender is None:
             from smart_suggest.recommend import Recommender
 
-            self._recommender = Recommender(store)
+            self._recommender = Recommender(store, background=True, on_rebuilt=self._rebuilt)
         return self._recommender
+
+    def _rebuilt(self) -> None:
+        callback = self.on_snapshot_rebuilt
+        if callback is not None and not self._closed:
+            callback()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._recommender is not None:
+            self._recommender.close()
         if self._heavy is not None:
             self._heavy.close()
         self.quick.close()
 
 
 def warm_up(store: Store, backend: Backend) -> None:
-    """Build the recommender's snapshot ahead of need (run on the quick lane, after the
-    first paint), so the first visit to the recommendations screen does not wait."""
-    backend.recommender(store).snapshot()
+    """Start building the recommender's snapshot in the background (after the first
+    paint), so the first visit to the recommendations screen does not wait for all of it
+    and the quick lane stays free meanwhile."""
+    backend.recommender(store).start()
 
 
 def warm_imports() -> None:

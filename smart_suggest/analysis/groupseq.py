@@ -84,7 +84,7 @@ def _check(design: GroupDesign) -> None:
 
 
 def _scaled_p(z: float, boundary: float | None, alpha: float) -> float:
-    from scipy import stats as st
+    from smart_suggest.stats import _dist as st
 
     if boundary is None or not math.isfinite(boundary):
         return 1.0

@@ -27,9 +27,8 @@ from smart_suggest.experiments.kpis import VariantKPIs
 
 
 def _arm_intervals(metric: str, res: Any, alpha: float) -> dict[str, Any]:
-    from scipy import stats as st
-
     from smart_suggest.stats import Interval
+    from smart_suggest.stats import _dist as st
 
     level = 1.0 - alpha
     if metric == "conversion_rate":
@@ -93,9 +92,8 @@ def _sample_size(
     (``mde_proportions``); ratio and mean metrics scale the current standard error, which
     shrinks like 1 / sqrt(n).
     """
-    from scipy import stats as st
-
     from smart_suggest import stats
+    from smart_suggest.stats import _dist as st
 
     n_a, n_b = _sizes(metric, res)
     n_now = min(n_a, n_b)

@@ -6,6 +6,7 @@ not pay for numpy, scipy or textual (sqlite-utils alone pulls in numpy).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
@@ -16,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.segment import Segment
-from rich.table import Table
-from rich.text import Text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     from smart_suggest.store import Store
 
 DbOption = Annotated[
@@ -38,25 +39,62 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout i
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-class _TerminalSafeConsole(Console):
-    """A rich console that applies ``smart_suggest.termsafe`` to every text it writes to a
-    terminal: a string that reached ``print`` without ``safe()`` still cannot carry an
-    escape sequence. Rich's own styling and cursor moves are separate (style, control)
-    segments and pass as they are; line breaks in the text stay."""
+@functools.cache
+def _terminal_safe_console_class() -> type[Console]:
+    """``_TerminalSafeConsole``, defined on first use (subclassing rich's Console imports
+    rich, which a command that prints no table never needs)."""
+    from rich.console import Console
+    from rich.segment import Segment
 
-    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        if self.is_terminal:
-            from smart_suggest.termsafe import escape_lines
+    class _TerminalSafeConsole(Console):
+        """A rich console that applies ``smart_suggest.termsafe`` to every text it writes to
+        a terminal: a string that reached ``print`` without ``safe()`` still cannot carry an
+        escape sequence. Rich's own styling and cursor moves are separate (style, control)
+        segments and pass as they are; line breaks in the text stay."""
 
-            buffer = [
-                seg if seg.control else Segment(escape_lines(seg.text), seg.style) for seg in buffer
-            ]
-        return super()._render_buffer(buffer)
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            if self.is_terminal:
+                from smart_suggest.termsafe import escape_lines
+
+                buffer = [
+                    seg if seg.control else Segment(escape_lines(seg.text), seg.style)
+                    for seg in buffer
+                ]
+            return super()._render_buffer(buffer)
+
+    return _TerminalSafeConsole
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_TerminalSafeConsole":
+        return _terminal_safe_console_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class LazyConsole:
+    """The terminal-safe console, created on first use: importing rich costs more than
+    logging an event does, so commands that print no table never pay for it."""
+
+    def __init__(self, **settings: Any) -> None:
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "_console", None)
+
+    def get(self) -> Console:
+        if self._console is None:
+            cls = _terminal_safe_console_class()
+            object.__setattr__(self, "_console", cls(**self._settings))
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.get(), name, value)
 
 
 # Markup and emoji codes are off: every string we print may contain user data.
-console = _TerminalSafeConsole(highlight=False, markup=False, emoji=False)
-err_console = _TerminalSafeConsole(stderr=True, highlight=False, markup=False, emoji=False)
+console = LazyConsole(highlight=False, markup=False, emoji=False)
+err_console = LazyConsole(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 @contextmanager
@@ -114,8 +152,18 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
+def say(*parts: str) -> None:
+    """One plain line on stdout through the terminal-safe writer (no rich: a one-line
+    answer needs no layout). Pass user data through ``printable``, as ``safe`` does."""
+    from smart_suggest import termsafe
+
+    termsafe.stdout().record("".join(parts))
+
+
 def safe(value: object, *, limit: int | None = None, style: str = "") -> Text:
     """User data as a rich ``Text``: never parsed as markup, control characters visible."""
+    from rich.text import Text
+
     from smart_suggest.text import printable
 
     return Text(printable(value, limit=limit), style=style)
@@ -123,6 +171,8 @@ def safe(value: object, *, limit: int | None = None, style: str = "") -> Text:
 
 def make_table(title: str | None, columns: Sequence[str | tuple[str, str]]) -> Table:
     """A table; a column given as (name, "right") is right-aligned."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col in columns:
         if isinstance(col, tuple):
@@ -155,15 +205,24 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Abort()
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Any]:
     """A rich progress bar on stderr fed by the core's ``progress(stage, done, total)``.
 
     The bar appears with the first report (a quick command prints nothing) and is erased
-    when the command fails, so an error stays the one line on stderr. Yields the callback
-    to pass to the core, or None when disabled (``--json``).
+    when the command fails, so an error stays the one line on stderr. It is drawn only
+    when stderr is a terminal: in a log file or a pipe it would be a heap of redrawn
+    lines. Yields the callback to pass to the core, or None when disabled (``--json``,
+    no terminal).
     """
-    if not enabled:
+    if not enabled or not _stderr_is_terminal():
         yield None
         return
     from rich.progress import (
@@ -180,7 +239,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.get(),
         transient=False,
     )
     tasks: dict[str, TaskID] = {}

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from smart_suggest.cli._common import (
     DbOption,
@@ -20,7 +19,17 @@ from smart_suggest.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from smart_suggest.analysis import Analysis, MetricAnalysis
+else:
+
+    def Text(*args: Any, **kwargs: Any) -> Any:
+        # rich loads only when a report is printed, never for --json.
+        from rich.text import Text
+
+        return Text(*args, **kwargs)
+
 
 #: Colour and glyph per verdict (the glyph keeps the meaning under NO_COLOR).
 VERDICT_STYLES: dict[str, tuple[str, str]] = {

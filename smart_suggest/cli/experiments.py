@@ -21,6 +21,7 @@ from smart_suggest.cli._common import (
     open_db,
     progress_bar,
     safe,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -342,14 +343,24 @@ def log_cmd(
             allow_dash=True,
         ),
     ] = None,
+    unserved: Annotated[
+        bool,
+        typer.Option(
+            "--unserved",
+            help="Accept a click or purchase on an item the user was never served in this "
+            "experiment (for systems that log exposures elsewhere).",
+        ),
+    ] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """Log a follow-up event (click, purchase, engagement) with the user's stored variant.
 
     Refused (exit 2, nothing written) for a user never assigned to the experiment, an
-    unknown item, an engagement without a finite, non-negative --value, or a stopped
-    experiment. With --file, every row is checked and the first bad line is reported.
+    unknown item, a click or purchase on an item never served to the user in this
+    experiment (unless --unserved), an engagement without a finite, non-negative --value,
+    or a stopped experiment. With --file, every row is checked and the first bad line is
+    reported.
     """
     from smart_suggest.errors import InputError
 
@@ -372,7 +383,7 @@ def log_cmd(
         except ValueError as exc:
             raise InputError(str(exc)) from None
     with open_db(db) as store:
-        event = log_event(store, exp_ref, user, item, event_type, value, ts=when)
+        event = log_event(store, exp_ref, user, item, event_type, value, ts=when, unserved=unserved)
         who = tracking.get_user(store, event.user_id)
         from smart_suggest.experiments.lifecycle import get_experiment
 
@@ -380,14 +391,15 @@ def log_cmd(
     if json:
         emit_json(event.to_dict())
         return
+    from smart_suggest.text import printable
+
     extra = f" ({event.value:g} s)" if event.value is not None else ""
-    console.print(
+    say(
         f"Logged {event.type}{extra} for user ",
-        safe(who.username),
+        printable(who.username),
         f" (variant {event.variant}) on item {event.item_id} in ",
-        safe(exp.name),
+        printable(exp.name),
         f" (event {event.id})",
-        sep="",
     )
 
 
@@ -538,8 +550,10 @@ def _print_timeline(tl: Timeline) -> None:
         )
     console.print(table)
     mode = "running totals" if tl.cumulative else "per bucket"
+    n = len(a_points)
     info(
-        f"{len(a_points)} {tl.bucket}s, {mode}; conv = users whose first purchase is in the bucket"
+        f"{n} {tl.bucket}{'' if n == 1 else 's'}, {mode}; "
+        "conv = users whose first purchase is in the bucket"
     )
 
 

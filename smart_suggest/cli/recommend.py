@@ -36,6 +36,9 @@ StrategyOption = Annotated[
     ),
 ]
 CountOption = Annotated[int, typer.Option("--count", "-n", min=1, max=1000, help="Items per user.")]
+SimilarCountOption = Annotated[
+    int, typer.Option("--count", "-n", min=1, max=1000, help="How many similar items to list.")
+]
 NeighboursOption = Annotated[
     int, typer.Option("--neighbours", "-k", min=1, help="v1: most similar users considered.")
 ]
@@ -202,8 +205,13 @@ def _print_lists(username: str, user_id: int, history: int, lists: dict[str, Any
             )
         if not rows:
             table.add_row("", "(nothing to recommend)", "", "", "")
+        # Only the reason wraps: a name is already cut to 32 characters, a category to 20.
+        for column in table.columns[:4]:
+            column.no_wrap = True
         tables.append(table)
-    if len(tables) == 2 and console.width >= 140:
+    # Side by side only when each half leaves the reason ~60 columns (the other columns
+    # take ~70): at 140 columns two halves wrapped each row over four or five lines.
+    if len(tables) == 2 and console.width >= SIDE_BY_SIDE_WIDTH:
         for table in tables:
             table.expand = True
         grid = Table.grid(expand=True, padding=(0, 1))
@@ -214,6 +222,10 @@ def _print_lists(username: str, user_id: int, history: int, lists: dict[str, Any
     else:
         for renderable in tables:
             console.print(renderable)
+
+
+#: Terminal width from which v1 and v2 are printed side by side rather than one above the other.
+SIDE_BY_SIDE_WIDTH = 260
 
 
 def _export_all(
@@ -296,7 +308,7 @@ def _export_all(
 # -- similar -------------------------------------------------------------------------
 def similar(
     item: Annotated[str, typer.Argument(help="Item id.", show_default=False)],
-    count: CountOption = 10,
+    count: SimilarCountOption = 10,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:

@@ -15,6 +15,7 @@ from smart_suggest.cli._common import (
     make_table,
     open_db,
     safe,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -207,11 +208,12 @@ def log(
     if json:
         emit_json(rec.to_dict())
     else:
-        console.print(
+        from smart_suggest.text import printable
+
+        say(
             f"Logged {rec.action} of item {rec.item_id} (",
-            safe(rec.item_name),
+            printable(rec.item_name),
             f") by user {rec.user_id}",
-            sep="",
         )
 
 

@@ -222,6 +222,25 @@ def add_counts(store: Store, tally: Tally) -> None:
 
 
 # -- one event --------------------------------------------------------------------------------
+#: Event types that only make sense on an item the user was shown.
+FOLLOWS_IMPRESSION = ("click", "purchase")
+
+
+def was_served(store: Store, exp_id: int, user_id: int, item_id: int) -> bool:
+    """Whether an impression of ``item_id`` was logged for the user in the experiment.
+
+    ``events`` has no index beyond its id (see store.py), so this reads it newest first:
+    a click follows its impression closely and is found after a short scan; only a refusal
+    reads the whole table.
+    """
+    row = store.conn.execute(
+        "SELECT 1 FROM events WHERE experiment_id = ? AND user_id = ? AND item_id = ? "
+        "AND type = 'impression' ORDER BY id DESC LIMIT 1",
+        (exp_id, user_id, item_id),
+    ).fetchone()
+    return row is not None
+
+
 def log_event(
     store: Store,
     exp_ref: int | str | Experiment,
@@ -231,8 +250,14 @@ def log_event(
     value: float | None = None,
     *,
     ts: float | None = None,
+    unserved: bool = False,
 ) -> Event:
-    """Log one follow-up event with the user's stored variant; refuse anything invalid."""
+    """Log one follow-up event with the user's stored variant; refuse anything invalid.
+
+    A click or purchase on an item the user was never shown in this experiment (no
+    impression of it) would count towards CTR and conversion without an exposure, so it is
+    refused unless ``unserved`` (for systems that log exposures elsewhere).
+    """
     from smart_suggest.tracking import get_item, get_user
 
     event_type = check_type(event_type)
@@ -245,6 +270,15 @@ def log_event(
         variant = stored_variant(store, exp.id, user.id)
         if variant is None:
             raise InputError(not_assigned_message(exp, user.id, repr(user.username)))
+        if (
+            event_type in FOLLOWS_IMPRESSION
+            and not unserved
+            and not was_served(store, exp.id, user.id, item.id)
+        ):
+            raise InputError(
+                f"item {item.id} was never served to user {user.username!r} in experiment "
+                f"{exp.name!r}: nothing logged (pass --unserved to log it anyway)"
+            )
         when = validate.check_ts(clock.now(), "the current time") if ts is None else float(ts)
         cur = conn.execute(
             INSERT_EVENT_SQL, (exp.id, variant, user.id, item.id, event_type, value, when)

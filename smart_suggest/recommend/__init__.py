@@ -11,7 +11,7 @@ item or interaction added by this or any other process shows up in the next answ
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from smart_suggest.recommend.base import (
     plain,
     registry,
 )
+from smart_suggest.recommend.incremental import update as update_snapshot
 from smart_suggest.recommend.snapshot import (
     Catalogue,
     Snapshot,
@@ -106,24 +107,101 @@ def similar_in(snap: Snapshot, item_index: int, count: int) -> list[tuple[int, f
 class Recommender:
     """A long-lived recommendation engine over one store.
 
-    Every call checks ``store.revision("catalog")`` (one tiny query) and rebuilds the
-    snapshot only when the data changed, in this process or another one.
+    Every call checks ``store.revision("catalog")`` (one tiny query). When the data changed,
+    in this process or another one, the rows written since the snapshot was built are
+    applied to it (``incremental.update``: a logged click costs milliseconds, not a
+    rebuild). A change too large for that (a seed, an import) needs a full rebuild: with
+    ``background=True`` it runs in a thread on its own connection while the previous
+    snapshot keeps serving, and ``on_rebuilt`` is called when the new one is in place;
+    otherwise the call builds it and waits.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        background: bool = False,
+        on_rebuilt: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
+        self.background = background
+        self.on_rebuilt = on_rebuilt
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._rebuild: threading.Thread | None = None
+        self._closed = False
 
-    def snapshot(self) -> Snapshot:
-        """The snapshot of the current data revision (built on first use or after a change)."""
+    @property
+    def rebuilding(self) -> bool:
+        """A full rebuild is running in the background (the old snapshot serves)."""
+        thread = self._rebuild
+        return thread is not None and thread.is_alive()
+
+    def snapshot(self, *, wait: bool = False) -> Snapshot:
+        """The snapshot of the current data revision (built on first use or after a change).
+
+        With ``background`` and a change too large to apply row by row, this returns the
+        previous snapshot while the new one is built, unless ``wait`` (or there is none).
+        """
         revision = self.store.revision("catalog")
         with self._lock:
             snap = self._snapshot
-            if snap is None or snap.revision != revision:
+            if snap is not None and snap.revision == revision:
+                return snap
+            if snap is not None:
+                newer = update_snapshot(self.store, snap)
+                if newer is not None:
+                    self._snapshot = newer
+                    return newer
+                if self.background and not wait:
+                    self._start_rebuild()
+                    return snap
+            thread = self._rebuild
+        if thread is not None and thread.is_alive():
+            thread.join()  # a rebuild already reads the data: wait for it, not a second one
+            return self.snapshot(wait=wait)
+        with self._lock:
+            snap = self._snapshot
+            if snap is None or snap.revision != self.store.revision("catalog"):
                 snap = build_snapshot(self.store)
                 self._snapshot = snap
             return snap
+
+    def start(self) -> None:
+        """Build the snapshot in the background now, ahead of the first question."""
+        with self._lock:
+            if self._snapshot is None:
+                self._start_rebuild()
+
+    def close(self) -> None:
+        """Stop caring about a background rebuild (its thread is a daemon and ends alone)."""
+        self._closed = True
+        self.on_rebuilt = None
+
+    def _start_rebuild(self) -> None:
+        # Called with self._lock held.
+        if self._rebuild is not None and self._rebuild.is_alive():
+            return
+        thread = threading.Thread(target=self._rebuild_run, name="snapshot-rebuild", daemon=True)
+        self._rebuild = thread
+        thread.start()
+
+    def _rebuild_run(self) -> None:
+        from smart_suggest.store import open_store
+
+        try:
+            with open_store(self.store.path) as store:
+                snap = build_snapshot(store)
+        except Exception:  # the next foreground call rebuilds and reports the error
+            return
+        with self._lock:
+            current = self._snapshot
+            if current is not None and (current.revision or 0) > (snap.revision or 0):
+                return
+            self._snapshot = snap
+        callback = self.on_rebuilt
+        if callback is not None and current is not None and not self._closed:
+            callback()  # answers given meanwhile came from the previous snapshot
 
     def _user_row(self, snap: Snapshot, user_id: int) -> int:
         row = snap.catalogue.user_index(int(user_id))
@@ -148,6 +226,8 @@ class Recommender:
         strat = get_strategy(strategy)
         options = Options(count, neighbours, threshold).validate()
         snap = self.snapshot()
+        if snap.catalogue.user_index(int(user_id)) is None and self.rebuilding:
+            snap = self.snapshot(wait=True)  # a user the previous snapshot never saw
         rows = np.array([self._user_row(snap, user_id)], dtype=np.int64)
         ranking = strat.rank(snap, rows, options)
         return strat.explain(snap, ranking, options)[0]
@@ -155,6 +235,8 @@ class Recommender:
     def similar(self, item_id: int, count: int = DEFAULT_COUNT) -> list[tuple[int, float]]:
         """(item_id, cosine) of the items whose content is most like ``item_id``'s."""
         snap = self.snapshot()
+        if snap.catalogue.item_index(int(item_id)) is None and self.rebuilding:
+            snap = self.snapshot(wait=True)
         index = snap.catalogue.item_index(int(item_id))
         if index is None:
             raise NotFoundError(f"no item with id {item_id}")
@@ -177,7 +259,7 @@ class Recommender:
         """
         strat = get_strategy(strategy)
         options = Options(count, neighbours, threshold, cold_items).validate()
-        snap = self.snapshot()
+        snap = self.snapshot(wait=True)  # every user: the current data, not the previous
         rows = np.arange(snap.catalogue.n_users, dtype=np.int64)
         for ranking in rank_users(snap, strategy, rows, options, progress=progress):
             lists = strat.explain(snap, ranking, options) if explain else plain(ranking, snap)

@@ -22,11 +22,12 @@ import scipy.sparse as sp
 
 from smart_suggest.recommend._ops import (
     assemble,
+    block_cells,
+    block_top_contributors,
     mark,
     row_of,
     row_products,
     short_name,
-    submatrix,
     top_contributors,
     top_rows,
     weighted_rows,
@@ -108,8 +109,15 @@ class Collaborative:
     ) -> list[list[Recommendation]]:
         cat = snap.catalogue
         out: list[list[Recommendation]] = []
+        # Who contributed to each neighbour-sourced item, for the whole block at once.
+        nbr_all = ranking.extra["neighbours"]
+        sim_all = ranking.extra["similarity"]
+        from_nbrs = (ranking.items >= 0) & (ranking.sources == SOURCE_CODE["neighbours"])
+        cells = block_cells(snap.matrix, nbr_all, np.where(from_nbrs, ranking.items, -1))
+        best_all, more_all = block_top_contributors(cells * sim_all[:, :, None])
         for b, row in enumerate(ranking.rows.tolist()):
             valid = ranking.items[b] >= 0
+            columns = np.flatnonzero(valid)
             items = ranking.items[b][valid]
             scores = ranking.scores[b][valid].tolist()
             sources = [SOURCES[int(c)] for c in ranking.sources[b][valid]]
@@ -121,10 +129,10 @@ class Collaborative:
             for at, src in enumerate(sources):
                 by_source.setdefault(src, []).append(at)
             if "neighbours" in by_source:
-                pos = by_source["neighbours"]
-                contrib = submatrix(snap.matrix, nbrs, items[pos]) * sims[:, None]
-                for p, column in zip(pos, contrib.T, strict=True):
-                    best, more = top_contributors(column)
+                for p in by_source["neighbours"]:
+                    col = int(columns[p])
+                    best = [j for j in best_all[b, col].tolist() if j >= 0]
+                    more = int(more_all[b, col])
                     names = ", ".join(
                         f"{short_name(cat.usernames[nbrs[j]])} ({sims[j]:.2f})" for j in best
                     )

@@ -19,6 +19,8 @@ import scipy.sparse as sp
 
 from smart_suggest.recommend._ops import (
     assemble,
+    block_cells,
+    block_top_contributors,
     fill_rows,
     mark,
     padded_rows,
@@ -38,7 +40,7 @@ from smart_suggest.recommend.base import (
     Recommendation,
     register,
 )
-from smart_suggest.recommend.snapshot import Snapshot
+from smart_suggest.recommend.snapshot import BLOCK_CELLS, Snapshot
 
 
 def content_scores(snap: Snapshot, rows: np.ndarray) -> np.ndarray:
@@ -84,6 +86,7 @@ class ContentBased:
     ) -> list[list[Recommendation]]:
         cat = snap.catalogue
         out: list[list[Recommendation]] = []
+        block = _ContentReasons(snap, ranking) if cat.exact else None
         for b, row in enumerate(ranking.rows.tolist()):
             valid = ranking.items[b] >= 0
             items = ranking.items[b][valid]
@@ -91,7 +94,17 @@ class ContentBased:
             sources = [SOURCES[int(c)] for c in ranking.sources[b][valid]]
             reasons = [""] * len(items)
             pos = [p for p, s in enumerate(sources) if s == "content"]
-            if pos:
+            if pos and block is not None:
+                columns = np.flatnonzero(valid)
+                for p in pos:
+                    liked, sims, top, more = block.of(b, int(columns[p]))
+                    names = " and ".join(
+                        f"{short_name(cat.item_names[liked[j]])} ({sims[j]:.2f})" for j in top
+                    )
+                    reasons[p] = f"resembles {names}" + (
+                        f" (+{more} more of your items)" if more else ""
+                    )
+            elif pos:
                 liked, weights = row_of(snap.matrix, row)
                 sims = cat.similarity_block(liked, items[pos])
                 contrib = sims * weights[:, None]
@@ -119,6 +132,42 @@ class ContentBased:
                 ]
             )
         return out
+
+
+class _ContentReasons:
+    """Which of each user's items made each content-sourced item, for a block of users
+    at once (a few array operations per chunk of users instead of several per item)."""
+
+    def __init__(self, snap: Snapshot, ranking: Ranking) -> None:
+        self.snap = snap
+        self.ranking = ranking
+        self.wanted = np.where(
+            (ranking.items >= 0) & (ranking.sources == SOURCE_CODE["content"]), ranking.items, -1
+        )
+        self.lo = self.hi = 0
+
+    def _load(self, b: int) -> None:
+        history = np.diff(self.snap.matrix.indptr)[self.ranking.rows[b:]]
+        longest = max(int(history.max()) if len(history) else 1, 1)
+        # Chunks of users whose (users x history x items) block stays under ~4M cells.
+        step = max(1, BLOCK_CELLS // (longest * max(self.wanted.shape[1], 1)))
+        self.lo, self.hi = b, min(b + step, len(self.ranking.rows))
+        rows = self.ranking.rows[self.lo : self.hi]
+        self.liked, weights = padded_rows(self.snap.matrix, rows)
+        # Rows of the transpose for the few wanted items, not the long rows of every
+        # item the users touched: similarity[liked, item] read as similarity_t[item, liked].
+        wanted = self.wanted[self.lo : self.hi]
+        cells = block_cells(self.snap.catalogue.similarity_t, wanted, self.liked)
+        self.sims = cells.transpose(0, 2, 1)
+        self.best, self.more = block_top_contributors(self.sims * weights[:, :, None])
+
+    def of(self, b: int, column: int) -> tuple[np.ndarray, np.ndarray, list[int], int]:
+        """(user's items, their similarity to the item, best contributors, how many more)."""
+        if not self.lo <= b < self.hi:
+            self._load(b)
+        k = b - self.lo
+        best = [j for j in self.best[k, column].tolist() if j >= 0]
+        return self.liked[k], self.sims[k, :, column], best, int(self.more[k, column])
 
 
 CONTENT = register(ContentBased())

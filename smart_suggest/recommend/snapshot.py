@@ -42,6 +42,7 @@ from smart_suggest.errors import InputError
 from smart_suggest.tracking import WEIGHT_SQL
 
 if TYPE_CHECKING:
+    from smart_suggest.recommend.incremental import Marks
     from smart_suggest.store import Store
 
 #: Weight of the category indicator next to the l2-normalised description vector.
@@ -169,6 +170,17 @@ class Catalogue:
             (lookup[c] for c in item_categories), dtype=np.int64, count=len(item_categories)
         )
 
+    def with_users(self, user_ids: np.ndarray, usernames: list[str]) -> Catalogue:
+        """This catalogue plus users appended after the last one; the item side (and its
+        content model, built or not) is shared, because new users do not change it."""
+        out = Catalogue.__new__(Catalogue)
+        out.__dict__.update(self.__dict__)
+        out.user_ids = np.concatenate([self.user_ids, np.asarray(user_ids, dtype=np.int64)])
+        out.usernames = [*self.usernames, *usernames]
+        if len(out.user_ids) > 1 and not bool(np.all(np.diff(out.user_ids) > 0)):
+            raise ValueError("user ids must be unique and sorted")
+        return out
+
     @property
     def n_users(self) -> int:
         return len(self.user_ids)
@@ -206,6 +218,11 @@ class Catalogue:
         if self.exact:
             return similarity_rows(self.features, np.arange(self.n_items), self.dense_features)
         return self.similarity_of(np.arange(self.n_items))
+
+    @cached_property
+    def similarity_t(self) -> sp.csr_matrix:
+        """``similarity`` transposed (CSR): row i holds column i, the same stored values."""
+        return sp.csr_matrix(self.similarity.T)
 
     def similarity_of(self, rows: np.ndarray) -> sp.csr_matrix:
         """Rows ``rows`` of ``similarity``.
@@ -367,9 +384,12 @@ class Snapshot:
         weights: np.ndarray,
         *,
         revision: int | None = None,
+        marks: Marks | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.revision = revision
+        #: where the data ends (see ``incremental``); None: cannot be updated in place
+        self.marks = marks
         shape = (catalogue.n_users, catalogue.n_items)
         user_index = np.asarray(user_index, dtype=np.int64)
         item_index = np.asarray(item_index, dtype=np.int64)
@@ -395,6 +415,30 @@ class Snapshot:
             item_index, weights=np.asarray(weights, dtype=np.float64), minlength=shape[1]
         )
         self.item_users = np.bincount(matrix.indices, minlength=shape[1]).astype(np.int64)
+
+    @classmethod
+    def from_parts(
+        cls,
+        catalogue: Catalogue,
+        matrix: sp.csr_matrix,
+        *,
+        interaction_count: int,
+        item_interactions: np.ndarray,
+        item_weight: np.ndarray,
+        revision: int | None,
+        marks: Marks | None,
+    ) -> Snapshot:
+        """A snapshot from an already summed matrix (``incremental.update``)."""
+        snap = cls.__new__(cls)
+        snap.catalogue = catalogue
+        snap.revision = revision
+        snap.marks = marks
+        snap.matrix = matrix
+        snap.interaction_count = interaction_count
+        snap.item_interactions = item_interactions
+        snap.item_weight = item_weight
+        snap.item_users = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int64)
+        return snap
 
     @classmethod
     def from_ids(
@@ -456,8 +500,11 @@ class Snapshot:
 
 def build_snapshot(store: Store) -> Snapshot:
     """Read the catalogue and every interaction in one consistent read transaction."""
+    from smart_suggest.recommend.incremental import read_marks
+
     with store.read():
         revision = store.revision("catalog")
+        marks = read_marks(store)
         catalogue = load_catalogue(store)
         inter = load_interactions(store, catalogue)
-    return Snapshot(catalogue, inter.user, inter.item, inter.weight, revision=revision)
+    return Snapshot(catalogue, inter.user, inter.item, inter.weight, revision=revision, marks=marks)

@@ -11,7 +11,7 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from scipy import stats as _st
+from . import _dist as _st
 
 __all__ = [
     "Interval",

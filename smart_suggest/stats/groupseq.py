@@ -44,9 +44,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize as _opt
-from scipy import stats as _st
 
+from . import _dist as _st
 from ._common import Result, check_alpha
 
 __all__ = [
@@ -111,7 +110,8 @@ class _Motion:
         simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
         simpson *= h / 3.0
         if self.x is None:
-            dens = _st.norm.pdf(x / math.sqrt(t)) / math.sqrt(t)
+            u = x / math.sqrt(t)
+            dens = np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi * t)
         else:
             sd = math.sqrt(t - self.t)
             assert self.w is not None
@@ -133,7 +133,9 @@ def _solve(m: _Motion, t: float, target: float) -> float:
     lo = 0.0
     if f(lo) < 0:  # even b = 0 spends less than allowed: everything is rejected
         return 0.0
-    return float(_opt.brentq(f, lo, hi, xtol=1e-10))
+    from scipy.optimize import brentq  # only here: its import costs ~0.2 s of start-up
+
+    return float(brentq(f, lo, hi, xtol=1e-10))
 
 
 def group_boundaries(times: list[float], alpha: float = 0.05, spending: str = "obf") -> list[float]:
@@ -165,8 +167,10 @@ def _crossing(bounds: list[float], times: list[float]) -> float:
 
 def constant_boundaries(k: int, alpha: float = 0.05) -> list[float]:
     """Pocock's classical design: one constant boundary over ``k`` equally spaced looks."""
+    from scipy.optimize import brentq
+
     times = [(i + 1) / k for i in range(k)]
-    c = _opt.brentq(lambda c: _crossing([c] * k, times) - alpha, 1.0, 6.0, xtol=1e-10)
+    c = brentq(lambda c: _crossing([c] * k, times) - alpha, 1.0, 6.0, xtol=1e-10)
     return [float(c)] * k
 
 
@@ -178,7 +182,9 @@ def obrien_fleming_boundaries(k: int, alpha: float = 0.05) -> list[float]:
     def err(c: float) -> float:
         return _crossing([c * s for s in shape], times) - alpha
 
-    c = _opt.brentq(err, 1.0, 6.0, xtol=1e-10)
+    from scipy.optimize import brentq
+
+    c = brentq(err, 1.0, 6.0, xtol=1e-10)
     return [float(c * s) for s in shape]
 
 

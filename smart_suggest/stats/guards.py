@@ -16,8 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _st
-
+from . import _dist as _st
 from ._common import Result, check_alpha, check_count
 
 __all__ = ["SRM_THRESHOLD", "HolmResult", "SrmResult", "holm", "srm_check"]

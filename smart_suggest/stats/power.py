@@ -23,11 +23,11 @@ new; use it with the minimum effect you care about (the verdict does exactly tha
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from scipy import optimize as _opt
-from scipy import stats as _st
-
+from . import _dist as _st
 from ._common import Result, check_alpha, check_count, check_finite, z_crit
 
 __all__ = [
@@ -186,10 +186,29 @@ class MdeResult(Result):
     note: str
 
 
+def _bisect(f: Callable[[float], float], lo: float, hi: float, xtol: float) -> float:
+    """The root of ``f`` in [lo, hi] (signs of f(lo) and f(hi) differ), to within
+    ``xtol + 4 eps |x|`` as scipy's brentq. Plain bisection, about 60 evaluations of a
+    formula: importing scipy.optimize for this one call cost every analysis 0.15-0.2 s."""
+    f_lo = f(lo)
+    for _ in range(2_000):
+        mid = 0.5 * (lo + hi)
+        if hi - lo <= xtol + 4.0 * sys.float_info.epsilon * abs(mid):
+            break
+        f_mid = f(mid)
+        if f_mid == 0.0:
+            return mid
+        if (f_mid > 0.0) == (f_lo > 0.0):
+            lo, f_lo = mid, f_mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 def mde_proportions(
     baseline: float, n_per_variant: int, *, alpha: float = 0.05, power: float = 0.8
 ) -> MdeResult:
-    """Minimum detectable (upward) effect for a proportion, solved with brentq."""
+    """Minimum detectable (upward) effect for a proportion, solved by bisection."""
     check_alpha(alpha)
     _check_power(power)
     check_count("n_per_variant", n_per_variant)
@@ -210,15 +229,7 @@ def mde_proportions(
             note="no rate in (baseline, 1) is detectable with this many users per variant",
         )
     lo = hi * 1e-12
-    d = float(
-        _opt.brentq(
-            lambda x: _n_proportions(baseline, baseline + x, za, zb) - n,
-            lo,
-            hi,
-            xtol=1e-15,
-            maxiter=500,
-        )
-    )
+    d = _bisect(lambda x: _n_proportions(baseline, baseline + x, za, zb) - n, lo, hi, 1e-15)
     return MdeResult(
         baseline=baseline,
         n_per_variant=int(n_per_variant),

@@ -21,8 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _st
-
+from . import _dist as _st
 from ._common import SUM_ROUNDING as _SUM_ROUNDING
 from ._common import (
     Interval,

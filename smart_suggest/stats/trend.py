@@ -18,8 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _st
-
+from . import _dist as _st
 from ._common import Result, check_alpha, check_finite
 
 __all__ = ["MIN_DAYS", "TrendResult", "novelty_check"]

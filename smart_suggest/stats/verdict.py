@@ -13,8 +13,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _st
-
+from . import _dist as _st
 from ._common import Interval, Result, check_alpha, z_crit
 from .continuous import WelchTest
 from .guards import SrmResult

@@ -1,0 +1,82 @@
+"""Reasons explained for a whole block of users at once name exactly the contributors the
+per-item computation (``top_contributors`` on one user's submatrix) names."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smart_suggest.recommend import Options, Recommender, get_strategy, rank_users
+from smart_suggest.recommend._ops import (
+    block_cells,
+    block_top_contributors,
+    row_of,
+    short_name,
+    submatrix,
+    top_contributors,
+)
+from smart_suggest.store import Store
+
+
+def test_block_helpers_match_the_per_row_ones() -> None:
+    rng = np.random.default_rng(7)
+    import scipy.sparse as sp
+
+    dense = rng.integers(0, 4, size=(30, 25)).astype(np.float64)
+    dense[dense == 2] = 0
+    m = sp.csr_matrix(dense)
+    rows = rng.integers(-1, 30, size=(6, 8))
+    cols = np.array([rng.permutation(25)[:5] for _ in range(6)])
+    cols[0, 3] = -1
+    cells = block_cells(m, rows, cols)
+    for b in range(6):
+        for i in range(8):
+            for j in range(5):
+                want = dense[rows[b, i], cols[b, j]] if rows[b, i] >= 0 and cols[b, j] >= 0 else 0
+                assert cells[b, i, j] == want
+    ties = np.round(cells * 2) / 2  # many equal values: the lower index must win
+    best, more = block_top_contributors(ties)
+    for b in range(6):
+        for j in range(5):
+            ref, ref_more = top_contributors(ties[b, :, j])
+            got = [k for k in best[b, j].tolist() if k >= 0]
+            assert got == ref.tolist() and int(more[b, j]) == ref_more
+
+
+def test_block_reasons_equal_per_item_reasons(demo_store: Store) -> None:
+    engine = Recommender(demo_store)
+    snap = engine.snapshot()
+    rows = np.arange(snap.catalogue.n_users)
+    cat = snap.catalogue
+    for strategy in ("v1", "v2"):
+        strat = get_strategy(strategy)
+        options = Options(10)
+        for ranking in rank_users(snap, strategy, rows, options):
+            explained = strat.explain(snap, ranking, options)
+            for b, row in enumerate(ranking.rows.tolist()):
+                items = ranking.items[b][ranking.items[b] >= 0]
+                for rec, item in zip(explained[b], items.tolist(), strict=True):
+                    if strategy == "v1" and rec.source == "neighbours":
+                        nbrs = ranking.extra["neighbours"][b]
+                        sims = ranking.extra["similarity"][b]
+                        keep = nbrs >= 0
+                        nbrs, sims = nbrs[keep], sims[keep]
+                        contrib = submatrix(snap.matrix, nbrs, np.array([item]))[:, 0] * sims
+                        best, more = top_contributors(contrib)
+                        names = ", ".join(
+                            f"{short_name(cat.usernames[nbrs[j]])} ({sims[j]:.2f})" for j in best
+                        )
+                        want = f"liked by similar users {names}" + (
+                            f" and {more} more" if more else ""
+                        )
+                        assert rec.reason == want
+                    elif strategy == "v2" and rec.source == "content":
+                        liked, weights = row_of(snap.matrix, row)
+                        sims2 = cat.similarity_block(liked, np.array([item]))[:, 0]
+                        best, more = top_contributors(sims2 * weights)
+                        names = " and ".join(
+                            f"{short_name(cat.item_names[liked[j]])} ({sims2[j]:.2f})" for j in best
+                        )
+                        want = f"resembles {names}" + (
+                            f" (+{more} more of your items)" if more else ""
+                        )
+                        assert rec.reason == want
