@@ -24,9 +24,11 @@ def _float_sums(values: np.ndarray) -> tuple[int, float, float]:
     return len(values), math.fsum(values.tolist()), math.fsum((values * values).tolist())
 
 
-def _big(seed: int, n: int = 500, shift: float = 0.0) -> np.ndarray:
+def _big(
+    seed: int, n: int = 500, shift: float = 0.0, base: float = 1e9, sd: float = 10.0
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return 1e9 + shift + rng.normal(0.0, 10.0, n)
+    return base + shift + rng.normal(0.0, sd, n)
 
 
 def test_float_sums_at_1e8_sds_are_refused_not_zero() -> None:
@@ -116,7 +118,8 @@ def test_summary_with_unrecoverable_engagement_variance_is_invalid() -> None:
 
 
 def test_store_recomputes_engagement_from_centred_values(store: Store) -> None:
-    a, b = _big(6, 300), _big(7, 300, shift=2.0)
+    # Engagement is stored up to 1e9 s (the value checks): 1e8 +- 1 is 1e8 SDs out.
+    a, b = _big(6, 300, base=1e8, sd=1.0), _big(7, 300, shift=0.2, base=1e8, sd=1.0)
     events = []
     assign = []
     for v, xs, base in (("A", a, 1), ("B", b, 1001)):
