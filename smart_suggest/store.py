@@ -437,7 +437,7 @@ EVENT_SUMMARIES: dict[str, str] = {
 #: The design (metric, spending, looks, planned units, alpha) is fixed by look 1 and
 #: repeated on every row so a row is self-describing in an export.
 _SCHEMA_V9 = """
-CREATE TABLE sequential_looks (
+CREATE TABLE IF NOT EXISTS sequential_looks (
     experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
     look INTEGER NOT NULL CHECK (look >= 1),
     ts REAL NOT NULL,
