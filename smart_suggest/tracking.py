@@ -210,15 +210,39 @@ def list_users(store: Store, *, limit: int | None = None, offset: int = 0) -> li
     return [_user_from_row(r) for r in rows]
 
 
-def search_users(store: Store, text: str, *, limit: int = 200) -> list[User]:
-    """Users whose name contains ``text`` (case-insensitive), for pickers."""
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+#: Visitors made up by ``experiment simulate`` are named ``sim-<experiment id>-<n>``; user
+#: lists can leave them out. The name shape is reserved for them by convention (GLOB).
+SIMULATED_GLOB = "sim-[0-9]*-[0-9]*"
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search_users(
+    store: Store, text: str, *, limit: int = 200, simulated: bool = True
+) -> list[User]:
+    """Users whose name contains ``text`` (case-insensitive), for pickers.
+
+    ``simulated=False`` leaves out the visitors of simulations (``SIMULATED_GLOB``).
+    """
+    where = "" if simulated else " AND username NOT GLOB ?"
+    params: tuple[object, ...] = (_like(text),) + (() if simulated else (SIMULATED_GLOB,))
     rows = store.conn.execute(
-        "SELECT id, username, created_at FROM users WHERE username LIKE ? ESCAPE '\\' "
+        f"SELECT id, username, created_at FROM users WHERE username LIKE ? ESCAPE '\\'{where} "
         "ORDER BY id LIMIT ?",
-        (pattern, limit),
+        (*params, limit),
     ).fetchall()
     return [_user_from_row(r) for r in rows]
+
+
+def count_simulated_users(store: Store, text: str = "") -> int:
+    """How many simulated visitors (``SIMULATED_GLOB``) have a name containing ``text``."""
+    row = store.conn.execute(
+        "SELECT count(*) FROM users WHERE username LIKE ? ESCAPE '\\' AND username GLOB ?",
+        (_like(text), SIMULATED_GLOB),
+    ).fetchone()
+    return int(row[0])
 
 
 # -- items -------------------------------------------------------------------------------
@@ -279,6 +303,17 @@ def list_items(
     rows = store.conn.execute(
         f"SELECT {_ITEM_COLS} FROM items {where} ORDER BY id LIMIT ? OFFSET ?",
         (*params, -1 if limit is None else limit, offset),
+    ).fetchall()
+    return [_item_from_row(r) for r in rows]
+
+
+def search_items(store: Store, text: str, *, limit: int = 200) -> list[Item]:
+    """Items whose name or category contains ``text`` (case-insensitive), for pickers."""
+    pattern = _like(text)
+    rows = store.conn.execute(
+        f"SELECT {_ITEM_COLS} FROM items WHERE name LIKE ? ESCAPE '\\' "
+        "OR category LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
+        (pattern, pattern, limit),
     ).fetchall()
     return [_item_from_row(r) for r in rows]
 

@@ -239,6 +239,11 @@ async def test_log_keys_write_interactions_and_the_lists_update(demo_db: Path) -
         table = screen.query_one("#recs-v1")
         assert table.has_focus
         for n, (key, action) in enumerate((("v", "view"), ("c", "click"), ("p", "purchase")), 1):
+            if n > 1:
+                # The logged item left the list: the next one is chosen afresh (the first
+                # arrow shows the cursor where it stands).
+                await pilot.press("down")
+                await settle(pilot)
             item = int(table.current_key)
             actions_before = screen.view.profile.actions[action]
             await pilot.press(key)
@@ -268,6 +273,7 @@ async def test_logging_changes_the_recommendations(demo_db: Path) -> None:
         for _ in range(3):
             await pilot.press("p")
             await settle(pilot)
+            await pilot.press("down")
         after = [(r.item_id, round(r.score, 6)) for r in screen.view.recs["v1"]]
         assert after != before
 
@@ -733,8 +739,12 @@ async def test_link_another_experiment_or_none(demo_db: Path) -> None:
         await goto(pilot, "2")
         await pilot.press("e")
         await settle(pilot)
-        assert type(pilot.app.screen).__name__ == "PickDialog"
-        await pilot.press("enter")  # the first choice: none
+        dialog = pilot.app.screen
+        assert type(dialog).__name__ == "PickDialog"
+        # The linked experiment is marked and starts highlighted; "none" is just above.
+        options = dialog.query_one("#pick")
+        assert "(linked)" in str(options.get_option_at_index(options.highlighted).prompt)
+        await pilot.press("up", "enter")
         await settle(pilot)
         screen = pilot.app.screen
         assert screen.exp is None

@@ -18,6 +18,8 @@ pytest.importorskip("pytest_textual_snapshot")
 
 
 SIZES = [(80, 24), (120, 40)]
+#: The widths people use: a split pane, the classic terminal, a full screen, a wide one.
+ALL_SIZES = [(60, 20), (80, 24), (120, 40), (200, 50)]
 
 
 @pytest.fixture
@@ -57,18 +59,33 @@ def test_overview(snap_compare: Any, app_factory: Callable[[], Any], size: tuple
     assert snap_compare(app_factory(), terminal_size=size, run_before=_goto())
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", ALL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_recommendations(
     snap_compare: Any, app_factory: Callable[[], Any], size: tuple[int, int]
 ) -> None:
     assert snap_compare(app_factory(), terminal_size=size, run_before=_goto("2", "tab", "down"))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", ALL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_experiments(
     snap_compare: Any, app_factory: Callable[[], Any], size: tuple[int, int]
 ) -> None:
     assert snap_compare(app_factory(), terminal_size=size, run_before=_goto("3"))
+
+
+def test_new_experiment_waits_for_data(
+    snap_compare: Any, app_factory: Callable[[], Any], tmp_path: Path
+) -> None:
+    from smart_suggest.experiments.lifecycle import create_experiment
+    from smart_suggest.store import open_store
+
+    with open_store(tmp_path / "demo.db") as store:
+        create_experiment(store, "search-v1-vs-popular", "v1", "popular")
+    assert snap_compare(app_factory(), terminal_size=(120, 40), run_before=_goto("3", "down"))
+
+
+def test_strategy_picker(snap_compare: Any, app_factory: Callable[[], Any]) -> None:
+    assert snap_compare(app_factory(), terminal_size=(80, 24), run_before=_goto("2", "m"))
 
 
 def test_help_screen(snap_compare: Any, app_factory: Callable[[], Any]) -> None:

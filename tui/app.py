@@ -6,21 +6,26 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.validation import Function
 from textual.worker import Worker
 
 from smart_suggest.errors import SmartSuggestError
 from smart_suggest.store import Store, describe_sqlite_error, open_store
 from smart_suggest.text import printable
+from tui import output
 from tui.commands import ActionsProvider
+from tui.config import Settings
+from tui.config import load as load_settings
 from tui.data import FAILED, Backend, Revisions, revisions, warm_imports, warm_up
 from tui.screens.base import BaseScreen
-from tui.screens.dialogs import HelpScreen
+from tui.screens.dialogs import FormDialog, FormField, HelpScreen
 from tui.screens.experiments import ExperimentsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.recommend import RecommendScreen
@@ -71,6 +76,8 @@ class SmartSuggestApp(App[None]):
         demo: bool = False,
         poll_seconds: float | None = None,
         debounce: float | None = None,
+        theme: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.started_at = time.perf_counter()
         #: perf_counter() when something was first on screen: "shell", then "data".
@@ -87,6 +94,15 @@ class SmartSuggestApp(App[None]):
         self._polling = False
         self._poll_again = False
         self._written: set[str] = set()
+        #: The settings file (theme, strategies shown, ...); saved when they change.
+        self.settings = settings if settings is not None else load_settings()
+        wanted = theme or self.settings.theme
+        if wanted and wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted:
+            self.settings.problem = self.settings.problem or (
+                f"unknown theme {wanted!r} in the settings: the default is used"
+            )
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -99,9 +115,24 @@ class SmartSuggestApp(App[None]):
         screen_cls: type[BaseScreen] = cls.MODES[mode]
         return screen_cls
 
+    # -- settings -------------------------------------------------------------------------
+    def _theme_changed(self, theme: Any) -> None:
+        # A theme given on the command line is for this run; one chosen in the app stays.
+        if theme.name != self.settings.theme:
+            self.settings.theme = theme.name
+            self.save_settings()
+
+    def save_settings(self) -> None:
+        problem = self.settings.save()
+        if problem:
+            self.notify(printable(problem), severity="warning", markup=False, timeout=6)
+
     # -- lifecycle ------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.backend.on_snapshot_rebuilt = self._snapshot_rebuilt
+        if self.settings.problem:
+            self.notify(printable(self.settings.problem), severity="warning", markup=False)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.check_for_changes()  # the baseline revisions
         if self.poll_seconds > 0:
             self.set_interval(self.poll_seconds, self.check_for_changes)
@@ -204,7 +235,78 @@ class SmartSuggestApp(App[None]):
         """Switch to ``mode`` and run one of its screen actions (for the palette)."""
         if self.current_mode != mode:
             await self.switch_mode(mode)
-        await self.screen.run_action(action)
+        screen = self.screen
+        if isinstance(screen, BaseScreen) and screen.check_action(action, ()) is not True:
+            screen.explain_disabled(action)  # the palette lists it; say why it is off
+            return
+        await screen.run_action(action)
+
+    # -- files ----------------------------------------------------------------------------
+    def save_files(self, files: list[tuple[str, str]]) -> list[Path]:
+        """Write new files to the export folder (never over a file) and say where."""
+        folder = output.export_folder(self.settings.export_dir)
+        written: list[Path] = []
+        try:
+            for name, content in files:
+                written.append(output.write_new(folder, name, content, [self.store.path]))
+        except (OSError, SmartSuggestError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.notify(
+                printable(
+                    f"Could not write to {folder}: {reason}. Set another folder "
+                    "(ctrl+p, Export folder)."
+                ),
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+        if written:
+            names = ", ".join(p.name for p in written)
+            self.notify(printable(f"Saved {names} in {folder}"), markup=False, timeout=8)
+        return written
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # Textual's: a folder that may not exist
+                yield command
+        yield SystemCommand(
+            "Screenshot",
+            "Save an SVG picture of the screen in the export folder",
+            lambda: self.set_timer(0.1, self.save_screenshot_file),
+        )
+        yield SystemCommand(
+            "Export folder",
+            "Choose the folder for screenshots and exports (remembered)",
+            self.action_choose_export_folder,
+        )
+
+    def save_screenshot_file(self) -> None:
+        svg = self.export_screenshot(title=self.title)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.save_files([(f"smart-suggest-{stamp}.svg", svg)])
+
+    def action_choose_export_folder(self) -> None:
+        current = str(output.export_folder(self.settings.export_dir))
+
+        def is_folder(value: str) -> bool:
+            return Path(value.strip()).expanduser().is_dir()
+
+        async def submit(values: dict[str, Any]) -> Any:
+            return str(Path(values["folder"].strip()).expanduser().resolve())
+
+        def done(folder: Any) -> None:
+            if folder:
+                self.settings.export_dir = folder
+                self.save_settings()
+                self.notify(printable(f"Exports go to {folder}"), markup=False)
+
+        field = FormField(
+            "folder",
+            "Folder (must exist)",
+            default=current,
+            validators=[Function(is_folder, "not an existing folder")],
+        )
+        self.push_screen(FormDialog("Export folder", [field], submit, "Use"), done)
 
     # -- actions --------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -171,13 +171,17 @@ def clear_all(store: Store) -> dict[str, int]:
 class UserPage:
     users: list[Any]  # tracking.User
     shown_all: bool
+    #: Simulated visitors matching the filter that were left out (0 when shown).
+    hidden_simulated: int = 0
 
 
-def find_users(store: Store, text: str, limit: int = 200) -> UserPage:
+def find_users(store: Store, text: str, limit: int = 200, simulated: bool = True) -> UserPage:
     from smart_suggest import tracking
 
-    users = tracking.search_users(store, text, limit=limit + 1)
-    return UserPage(users[:limit], len(users) <= limit)
+    with store.read():
+        users = tracking.search_users(store, text, limit=limit + 1, simulated=simulated)
+        hidden = 0 if simulated else tracking.count_simulated_users(store, text)
+    return UserPage(users[:limit], len(users) <= limit, hidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +246,13 @@ def user_view(
     )
 
 
+def find_items(store: Store, text: str = "", limit: int = 5000) -> list[Any]:
+    """Items whose name or category contains ``text`` (for the item finder)."""
+    from smart_suggest import tracking
+
+    return tracking.search_items(store, text, limit=limit)
+
+
 @dataclass(frozen=True, slots=True)
 class SimilarRow:
     item_id: int
@@ -285,9 +296,12 @@ def categories(store: Store) -> list[str]:
 
 
 def strategies() -> dict[str, str]:
-    from smart_suggest.recommend import STRATEGIES
+    """Every registered strategy (name -> description), in the registry's display order:
+    a strategy added to ``smart_suggest.recommend`` appears here with no change to the UI."""
+    from smart_suggest.recommend import base
 
-    return dict(STRATEGIES)
+    reg = base.registry()
+    return {name: reg[name].description for name in sorted(reg, key=base._display_order)}
 
 
 def metrics() -> dict[str, str]:
@@ -391,6 +405,24 @@ class ExperimentView:
     daily_ctr: dict[str, list[float | None]]  # variant -> CTR per day
     stats: StatsView | None
     stats_error: str | None = None
+    #: "MM-DD" of a last day still in progress, left out of ``days`` (its CTR so far is
+    #: not comparable with whole days); None when every day shown is complete.
+    partial_day: str | None = None
+
+    @property
+    def waiting(self) -> str | None:
+        """Why there is nothing to test yet (no impressions in some variant), or None.
+
+        Until then a verdict would only restate the absence of data (no effect, p = 1,
+        an interval spanning everything), so the screens say what they wait for instead.
+        """
+        if not self.variants or not any(v.impressions for v in self.variants):
+            return "no impressions yet"
+        empty = [v.variant for v in self.variants if not v.exposed]
+        if empty:
+            names = " and ".join(empty)
+            return f"variant {names} {'has' if len(empty) == 1 else 'have'} no exposed users yet"
+        return None
 
 
 def experiment_view(store: Store, exp_id: int, sequential: bool = True) -> ExperimentView:
@@ -406,17 +438,41 @@ def experiment_view(store: Store, exp_id: int, sequential: bool = True) -> Exper
             days, daily = trend_series(timeline(store, exp.id, bucket="day", cumulative=False))
         except SmartSuggestError:  # e.g. a span too long for daily buckets: no chart
             days, daily = [], {}
+        days, daily, partial = drop_partial_day(exp, days, daily)
         try:
             analysis = analyze(store, exp.id, sequential=sequential)
         except SmartSuggestError as exc:  # the panel says why; KPIs and charts still show
             res = results(store, exp.id)
             lifts = {k: _num(v.relative) for k, v in res.lifts.items()}
             return ExperimentView(
-                exp, variant_rows(res.variants), lifts, days, daily, None, str(exc)
+                exp, variant_rows(res.variants), lifts, days, daily, None, str(exc), partial
             )
     variants = variant_rows([analysis.variants["A"], analysis.variants["B"]])
     lifts = {m.metric: _num(m.relative_lift) for m in analysis.metrics}
-    return ExperimentView(exp, variants, lifts, days, daily, stats_view(analysis))
+    return ExperimentView(
+        exp, variants, lifts, days, daily, stats_view(analysis), partial_day=partial
+    )
+
+
+def drop_partial_day(
+    exp: Any, days: list[str], daily: dict[str, list[float | None]]
+) -> tuple[list[str], dict[str, list[float | None]], str | None]:
+    """Leave out the last day when it is still running (today for a running experiment,
+    the day it stopped for a stopped one) and more than one day was seen."""
+    from smart_suggest import clock
+
+    end = exp.stopped_at if exp.stopped_at is not None else clock.now()
+    if len(days) < 2 or days[-1] != iso(end)[5:10] or end % 86400 == 0:
+        return days, daily, None
+    return days[:-1], {k: v[:-1] for k, v in daily.items()}, days[-1]
+
+
+def analysis_document(store: Store, exp_id: int, sequential: bool = True) -> dict[str, Any]:
+    """The full analysis as ``smart-suggest analyze EXP --json`` prints it (for exports)."""
+    from smart_suggest.analysis import analyze
+
+    result: dict[str, Any] = analyze(store, exp_id, sequential=sequential).to_dict()
+    return result
 
 
 # -- statistics ---------------------------------------------------------------------------

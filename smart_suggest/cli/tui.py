@@ -30,6 +30,17 @@ def prepare_demo(path: Path) -> Path:
     return path
 
 
+def check_theme(name: str) -> None:
+    """Refuse an unknown theme before anything starts (one line, exit 2)."""
+    from textual.theme import BUILTIN_THEMES
+
+    from smart_suggest.errors import InputError
+
+    if name not in BUILTIN_THEMES:
+        valid = ", ".join(sorted(BUILTIN_THEMES))
+        raise InputError(f"unknown theme {name!r}: use one of {valid}")
+
+
 def tui(
     db: DbOption = None,
     demo: Annotated[
@@ -40,6 +51,14 @@ def tui(
             "the sample data. Your own database is not touched.",
         ),
     ] = False,
+    theme: Annotated[
+        str | None,
+        typer.Option(
+            "--theme",
+            help="Colour theme for this run (e.g. nord, gruvbox, textual-light). A theme "
+            "picked in the app (ctrl+p, Theme) is remembered in the settings file.",
+        ),
+    ] = None,
 ) -> None:
     """Open the terminal app: overview, recommendations and experiments screens.
 
@@ -49,6 +68,8 @@ def tui(
     """
     from smart_suggest.store import open_store
 
+    if theme is not None:
+        check_theme(theme)
     # --demo wins over --db / SMART_SUGGEST_DB: it never opens the user's own database.
     path = prepare_demo(demo_db_path()) if demo else db
     # Open (and validate) before starting the app: a wrong file is one line on stderr.
@@ -57,7 +78,7 @@ def tui(
     try:
         from tui.app import SmartSuggestApp
 
-        app = SmartSuggestApp(store=store, demo=demo)
+        app = SmartSuggestApp(store=store, demo=demo, theme=theme)
         app.run()
     finally:
         if app is not None:

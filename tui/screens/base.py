@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import Worker
 
+from tui.widgets.footer import KeyFooter
 from tui.widgets.navbar import NavBar
 
 if TYPE_CHECKING:
@@ -27,6 +28,13 @@ def _bindings_of(node_cls: type[Any]) -> list[Binding]:
     return out
 
 
+class Body(VerticalScroll):
+    """A screen's scrolling body. Not a Tab stop (it would highlight nothing): the screen's
+    page keys scroll it, and focusing a panel inside scrolls that panel into view."""
+
+    can_focus = False
+
+
 class BaseScreen(Screen[None]):
     """A main screen (one per mode). Subclasses fill ``compose_body`` and ``refresh_data``."""
 
@@ -38,6 +46,8 @@ class BaseScreen(Screen[None]):
     #: Names of actions in the command palette (the footer's labels are kept short).
     PALETTE: ClassVar[dict[str, str]] = {}
     BINDINGS: ClassVar[list[BindingType]] = []
+    #: The id of the screen's Body (scrolled by page keys).
+    BODY: ClassVar[str] = ""
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,7 +60,7 @@ class BaseScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield NavBar(self.MODE, self.sapp.db_label)
         yield from self.compose_body()
-        yield Footer()
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -79,6 +89,20 @@ class BaseScreen(Screen[None]):
     def action_reload(self) -> None:
         self.refresh_data({"catalog", "experiments"})
         self.notify("Reloaded", timeout=1.5)
+
+    def explain_disabled(self, action: str) -> None:
+        """Say why ``action`` is off right now (when asked for it by name)."""
+        self.notify("Not available here right now", severity="warning")
+
+    def action_scroll_body(self, pages: int) -> None:
+        """PgUp / PgDn: scroll the whole screen (used where the lists do not need them)."""
+        if not self.BODY:
+            return
+        body = self.query_one(f"#{self.BODY}", Body)
+        if pages < 0:
+            body.scroll_page_up(animate=False)
+        else:
+            body.scroll_page_down(animate=False)
 
     # -- workers ----------------------------------------------------------------------------
     def spawn(
@@ -127,6 +151,8 @@ class BaseScreen(Screen[None]):
         everywhere += [
             ("^p", "Command palette: every action by name"),
             ("tab / shift+tab", "Move between panels"),
+            ("o / click a header", "Sort the focused table by a column (again: reverse)"),
+            ("ctrl+p Screenshot", "Save an SVG of the screen (folder: ctrl+p Export folder)"),
         ]
         return [(f"{self.LABEL} screen", here), ("Everywhere", everywhere)]
 
@@ -134,7 +160,7 @@ class BaseScreen(Screen[None]):
     def palette_commands(cls) -> Iterable[tuple[str, str, str]]:
         """(name, help, action) of every action of this screen, for the command palette."""
         for b in cls.screen_bindings():
-            if b.action in ("reload",):
+            if b.action in ("reload",) or b.action.startswith("scroll_"):
                 continue
             name = cls.PALETTE.get(b.action, b.description)
             key = b.key_display or b.key.replace("slash", "/")

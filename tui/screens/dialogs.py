@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 from rich.table import Table
@@ -13,9 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.validation import Function, Number, ValidationResult, Validator
-from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.validation import Function, ValidationResult, Validator
+from textual.widgets import Button, Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
+from textual.widgets.selection_list import Selection
 
 from smart_suggest.errors import SmartSuggestError
 from smart_suggest.text import printable
@@ -135,9 +138,11 @@ class FormDialog(ModalScreen[Any]):
         if f.required:
             validators.append(Function(_not_blank, f"{f.label} is required"))
         if f.kind in ("int", "float"):
-            validators.append(Number(minimum=f.minimum, maximum=f.maximum))
-        if f.kind == "int":
-            validators.append(Function(_is_int, "must be a whole number"))
+            # One message per field, saying what is accepted (not one per failed check).
+            what = "a whole number" if f.kind == "int" else "a number"
+            validators.append(
+                Function(partial(_in_range, field=f), f"Enter {what}{_range_text(f)}")
+            )
         validators.extend(f.validators)
         return validators
 
@@ -152,10 +157,9 @@ class FormDialog(ModalScreen[Any]):
         self.query_one("#form-error", Static).update("")
 
     def _show_field_error(self, name: str, result: ValidationResult | None) -> None:
-        message = (
-            "" if result is None or result.is_valid else "; ".join(result.failure_descriptions)
-        )
-        self._field_error(name, message)
+        # The first failure only: "required" already says all there is to say.
+        failures = [] if result is None or result.is_valid else result.failure_descriptions
+        self._field_error(name, failures[0] if failures else "")
 
     def _field_error(self, name: str, message: str) -> None:
         """Show (or clear) the message under a field; no blank line when there is none."""
@@ -244,35 +248,99 @@ class FormDialog(ModalScreen[Any]):
         self.dismiss(result)
 
 
-def _is_int(value: str) -> bool:
+def _in_range(value: str, field: FormField) -> bool:
+    """A number of the field's kind within its bounds (blank is the "required" check's)."""
+    if not value.strip():
+        return True
     try:
-        return float(value).is_integer()
+        number = float(value)
     except ValueError:
-        return not value.strip()
+        return False
+    if not math.isfinite(number) or (field.kind == "int" and not number.is_integer()):
+        return False
+    if field.minimum is not None and number < field.minimum:
+        return False
+    return field.maximum is None or number <= field.maximum
+
+
+def _range_text(f: FormField) -> str:
+    def fmt(x: float) -> str:
+        return f"{x:g}"
+
+    if f.minimum is not None and f.maximum is not None:
+        return f" from {fmt(f.minimum)} to {fmt(f.maximum)}"
+    if f.minimum is not None:
+        return f" of at least {fmt(f.minimum)}"
+    if f.maximum is not None:
+        return f" of at most {fmt(f.maximum)}"
+    return ""
 
 
 # -- picker ------------------------------------------------------------------------------
 class PickDialog(ModalScreen[Any]):
-    """Choose one of a few options (e.g. the experiment to link)."""
+    """Choose one of a few options (e.g. the experiment to link); type to filter them.
+
+    ``current`` is the index of the option in use now: it starts highlighted.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, choices: Sequence[tuple[Text | str, Any]]) -> None:
+    def __init__(
+        self, title: str, choices: Sequence[tuple[Text | str, Any]], current: int | None = None
+    ) -> None:
         super().__init__()
         self.pick_title = title
         self.choices = list(choices)
+        self.current = current
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self.pick_title, style="bold"), classes="dialog-title")
-            yield OptionList(
-                *[
-                    Option(label if isinstance(label, Text) else lit(label), id=str(i))
-                    for i, (label, _) in enumerate(self.choices)
-                ],
-                id="pick",
-            )
-            yield Label("enter choose · esc cancel", classes="dialog-hint")
+            yield Input(placeholder="type to filter", id="pick-filter", compact=True)
+            yield OptionList(*self._options(""), id="pick")
+            yield Label("↓ to the list · enter choose · esc cancel", classes="dialog-hint")
+
+    def _options(self, text: str) -> list[Option]:
+        needle = text.casefold()
+        return [
+            Option(label if isinstance(label, Text) else lit(label), id=str(i))
+            for i, (label, _) in enumerate(self.choices)
+            if needle in (label.plain if isinstance(label, Text) else label).casefold()
+        ]
+
+    def on_mount(self) -> None:
+        options = self.query_one("#pick", OptionList)
+        if self.current is not None:
+            options.highlighted = self.current
+        options.focus()
+
+    @on(Input.Changed, "#pick-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        options = self.query_one("#pick", OptionList)
+        options.clear_options()
+        options.add_options(self._options(event.value))
+        if options.option_count:
+            options.highlighted = 0
+
+    @on(Input.Submitted, "#pick-filter")
+    def _filter_done(self) -> None:
+        options = self.query_one("#pick", OptionList)
+        if options.option_count == 1:
+            options.highlighted = 0
+            options.action_select()
+        else:
+            options.focus()
+
+    def on_key(self, event: Any) -> None:
+        if event.key == "down" and self.focused is self.query_one("#pick-filter"):
+            self.query_one("#pick", OptionList).focus()
+            event.stop()
+        elif event.is_printable and event.character and getattr(self.focused, "id", "") == "pick":
+            # Typing in the list goes to the filter, as in a search box.
+            box = self.query_one("#pick-filter", Input)
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+            event.stop()
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -286,6 +354,61 @@ class PickDialog(ModalScreen[Any]):
 #: What ``PickDialog`` returns when the user cancels (None may be a valid choice).
 _CANCELLED = object()
 CANCELLED = _CANCELLED
+
+
+# -- checklist ---------------------------------------------------------------------------
+class ChecklistDialog(ModalScreen[list[Any] | None]):
+    """Tick several options (space), in their order; enter saves, esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("enter,ctrl+s", "save", "Save", priority=True),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        options: Sequence[tuple[str, Any, bool]],
+        *,
+        minimum: int = 0,
+        maximum: int | None = None,
+        hint: str = "",
+    ) -> None:
+        super().__init__()
+        self.check_title = title
+        self.options = list(options)
+        self.minimum = minimum
+        self.maximum = maximum
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.check_title, style="bold"), classes="dialog-title")
+            yield SelectionList[int](
+                *[
+                    Selection(lit(label), i, picked)
+                    for i, (label, _, picked) in enumerate(self.options)
+                ],
+                id="checklist",
+            )
+            yield Static("", id="checklist-error", classes="form-error")
+            yield Label(self.hint, classes="dialog-hint")
+
+    def action_save(self) -> None:
+        picked = sorted(self.query_one("#checklist", SelectionList).selected)
+        if len(picked) < self.minimum:
+            self._error(f"choose at least {self.minimum}")
+            return
+        if self.maximum is not None and len(picked) > self.maximum:
+            self._error(f"choose at most {self.maximum}")
+            return
+        self.dismiss([self.options[i][1] for i in picked])
+
+    def _error(self, message: str) -> None:
+        self.query_one("#checklist-error", Static).update(Text(message, style="bold red"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 # -- help --------------------------------------------------------------------------------

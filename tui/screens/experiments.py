@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import DataTable, Label, ProgressBar, Static
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
-from tui import data
+from smart_suggest.text import printable
+from tui import data, export, output
 from tui.format import lit, num, para, pct, pvalue, right, signed_pct, verdict_text
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, Body
 from tui.screens.dialogs import ConfirmDialog, FormDialog, FormField
 from tui.widgets.charts import KpiBars, TrendChart
 from tui.widgets.tables import SyncTable
@@ -43,6 +44,7 @@ class ExperimentsScreen(BaseScreen):
     MODE = "experiments"
     AUTO_FOCUS = "#exp-list"
     LABEL = "Experiments"
+    BODY = "exp-body"
     ABOUT = (
         "The experiments in the database and, for the highlighted one, the KPIs per variant "
         "(with 95% intervals), charts, the statistical tests and the verdict. Everything "
@@ -60,7 +62,26 @@ class ExperimentsScreen(BaseScreen):
             "Seq/fixed",
             tooltip="Statistics: sequential (always valid, default) or fixed horizon",
         ),
+        Binding(
+            "w",
+            "export",
+            "Export",
+            tooltip="Write the KPI table (CSV), the analysis (JSON) and the daily chart "
+            "(text and SVG) to the export folder",
+        ),
+        Binding("y", "copy", "Copy", tooltip="Copy the KPI table to the clipboard (OSC 52)"),
+        Binding(
+            "slash",
+            "focus_filter",
+            "Find",
+            key_display="/",
+            show=False,
+            tooltip="Filter the experiments by name",
+        ),
         Binding("r", "reload", "Reload", show=False, tooltip="Reload everything"),
+        # Priority: the experiment list would otherwise keep the page keys for itself.
+        Binding("pageup", "scroll_body(-1)", "Page up", show=False, priority=True),
+        Binding("pagedown", "scroll_body(1)", "Page down", show=False, priority=True),
     ]
     PALETTE: ClassVar[dict[str, str]] = {
         "new_experiment": "Create an experiment",
@@ -68,16 +89,20 @@ class ExperimentsScreen(BaseScreen):
         "simulate": "Simulate traffic for the highlighted experiment",
         "log_event": "Log an experiment event for a user",
         "toggle_mode": "Switch statistics: sequential / fixed horizon",
+        "export": "Export the KPIs, analysis and chart of the highlighted experiment",
+        "copy": "Copy the KPI table to the clipboard",
+        "focus_filter": "Find an experiment by name",
     }
     EXTRA_KEYS: ClassVar[list[tuple[str, str]]] = [
         ("↑ ↓", "Choose an experiment in the list"),
         ("tab", "Move on to the KPIs, the statistics and the charts"),
-        ("pgup pgdn", "Scroll the screen"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.exps: list[Any] = []
+        self.exps: list[Any] = []  # those shown (the filter applied)
+        self.all_exps: list[Any] = []
+        self._filter = ""
         self.exp_id: int | None = None
         self.view: data.ExperimentView | None = None
         self._detail_running = False
@@ -93,13 +118,15 @@ class ExperimentsScreen(BaseScreen):
 
     # -- layout -----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
+        self.sequential = self.sapp.settings.sequential  # remembered from the last run
         with Horizontal(id="sim-bar"):
             yield Label("Simulating…", id="sim-label")
             yield ProgressBar(id="sim-progress", show_eta=False)
-        with VerticalScroll(id="exp-body"):
+        with Body(id="exp-body"):
             with Horizontal(id="exp-top"):
                 with Vertical(id="exp-list-panel", classes="panel") as panel:
                     panel.border_title = "Experiments"
+                    yield Input(placeholder="/ to filter by name", id="exp-filter", compact=True)
                     yield SyncTable(
                         [
                             ("Name", "name"),
@@ -117,9 +144,10 @@ class ExperimentsScreen(BaseScreen):
                 with Vertical(id="kpi-panel", classes="panel") as kpis:
                     kpis.border_title = "KPIs per variant"
                     yield SyncTable(
-                        [("Metric", "metric"), ("A", "A"), ("B", "B"), ("Lift", "lift")],
+                        [("Metric", "metric"), ("A", "A"), ("B", "B")],
                         id="kpis",
                         cursor_type="none",
+                        sortable=False,
                     )
                 # Scrolls by itself on wide screens (the charts stay in view below it);
                 # on narrow ones it grows and the whole screen scrolls.
@@ -149,40 +177,64 @@ class ExperimentsScreen(BaseScreen):
         exps = await self.sapp.attempt(self.sapp.backend.read(data.list_experiments))
         if exps is data.FAILED:
             return
-        self.exps = exps
+        self.all_exps = exps
+        self._apply_filter(reload=True)
+
+    def _apply_filter(self, reload: bool = False) -> None:
+        """Show the experiments whose name contains the filter (case-insensitive)."""
+        needle = self._filter.casefold()
+        self.exps = [e for e in self.all_exps if needle in e.name.casefold()]
+        panel = self.query_one("#exp-list-panel")
+        panel.border_subtitle = f"{len(self.exps)} of {len(self.all_exps)}" if self._filter else ""
         table = self.query_one("#exp-list", SyncTable)
         self._draw_list()
-        if not exps:
+        if not self.exps:
             self.exp_id = None
             self.view = None
             self._draw_none()
+            self.refresh_bindings()
             return
         key = table.current_key
         if key is not None:
-            self._select(int(key), force=True)
+            self._select(int(key), force=reload)
 
     def _draw_list(self) -> None:
         table = self.query_one("#exp-list", SyncTable)
-        # status 7, arms 12, traffic 7, share 7, padding 10, scrollbar 1: the name the rest.
-        width = max(12, table.available_width(40) - 7 - 12 - 7 - 7 - 10 - 1)
+        avail = table.available_width(40) - 1  # the scrollbar
+        arms_w = max([len(f"{e.control} vs {e.treatment}") for e in self.exps] + [6])
+        name_need = max([len(printable(e.name)) for e in self.exps] + [4])
+        # (key, header, width) by priority: the name first, then what the verdict panel
+        # does not already say; a column goes before the name is cut.
+        optional = [
+            ("status", "Status", 7),
+            ("arms", "A vs B", arms_w),
+            ("traffic", "Traffic", 7),
+            ("split", "B share", 7),
+        ]
+        while optional and name_need + 2 + sum(w + 2 for _, _, w in optional) > avail:
+            optional.pop()
+        name_w = max(12, avail - 2 - sum(w + 2 for _, _, w in optional))
+        shown = {key for key, _, _ in optional}
         rows = []
         for e in self.exps:
-            status = Text(e.status, style="bold" if e.status == "active" else "dim")
-            rows.append(
-                (
-                    str(e.id),
-                    [
-                        lit(e.name, limit=width),
-                        status,
-                        lit(f"{e.control} vs {e.treatment}", limit=12),
-                        right(pct(float(e.traffic_fraction), 0)),
-                        right(pct(float(e.treatment_share), 0)),
-                    ],
-                )
-            )
-        table.sync(rows, widths={"name": width, "status": 7, "arms": 12, "traffic": 7, "split": 7})
+            cells: list[Any] = [lit(e.name, limit=name_w)]
+            if "status" in shown:
+                cells.append(Text(e.status, style="bold" if e.status == "active" else "dim"))
+            if "arms" in shown:
+                cells.append(lit(f"{e.control} vs {e.treatment}", limit=arms_w))
+            if "traffic" in shown:
+                cells.append(right(pct(float(e.traffic_fraction), 0)))
+            if "split" in shown:
+                cells.append(right(pct(float(e.treatment_share), 0)))
+            rows.append((str(e.id), cells))
+        table.sync(
+            rows,
+            widths={"name": name_w, **{key: w for key, _, w in optional}},
+            columns=[("Name", "name"), *[(header, key) for key, header, _ in optional]],
+        )
 
     def _select(self, exp_id: int, force: bool = False) -> None:
+        self.refresh_bindings()  # simulate / log / stop depend on the experiment's status
         if exp_id == self.exp_id and not force:
             return
         if exp_id != self.exp_id:
@@ -249,13 +301,14 @@ class ExperimentsScreen(BaseScreen):
 
     # -- rendering ----------------------------------------------------------------------------
     def _draw_none(self) -> None:
-        self.query_one("#verdict", Static).update(
-            Text(
-                "No experiments yet. Press n to create one, or load the sample data on the "
-                "Overview (1, then l).",
-                style="bold",
-            )
+        message = (
+            "No experiment matches the filter."
+            if self._filter and self.all_exps
+            else "No experiments yet. Press n to create one, or load the sample data on the "
+            "Overview (1, then l)."
         )
+        self.query_one("#verdict", Static).update(Text(message, style="bold"))
+        self.query_one("#trend", TrendChart).border_subtitle = ""
         self.query_one("#kpis", SyncTable).sync([])
         self.query_one("#stats", Static).update("")
         self.query_one("#bars", KpiBars).show([], [], [])
@@ -265,14 +318,24 @@ class ExperimentsScreen(BaseScreen):
     def _draw(self, view: data.ExperimentView) -> None:
         exp = view.experiment
         rows = view.variants
-        stats = view.stats
+        waiting = view.waiting
+        # Nothing to test yet: no verdict, intervals, lifts or empty axes, only counts.
+        stats = None if waiting else view.stats
         self._draw_verdict(view)
         title = Text("KPIs · ")
         title.append_text(lit(exp.name, limit=40))
         self.query_one("#kpi-panel").border_title = title
         self._draw_kpis(view, rows, stats)
         self.query_one("#stats", Static).update(self._stats_renderable(view))
-        self.query_one("#bars", KpiBars).show(
+        bars = self.query_one("#bars", KpiBars)
+        trend = self.query_one("#trend", TrendChart)
+        trend_panel = self.query_one("#trend")
+        if waiting:
+            bars.show_message(f"waiting for data: {waiting}")
+            trend.show_message("waiting for data")
+            trend_panel.border_subtitle = ""
+            return
+        bars.show(
             [f"{r.variant} ({r.strategy})" for r in rows],
             [r.ctr or 0.0 for r in rows],
             [r.conversion or 0.0 for r in rows],
@@ -281,104 +344,146 @@ class ExperimentsScreen(BaseScreen):
             f"{v} ({next((r.strategy for r in rows if r.variant == v), '?')})": s
             for v, s in view.daily_ctr.items()
         }
-        self.query_one("#trend", TrendChart).show(view.days, labelled)
+        trend.show(view.days, labelled)
+        trend_panel.border_subtitle = (
+            f"{view.partial_day} (in progress) left out" if view.partial_day else ""
+        )
 
     def _draw_verdict(self, view: data.ExperimentView) -> None:
         stats = view.stats
         exp = view.experiment
+        waiting = view.waiting
         head = Text()
-        if stats is not None:
+        if waiting:
+            label = " ⧗ WAITING FOR DATA " if exp.status == "active" else " ∅ NO DATA "
+            head.append(label, style="bold reverse")
+            head.append("  ")
+        elif stats is not None:
             head.append_text(verdict_text(stats.verdict))
             head.append("  ")
         status = "running" if exp.status == "active" else "stopped"
         head.append(f"{exp.control} (A) vs {exp.treatment} (B) · {status}", style="dim")
         parts: list[RenderableType] = [head]
-        if stats is not None:
+        if waiting:
+            reason = f"{waiting[0].upper()}{waiting[1:]}."
+            parts.append(para(f"{reason} {self._how_to_feed(exp)}".strip()))
+        elif stats is not None:
             # The first sentences (result, verdict); all of it is in the statistics panel.
             wide = self.has_class("-wide")
             parts.append(para(first_sentences(stats.conclusion, 2 if wide else 1)))
         elif view.stats_error:
             parts.append(para(f"Statistics unavailable: {view.stats_error}", style="dim"))
+        if exp.status != "active":
+            parts.append(
+                Text(
+                    "Stopped: it takes no new traffic or events, so s (simulate), l (log) "
+                    "and x (stop) are off.",
+                    style="dim",
+                )
+            )
         self.query_one("#verdict", Static).update(Group(*parts))
+
+    @staticmethod
+    def _how_to_feed(exp: Any) -> str:
+        if exp.status != "active":
+            return ""
+        return (
+            "Serve it to users (2, then s), simulate traffic (s) or log events (l); "
+            "the tests run as soon as every variant has exposed users."
+        )
 
     def _draw_kpis(
         self, view: data.ExperimentView, rows: list[data.VariantRow], stats: data.StatsView | None
     ) -> None:
+        """Metrics down, one column per variant; intervals and lifts on rows of their own,
+        so no number is ever cut, whatever the width and however many variants."""
         table = self.query_one("#kpis", SyncTable)
-        by = {r.variant: r for r in rows}
-        a, b = by.get("A"), by.get("B")
         ivs: dict[str, dict[str, data.Interval]] = {}
         if stats is not None:
             for m in stats.metrics:
                 ivs[m.metric] = m.intervals
+        control = rows[0].variant if rows else "A"
+        label_w = 15
+        room = table.available_width(56) - label_w - 2 * (len(rows) + 1) - 1
+        # The short interval form (no brackets) when the long one would not fit.
+        long_form = all(
+            len(_interval_text(iv).strip()) <= room // max(len(rows), 1)
+            for by_variant in ivs.values()
+            for iv in by_variant.values()
+        )
 
-        def cell(r: data.VariantRow | None, text: str) -> Text:
-            return right(text) if r is not None else right("–")
+        def interval(iv: data.Interval | None) -> str:
+            if iv is None:
+                return "–"
+            if long_form:
+                return _interval_text(iv).strip()
+            return f"{iv.low * 100:.1f}–{iv.high * 100:.1f}"
 
-        def count_row(key: str, label: str, attr: str) -> tuple[str, list[Any]]:
-            return (
-                key,
-                [
-                    Text(label),
-                    cell(a, num(getattr(a, attr, 0))),
-                    cell(b, num(getattr(b, attr, 0))),
-                    right(""),
-                ],
-            )
+        def lift(r: data.VariantRow, metric: str) -> str:
+            if r.variant == control:
+                return "base"
+            # The analysis compares B with A; other variants are not compared here.
+            return signed_pct(view.lifts.get(metric)) if r.variant == "B" else "–"
 
-        def rate_row(key: str, label: str, attr: str, metric: str) -> tuple[str, list[Any]]:
-            iv = ivs.get(metric) or ivs.get(metric.removesuffix("_rate")) or {}
-            return (
-                key,
-                [
-                    Text(label, style="bold"),
-                    cell(a, pct(getattr(a, attr, None)) + _interval_text(iv.get("A"))),
-                    cell(b, pct(getattr(b, attr, None)) + _interval_text(iv.get("B"))),
-                    right(signed_pct(view.lifts.get(metric)), "bold"),
-                ],
-            )
-
-        def engagement(r: data.VariantRow | None) -> str:
-            if r is None or r.engagement_mean is None:
+        def engagement(r: data.VariantRow) -> str:
+            if r.engagement_mean is None:
                 return "–"
             sd = "" if r.engagement_sd is None else f" ± {r.engagement_sd:.0f}"
             return f"{r.engagement_mean:.1f}{sd} s"
 
-        # Metric 19, lift 7, padding 8, scrollbar 1; A and B share the rest.
-        value_w = max(12, (table.available_width(76) - 19 - 7 - 8 - 1) // 2)
+        def metric_ivs(metric: str) -> dict[str, data.Interval]:
+            return ivs.get(metric) or ivs.get(metric.removesuffix("_rate")) or {}
+
+        spec: list[tuple[str, str, Any]] = [
+            ("assigned", "Users assigned", lambda r: num(r.assigned)),
+            ("exposed", "Users exposed", lambda r: num(r.exposed)),
+            ("impressions", "Impressions", lambda r: num(r.impressions)),
+            ("clicks", "Clicks", lambda r: num(r.clicks)),
+            ("ctr", "CTR", lambda r: pct(r.ctr)),
+            ("ctr-ci", "  95% CI", lambda r: interval(metric_ivs("ctr").get(r.variant))),
+            ("ctr-lift", "  lift vs " + control, lambda r: lift(r, "ctr")),
+            ("converted", "Users converted", lambda r: num(r.converted)),
+            ("conversion", "Conversion", lambda r: pct(r.conversion)),
+            (
+                "conversion-ci",
+                "  95% CI",
+                lambda r: interval(metric_ivs("conversion_rate").get(r.variant)),
+            ),
+            ("conversion-lift", "  lift vs " + control, lambda r: lift(r, "conversion_rate")),
+            ("engagement", "Engagement", engagement),
+            ("engagement-lift", "  lift vs " + control, lambda r: lift(r, "engagement")),
+        ]
+        styles = {"ctr": "bold", "conversion": "bold"}
+        cells = {key: [fn(r) for r in rows] for key, _, fn in spec}
+        headers = [f"{r.variant} · {r.strategy}" for r in rows]
+        widths: dict[str, int] = {"metric": label_w}
+        for i, r in enumerate(rows):
+            widths[r.variant] = max(
+                [len(headers[i]), 6] + [len(values[i]) for values in cells.values()]
+            )
         table.sync(
             [
                 (
-                    "strategy",
+                    key,
                     [
-                        Text("Strategy", style="dim"),
-                        right(a.strategy if a else "–"),
-                        right(b.strategy if b else "–"),
-                        right("B vs A", "dim"),
+                        Text(label, style=styles.get(key, "dim" if label[0] == " " else "")),
+                        *[right(v, styles.get(key, "")) for v in cells[key]],
                     ],
-                ),
-                count_row("assigned", "Users assigned", "assigned"),
-                count_row("exposed", "Users exposed", "exposed"),
-                count_row("impressions", "Impressions", "impressions"),
-                count_row("clicks", "Clicks", "clicks"),
-                rate_row("ctr", "CTR [95% CI]", "ctr", "ctr"),
-                count_row("converted", "Users converted", "converted"),
-                rate_row("conversion", "Conversion [95% CI]", "conversion", "conversion_rate"),
-                (
-                    "engagement",
-                    [
-                        Text("Engagement"),
-                        right(engagement(a)),
-                        right(engagement(b)),
-                        right(signed_pct(view.lifts.get("engagement"))),
-                    ],
-                ),
+                )
+                for key, label, _ in spec
             ],
-            widths={"metric": 19, "A": value_w, "B": value_w, "lift": 7},
+            widths=widths,
+            columns=[
+                ("Metric", "metric"),
+                *[(right(h), r.variant) for h, r in zip(headers, rows, strict=True)],
+            ],
         )
 
     def _stats_renderable(self, view: data.ExperimentView) -> RenderableType:
         stats = view.stats
+        if view.waiting:
+            how = self._how_to_feed(view.experiment)
+            return para(f"Waiting for data: {view.waiting}. {how}".strip())
         if stats is None:
             return para(f"No statistics: {view.stats_error or 'not available'}", style="dim")
         mode = (
@@ -443,15 +548,102 @@ class ExperimentsScreen(BaseScreen):
             line.append(f" · {m.effect_size_name or 'effect'} {m.effect_size:.2f}")
         return line
 
+    # -- the filter ---------------------------------------------------------------------------
+    @on(Input.Changed, "#exp-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = event.value
+        self._apply_filter()
+
+    @on(Input.Submitted, "#exp-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#exp-list", SyncTable).focus()
+
+    def on_key(self, event: Any) -> None:
+        if getattr(self.focused, "id", None) == "exp-filter" and event.key in ("down", "escape"):
+            self.query_one("#exp-list", SyncTable).focus()
+            event.stop()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#exp-filter", Input).focus()
+
+    # -- copy and export ------------------------------------------------------------------------
+    def action_copy(self) -> None:
+        view = self.view
+        if view is None:
+            self.notify("No experiment selected", severity="warning")
+            return
+        text = export.kpi_tsv(view)
+        self.app.copy_to_clipboard(text)
+        self.notify(
+            f"Copied the KPI table ({len(view.variants)} variants, tab-separated) to the "
+            "clipboard through the terminal (OSC 52)",
+            markup=False,
+            timeout=4,
+        )
+
+    def action_export(self) -> None:
+        view = self.view
+        if view is None:
+            self.notify("No experiment selected", severity="warning")
+            return
+        trend = self.query_one("#trend", TrendChart).drawing()
+        self.spawn(self._export, view, trend, group="export", exclusive=False)
+
+    async def _export(self, view: data.ExperimentView, trend: str) -> None:
+        exp = view.experiment
+        analysis: Any = None
+        if not view.waiting:
+            analysis = await self.sapp.attempt(
+                self.sapp.backend.analyse(data.analysis_document, exp.id, self.sequential)
+            )
+            if analysis is data.FAILED:
+                return
+        stem = output.safe_stem(exp.name)
+        files: list[tuple[str, str]] = [(f"{stem}-kpis.csv", export.kpi_csv(view))]
+        if analysis is not None:
+            files.append((f"{stem}-analysis.json", export.analysis_json(analysis)))
+        files.append((f"{stem}-daily-ctr.txt", export.chart_text(trend)))
+        files.append((f"{stem}-daily-ctr.svg", export.chart_svg(trend, f"Daily CTR · {stem}")))
+        self.sapp.save_files(files)
+
     # -- actions ------------------------------------------------------------------------------
     def action_toggle_mode(self) -> None:
         self.sequential = not self.sequential
+        self.sapp.settings.sequential = self.sequential
+        self.sapp.save_settings()
         mode = "sequential (always valid)" if self.sequential else "fixed horizon"
         self.notify(f"Statistics: {mode}", timeout=2)
         self._request_detail()
 
     def _selected_exp(self) -> Any:
         return next((e for e in self.exps if e.id == self.exp_id), None)
+
+    #: Actions that add data or stop: off (dimmed in the footer) for a stopped experiment.
+    WRITES: ClassVar[tuple[str, ...]] = ("simulate", "log_event", "stop_experiment")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.WRITES:
+            exp = self._selected_exp()
+            if exp is not None and exp.status != "active":
+                return None  # shown, dimmed; the verdict panel says why
+        return True
+
+    def explain_disabled(self, action: str) -> None:
+        exp = self._selected_exp()
+        what = {"simulate": "traffic", "log_event": "events"}.get(action, "changes")
+        if exp is None or not self._refuse_stopped(exp, what):
+            super().explain_disabled(action)
+
+    def _refuse_stopped(self, exp: Any, what: str) -> bool:
+        """Say why ``what`` is off for a stopped experiment (e.g. from the palette)."""
+        if exp.status == "active":
+            return False
+        self.notify(
+            printable(f"{exp.name} is stopped: it takes no new {what} (its results stay)"),
+            severity="warning",
+            markup=False,
+        )
+        return True
 
     def action_new_experiment(self) -> None:
         self.spawn(self._new_form, group="form")
@@ -561,6 +753,8 @@ class ExperimentsScreen(BaseScreen):
         if exp is None:
             self.notify("No experiment selected", severity="warning")
             return
+        if self._refuse_stopped(exp, "events"):
+            return
 
         async def submit(values: dict[str, Any]) -> Any:
             return await self.sapp.backend.read(
@@ -598,6 +792,8 @@ class ExperimentsScreen(BaseScreen):
         exp = self._selected_exp()
         if exp is None:
             self.notify("No experiment selected", severity="warning")
+            return
+        if self._refuse_stopped(exp, "traffic"):
             return
         if self._sim_timer is not None:
             self.notify("A simulation is already running", severity="warning")

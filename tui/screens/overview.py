@@ -9,12 +9,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from tui import data
 from tui.format import lit, num, size
-from tui.screens.base import BaseScreen
+from tui.screens.base import BaseScreen, Body
 from tui.screens.dialogs import ConfirmDialog
 
 INTRO = (
@@ -77,8 +77,9 @@ def workflow_table() -> Table:
 
 class OverviewScreen(BaseScreen):
     MODE = "overview"
-    AUTO_FOCUS = "#overview-body"
+    AUTO_FOCUS = ""  # nothing: a focused button would scroll the intro away at 80x24
     LABEL = "Overview"
+    BODY = "overview-body"
     ABOUT = (
         "What smart-suggest does, how it is built, the A/B workflow, and the live state of "
         "the database. Numbers refresh by themselves when any process changes the data."
@@ -91,10 +92,14 @@ class OverviewScreen(BaseScreen):
         Binding("l", "load_sample", "Load sample", tooltip="Load the sample data (asks first)"),
         Binding("x", "clear_data", "Clear all", tooltip="Delete all data (asks first)"),
         Binding("r", "reload", "Reload", show=False, tooltip="Reload the counts"),
+        Binding("pageup", "scroll_body(-1)", "Page up", show=False),
+        Binding("pagedown", "scroll_body(1)", "Page down", show=False),
+        Binding("up", "scroll_lines(-1)", "Scroll up", show=False),
+        Binding("down", "scroll_lines(1)", "Scroll down", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="overview-body"), Horizontal(id="overview-cols"):
+        with Body(id="overview-body"), Horizontal(id="overview-cols"):
             with Vertical(id="overview-left"):
                 intro = Static(INTRO, id="intro", classes="panel", markup=False)
                 intro.border_title = "smart-suggest"
@@ -117,6 +122,10 @@ class OverviewScreen(BaseScreen):
                 tour = Static(TOUR, id="tour", classes="panel", markup=False)
                 tour.border_title = "Try it"
                 yield tour
+
+    def action_scroll_lines(self, lines: int) -> None:
+        body = self.query_one("#overview-body", Body)
+        body.scroll_relative(y=lines, animate=False)
 
     def refresh_data(self, scopes: set[str]) -> None:
         self.spawn(self._load, group="overview")

@@ -7,30 +7,52 @@ from typing import Any, ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from smart_suggest.clock import iso
+from smart_suggest.text import printable
 from tui import data
 from tui.format import lit, num, para, right
-from tui.screens.base import BaseScreen
-from tui.screens.dialogs import CANCELLED, FormDialog, FormField, PickDialog
+from tui.screens.base import BaseScreen, Body
+from tui.screens.dialogs import (
+    CANCELLED,
+    ChecklistDialog,
+    FormDialog,
+    FormField,
+    PickDialog,
+)
 from tui.widgets.tables import SyncTable
 
-#: The two strategies shown side by side.
-STRATEGIES: tuple[str, str] = ("v1", "v2")
-STRATEGY_TITLES = {"v1": "v1 · collaborative", "v2": "v2 · content-based", "popular": "popular"}
+#: Shown side by side until the user picks others (m); saved in the settings file.
+DEFAULT_STRATEGIES: tuple[str, ...] = ("v1", "v2")
+#: At most this many lists side by side (each needs room for an item name).
+MAX_SHOWN = 4
 REC_COUNT = 10
+
+
+def strategy_title(name: str, description: str) -> str:
+    """ "v1 · collaborative": the description up to its first colon."""
+    head = description.split(":")[0].strip()
+    return f"{name} · {head}" if head and head != name else name
+
+
 ACTION_STYLES = {"view": "", "click": "bold", "purchase": "bold reverse"}
 
 
-def score_text(score: float) -> Text:
-    return right(f"{score:.2f}" if abs(score) < 1000 else f"{score:,.0f}")
+def score_text(row: data.RecRow) -> Text:
+    """The score; popularity counts (v1's fall-back, the popular strategy) are marked
+    with a trailing "p", because they are not on the scale of a similarity."""
+    score = row.score
+    text = f"{score:.2f}" if abs(score) < 1000 else f"{score:,.0f}"
+    if row.source == "popular":
+        return right(f"{score:,.0f}p" if abs(score) < 100000 else f"{score:.0e}p", "italic")
+    return right(text)
 
 
 class RecTable(SyncTable):
@@ -44,32 +66,89 @@ class RecTable(SyncTable):
         self.strategy = strategy
         self.recs: list[data.RecRow] = []
         self.redraw = lambda: self.show(self.recs)
+        #: Item ids an experiment just served from this list (marked ▸).
+        self.served: set[int] = set()
+        #: False after the item under the cursor was logged and left the list: the
+        #: cursor then rests on another item, which must be chosen afresh (↑ ↓, click).
+        self.armed = True
+        self._acted: str | None = None
+        self._quiet = False
+
+    def acted_on(self, item_id: int) -> None:
+        """Remember that an action was logged on ``item_id`` (the highlighted row)."""
+        self._acted = str(item_id)
 
     def show(self, recs: list[data.RecRow]) -> None:
         self.recs = recs
-        # Fit the row to the width: 4 columns x 2 padding, rank 2, score 5, the scrollbar.
+        # Fit the row to the width: rank 3, score 6, 2 padding per column, the scrollbar;
+        # the category goes first when narrow, then the name shrinks (never the score).
         width = self.available_width()
         scrollbar = 1 if len(recs) > max(self.size.height - 1, 0) else 0
-        category_w = 9 if width < 50 else 16
-        name_w = max(8, width - 8 - 2 - 5 - category_w - scrollbar)
-        self.sync(
-            [
-                (
-                    str(r.item_id),
-                    [
-                        right(str(r.rank), "dim"),
-                        lit(r.name, limit=name_w),
-                        lit(r.category, limit=category_w, style="dim"),
-                        score_text(r.score),
-                    ],
-                )
-                for r in recs
-            ],
-            widths={"rank": 2, "item": name_w, "category": category_w, "score": 5},
-        )
+        category_w = 0 if width < 40 else 9 if width < 50 else 16
+        ncols = 4 if category_w else 3
+        name_w = max(6, width - 2 * ncols - 3 - 6 - category_w - scrollbar)
+        columns: list[tuple[str, str]] = [("#", "rank"), ("Item", "item")]
+        if category_w:
+            columns.append(("Category", "category"))
+        columns.append(("Score", "score"))
+        rows = []
+        for r in recs:
+            served = r.item_id in self.served
+            cells: list[Any] = [
+                right(f"▸{r.rank}", "bold") if served else right(str(r.rank), "dim"),
+                lit(r.name, limit=name_w, style="bold" if served else ""),
+            ]
+            if category_w:
+                cells.append(lit(r.category, limit=category_w, style="dim"))
+            cells.append(score_text(r))
+            rows.append((str(r.item_id), cells))
+        widths = {"rank": 3, "item": name_w, "score": 6}
+        if category_w:
+            widths["category"] = category_w
+        acted, self._acted = self._acted, None
+        self._quiet = True
+        try:
+            self.sync(rows, widths=widths, columns=columns)
+        finally:
+            self._quiet = False
+        if acted is not None and acted not in {key for key, _ in rows} and rows:
+            self.armed = False
+            self.show_cursor = False
+
+    def watch_cursor_coordinate(self, old: Any, new: Any) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if not self._quiet and old != new:
+            self._arm()
+
+    def action_cursor_down(self) -> None:
+        # After the item left the list, the first arrow shows the cursor where it is
+        # (a fresh, visible choice); the next ones move it.
+        if self._arm():
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self._arm():
+            return
+        super().action_cursor_up()
+
+    def on_click(self, event: events.Click) -> None:
+        row = event.style.meta.get("row")
+        if self._arm() and isinstance(row, int) and row >= 0:
+            self.move_cursor(row=row)
+
+    def _arm(self) -> bool:
+        """Show the cursor again; True when it was hidden."""
+        if self.armed:
+            return False
+        self.armed = True
+        self.show_cursor = True  # posts RowHighlighted: the detail panel follows
+        return True
 
     @property
     def current(self) -> data.RecRow | None:
+        if not self.armed:
+            return None
         key = self.current_key
         return next((r for r in self.recs if str(r.item_id) == key), None)
 
@@ -78,6 +157,7 @@ class RecommendScreen(BaseScreen):
     MODE = "recommend"
     AUTO_FOCUS = "#user-list"
     LABEL = "Recommendations"
+    BODY = "rec-body"
     ABOUT = (
         "Pick a user on the left (type to filter). v1 (collaborative: users like you) and "
         "v2 (content-based: items like the ones you liked) are side by side; the panel at "
@@ -103,17 +183,42 @@ class RecommendScreen(BaseScreen):
             tooltip="Serve the linked experiment: the user's variant, impressions logged",
         ),
         Binding("e", "link_experiment", "Exp", tooltip="Link the experiment that s serves"),
+        Binding(
+            "m",
+            "choose_strategies",
+            "Strategies",
+            tooltip="Choose the strategies shown side by side (remembered)",
+        ),
+        Binding("y", "copy", "Copy", tooltip="Copy the highlighted row to the clipboard (OSC 52)"),
+        Binding(
+            "f",
+            "find_item",
+            "Find item",
+            show=False,
+            tooltip="Find an item by name or category: its similar items, its row if listed",
+        ),
         Binding("a", "add_user", "+User", tooltip="Add a user (form)"),
         Binding("i", "add_item", "+Item", tooltip="Add an item (form)"),
+        Binding(
+            "h",
+            "toggle_simulated",
+            "Sim users",
+            show=False,
+            tooltip="Show or hide simulated visitors (sim-<experiment>-<n>) in the user list",
+        ),
         Binding("r", "reload", "Reload", show=False, tooltip="Reload everything"),
     ]
     PALETTE: ClassVar[dict[str, str]] = {
+        "toggle_simulated": "Show or hide simulated visitors in the user list",
         "focus_filter": "Find a user by name",
         "log('view')": "Log a view of the highlighted item",
         "log('click')": "Log a click on the highlighted item",
         "log('purchase')": "Log a purchase of the highlighted item",
         "serve": "Serve the linked experiment to this user",
         "link_experiment": "Link an experiment to serve",
+        "choose_strategies": "Choose the strategies shown side by side",
+        "copy": "Copy the highlighted recommendation to the clipboard",
+        "find_item": "Find an item by name or category",
         "add_user": "Add a user",
         "add_item": "Add an item",
     }
@@ -138,10 +243,14 @@ class RecommendScreen(BaseScreen):
         self._pending_user: int | None = None  # select this user once the list has it
         self._users: list[Any] = []
         self._loading: object | None = None
+        #: The strategies side by side, in the order the user chose (m changes them);
+        #: checked against the registry (in a worker: it imports the recommenders).
+        self.strategies: list[str] = list(DEFAULT_STRATEGIES)
+        self.registered: dict[str, str] | None = None
 
     # -- layout -----------------------------------------------------------------------------
-    def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="rec-body"):
+    def _compose_body(self) -> ComposeResult:
+        with Body(id="rec-body"):
             with Horizontal(id="rec-top"):
                 with Vertical(id="users-panel", classes="panel") as users:
                     users.border_title = "Users"
@@ -153,10 +262,7 @@ class RecommendScreen(BaseScreen):
                 detail.border_title = "Selected"
                 yield detail
             with Horizontal(id="recs-row"):
-                for strategy in STRATEGIES:
-                    with Vertical(id=f"panel-{strategy}", classes="panel rec-panel") as panel:
-                        panel.border_title = STRATEGY_TITLES[strategy]
-                        yield RecTable(strategy, id=f"recs-{strategy}")
+                yield from self._rec_panels()
             with Horizontal(id="more-row"):
                 with Vertical(id="similar-panel", classes="panel") as similar:
                     similar.border_title = "Similar items"
@@ -166,9 +272,32 @@ class RecommendScreen(BaseScreen):
                     yield SyncTable(
                         [("When", "when"), ("Action", "action"), ("Item", "item")], id="history"
                     )
+                    yield Static("", id="history-empty")
                 profile = Static(id="profile", classes="panel")
                 profile.border_title = "Profile"
                 yield profile
+
+    def compose_body(self) -> ComposeResult:
+        self.strategies = list(self.sapp.settings.strategies[:MAX_SHOWN]) or list(
+            DEFAULT_STRATEGIES
+        )
+        yield from self._compose_body()
+
+    def _rec_panels(self) -> list[Vertical]:
+        descriptions = self.registered or {}
+        panels = []
+        for strategy in self.strategies:
+            panel = Vertical(
+                RecTable(strategy, id=f"recs-{strategy}"),
+                id=f"panel-{strategy}",
+                classes="panel rec-panel",
+            )
+            panel.border_title = strategy_title(strategy, descriptions.get(strategy, ""))
+            panels.append(panel)
+        return panels
+
+    def _rec_tables(self) -> list[RecTable]:
+        return [t for t in self.query(RecTable) if t.id != "similar"]
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -179,13 +308,59 @@ class RecommendScreen(BaseScreen):
 
     # -- loading ----------------------------------------------------------------------------
     def refresh_data(self, scopes: set[str]) -> None:
+        if self.registered is None:
+            # First the strategies (the lists depend on them), then everything.
+            self.spawn(self._load_strategies, group="strategies")
+            return
         if "catalog" in scopes:
             self.spawn(self._load_users, True, group="users")
         if "experiments" in scopes:
             self.spawn(self._load_experiments, group="exps")
 
+    async def _load_strategies(self) -> None:
+        registered = await self.sapp.attempt(self.sapp.backend.read(lambda _s: data.strategies()))
+        if registered is data.FAILED:
+            return
+        self.registered = registered
+        wanted = [s for s in self.strategies if s in registered]
+        unknown = [s for s in self.strategies if s not in registered]
+        if unknown:
+            self.notify(
+                printable(f"Not a registered strategy, not shown: {', '.join(unknown)}"),
+                severity="warning",
+                markup=False,
+            )
+        await self._show_strategies(wanted or [s for s in DEFAULT_STRATEGIES if s in registered])
+        self.refresh_data({"catalog", "experiments"})
+
+    async def _show_strategies(self, strategies: list[str]) -> None:
+        """Put one list per strategy side by side (rebuilt only when they change)."""
+        if strategies != self.strategies or not self._rec_tables():
+            self.strategies = list(strategies)
+            focused = self.focused in self._rec_tables()
+            self.item_table = None
+            row = self.query_one("#recs-row")
+            await row.remove_children()
+            await row.mount_all(self._rec_panels())
+            if focused:
+                self._rec_tables()[0].focus()
+            if self.view is not None:
+                missing = [s for s in strategies if s not in self.view.recs]
+                if missing and self.user_id is not None:
+                    self.spawn(self._load_user, self.user_id, group="user")
+                else:
+                    for table in self._rec_tables():
+                        table.show(self.view.recs.get(table.strategy, []))
+        descriptions = self.registered or {}
+        for strategy in self.strategies:
+            panel = self.query_one(f"#panel-{strategy}")
+            panel.border_title = strategy_title(strategy, descriptions.get(strategy, ""))
+
     async def _load_users(self, reload_user: bool = False) -> None:
-        page = await self.sapp.attempt(self.sapp.backend.read(data.find_users, self._filter))
+        show_sim = self.sapp.settings.show_simulated
+        page = await self.sapp.attempt(
+            self.sapp.backend.read(data.find_users, self._filter, 200, show_sim)
+        )
         if page is data.FAILED:
             return
         self._users = page.users
@@ -194,7 +369,15 @@ class RecommendScreen(BaseScreen):
         if self._pending_user is not None and table.select_key(str(self._pending_user)):
             self._pending_user = None
         users = self.query_one("#users-panel")
-        users.border_subtitle = "" if page.shown_all else f"first {len(page.users)}"
+        notes = [] if page.shown_all else [f"first {len(page.users)}"]
+        if page.hidden_simulated:
+            notes.append(f"{page.hidden_simulated:,} sim hidden (h)")
+        users.border_subtitle = " · ".join(notes)
+        users.border_title = (
+            Text.assemble("Users matching ", lit(self._filter, limit=12))
+            if self._filter
+            else "Users"
+        )
         if not page.users:
             self.user_id = None
             self.view = None
@@ -259,7 +442,7 @@ class RecommendScreen(BaseScreen):
         try:
             view = await self.sapp.attempt(
                 self.sapp.backend.read(
-                    data.user_view, self.sapp.backend, user_id, STRATEGIES, REC_COUNT
+                    data.user_view, self.sapp.backend, user_id, tuple(self.strategies), REC_COUNT
                 )
             )
         finally:
@@ -272,18 +455,24 @@ class RecommendScreen(BaseScreen):
         if view is data.FAILED or user_id != self.user_id:
             return
         self.view = view
-        for strategy in STRATEGIES:
-            self.query_one(f"#recs-{strategy}", RecTable).show(view.recs.get(strategy, []))
+        for table in self._rec_tables():
+            table.show(view.recs.get(table.strategy, []))
         self._draw_history(view)
         self._draw_profile(view)
         self._item_changed()
 
     # -- rendering --------------------------------------------------------------------------
     def _draw_empty(self) -> None:
-        for strategy in STRATEGIES:
-            self.query_one(f"#recs-{strategy}", RecTable).show([])
+        """No user to show (none yet, or none matches): no title may name an old one."""
+        self._clear_served()
+        for table in self._rec_tables():
+            table.show([])
         self.query_one("#history", SyncTable).sync([])
         self.query_one("#similar", RecTable).show([])
+        self.item_id = None
+        self.query_one("#similar-panel").border_title = "Similar items"
+        self.query_one("#history-panel").border_subtitle = ""
+        self._history_message("No user selected.")
         self.query_one("#profile", Static).update("")
         message = (
             "No user matches the filter."
@@ -314,9 +503,26 @@ class RecommendScreen(BaseScreen):
             )
         table.sync(rows, widths={"when": 11, "action": 8, "item": name_w})
         self.query_one("#history-panel").border_subtitle = f"{view.profile.total} total"
+        self._history_message(
+            ""
+            if rows
+            else "Nothing yet: v, c or p on a recommended item logs a view, click or purchase."
+        )
+
+    def _history_message(self, message: str) -> None:
+        """An empty history says so in words instead of showing bare column headers."""
+        self.query_one("#history", SyncTable).display = not message
+        note = self.query_one("#history-empty", Static)
+        note.display = bool(message)
+        note.update(Text(message, style="dim"))
 
     def _draw_profile(self, view: data.UserView) -> None:
         prof = view.profile
+        if not prof.total:
+            self.query_one("#profile", Static).update(
+                Text("No actions yet: the lists start from popular items (cold start).", "dim")
+            )
+            return
         actions = Text.assemble(
             *[part for a, n in prof.actions.items() for part in ((f"{n} ", "bold"), (f"{a}  ", ""))]
         )
@@ -368,6 +574,8 @@ class RecommendScreen(BaseScreen):
                 )
             )
             lines.append(Text.assemble("  ", para(row.reason or "(no reason given)", "italic")))
+        elif not self._item_source().armed:
+            lines.append(Text("▸ logged; choose the next item (↑ ↓)", style="bold"))
         detail.update(Group(*lines))
 
     def _experiment_line(self) -> Text:
@@ -407,7 +615,9 @@ class RecommendScreen(BaseScreen):
     # -- selection ----------------------------------------------------------------------------
     def _item_source(self) -> RecTable:
         """The item list the item keys act on: the last focused one (v1 by default)."""
-        return self.item_table or self.query_one(f"#recs-{STRATEGIES[0]}", RecTable)
+        if self.item_table is not None and self.item_table.is_attached:
+            return self.item_table
+        return self._rec_tables()[0]
 
     def _current_row(self) -> data.RecRow | None:
         return self._item_source().current if self.view is not None else None
@@ -465,7 +675,7 @@ class RecommendScreen(BaseScreen):
 
     @on(DataTable.RowSelected, "#user-list")
     def _user_chosen(self) -> None:
-        self.query_one(f"#recs-{STRATEGIES[0]}", RecTable).focus()
+        self._rec_tables()[0].focus()
 
     def on_descendant_focus(self, event: Any) -> None:
         widget = event.widget
@@ -489,6 +699,16 @@ class RecommendScreen(BaseScreen):
             self.query_one("#user-list", SyncTable).focus()
             event.stop()
 
+    def action_toggle_simulated(self) -> None:
+        settings = self.sapp.settings
+        settings.show_simulated = not settings.show_simulated
+        self.sapp.save_settings()
+        self.notify(
+            "Simulated visitors shown" if settings.show_simulated else "Simulated visitors hidden",
+            timeout=2,
+        )
+        self.spawn(self._load_users, group="users")
+
     def action_focus_filter(self) -> None:
         self.query_one("#user-filter", Input).focus()
 
@@ -499,8 +719,17 @@ class RecommendScreen(BaseScreen):
             return
         row = self._current_row()
         if row is None:
-            self.notify("No item highlighted: move to a list of items first", severity="warning")
+            if not self._item_source().armed:
+                self.notify(
+                    "The item you logged has left the list: choose the next one (↑ ↓) first",
+                    severity="warning",
+                )
+            else:
+                self.notify(
+                    "No item highlighted: move to a list of items first", severity="warning"
+                )
             return
+        self._item_source().acted_on(row.item_id)
         self.spawn(
             self._log,
             self.view.user.id,
@@ -543,11 +772,13 @@ class RecommendScreen(BaseScreen):
         if served is data.FAILED or user_id != self.user_id:
             return
         self.served = served
-        for strategy in STRATEGIES:
-            panel = self.query_one(f"#panel-{strategy}")
-            is_served = served.enrolled and served.strategy == strategy
-            panel.set_class(is_served, "-served")
-            panel.border_subtitle = f"served · variant {served.variant}" if is_served else ""
+        self._mark_served()
+        if served.enrolled and served.strategy not in self.strategies:
+            self.notify(
+                f"{served.strategy} served this user but is not shown: press m to add it",
+                markup=False,
+                timeout=4,
+            )
         if served.enrolled:
             self.notify(
                 f"Variant {served.variant} ({served.strategy}): served {len(served.rows)} items, "
@@ -564,14 +795,27 @@ class RecommendScreen(BaseScreen):
         self._draw_detail()
         self.sapp.check_for_changes({"experiments"})
 
+    def _mark_served(self) -> None:
+        """Frame the served strategy's list and mark exactly the rows that were served."""
+        served = self.served
+        for table in self._rec_tables():
+            is_served = bool(served and served.enrolled and served.strategy == table.strategy)
+            ids = {r.item_id for r in served.rows} if served and is_served else set()
+            panel = self.query_one(f"#panel-{table.strategy}")
+            panel.set_class(is_served, "-served")
+            panel.border_subtitle = (
+                f"▸ served {len(ids)} · variant {served.variant}" if served and is_served else ""
+            )
+            if ids != table.served:
+                table.served = ids
+                table.show(table.recs)
+
     def _clear_served(self) -> None:
         """Forget the last serve (another user or experiment is now current)."""
         if self.served is None:
             return
         self.served = None
-        for panel in self.query(".rec-panel"):
-            panel.remove_class("-served")
-            panel.border_subtitle = ""
+        self._mark_served()
 
     def action_link_experiment(self) -> None:
         self.spawn(self._pick_experiment, group="exps")
@@ -581,9 +825,15 @@ class RecommendScreen(BaseScreen):
         if exps is data.FAILED:
             return
         choices: list[tuple[Text | str, Any]] = [(Text("(none: do not serve)"), None)]
+        linked = self.exp.id if self.exp is not None else None
+        current = 0
         for e in exps:
-            label = lit(e.name, limit=50)
+            label = Text("● " if e.id == linked else "  ", style="bold")
+            label.append_text(lit(e.name, limit=50))
             label.append(f"  {e.control} vs {e.treatment} · {e.status}", style="dim")
+            if e.id == linked:
+                label.append("  (linked)", style="bold")
+                current = len(choices)
             choices.append((label, e))
 
         def chosen(value: Any) -> None:
@@ -594,7 +844,96 @@ class RecommendScreen(BaseScreen):
             self._clear_served()
             self._draw_detail()
 
-        self.app.push_screen(PickDialog("Link an experiment", choices), chosen)
+        self.app.push_screen(PickDialog("Link an experiment", choices, current), chosen)
+
+    def action_copy(self) -> None:
+        row = self._current_row()
+        if row is None or self.view is None:
+            self.notify("No item highlighted: move to a list of items first", severity="warning")
+            return
+        fields = [
+            self.view.user.username,
+            self._item_source().strategy,
+            str(row.rank),
+            str(row.item_id),
+            row.name,
+            row.category,
+            f"{row.score:g}",
+            row.source,
+            row.reason,
+        ]
+        # Tab-separated, one line: tabs and newlines inside user data become spaces.
+        text = "\t".join(" ".join(f.split()) for f in fields)
+        self.app.copy_to_clipboard(text)
+        self.notify(
+            "Copied the highlighted row (user, strategy, rank, item, name, category, score, "
+            "source, reason) to the clipboard through the terminal (OSC 52)",
+            markup=False,
+            timeout=4,
+        )
+
+    def action_find_item(self) -> None:
+        self.spawn(self._find_item, group="form")
+
+    async def _find_item(self) -> None:
+        items = await self.sapp.attempt(self.sapp.backend.read(data.find_items, "", 5000))
+        if items is data.FAILED:
+            return
+        if not items:
+            self.notify("No items yet: press i to add one", severity="warning")
+            return
+        choices: list[tuple[Text | str, Any]] = []
+        for it in items:
+            label = Text(f"#{it.id} ", style="dim")
+            label.append_text(lit(it.name, limit=48))
+            label.append_text(lit(f"  {it.category}", limit=24, style="dim"))
+            choices.append((label, it))
+        title = "Find an item" + ("" if len(items) < 5000 else " (first 5,000)")
+
+        def chosen(item: Any) -> None:
+            if item is CANCELLED or item is None:
+                return
+            # Its row, where a list shows it; and the items most like it, in any case.
+            for table in self._rec_tables():
+                if table.select_key(str(item.id)):
+                    table.focus()
+                    break
+            self.item_id = item.id
+            self.spawn(self._load_similar, item.id, item.name, group="similar")
+
+        self.app.push_screen(PickDialog(title, choices), chosen)
+
+    def action_choose_strategies(self) -> None:
+        if self.registered is None:
+            self.notify("Still loading the strategies", severity="warning")
+            return
+        registered = self.registered
+        options = [
+            (strategy_title(name, about), name, name in self.strategies)
+            for name, about in registered.items()
+        ]
+
+        def chosen(names: list[str] | None) -> None:
+            if not names:
+                return
+            self.spawn(self._apply_strategies, names, group="strategies")
+
+        self.app.push_screen(
+            ChecklistDialog(
+                "Strategies side by side",
+                options,
+                minimum=1,
+                maximum=MAX_SHOWN,
+                hint="space toggles · enter saves · esc cancels",
+            ),
+            chosen,
+        )
+
+    async def _apply_strategies(self, names: list[str]) -> None:
+        await self._show_strategies(names)
+        self._mark_served()
+        self.sapp.settings.strategies = list(names)
+        self.sapp.save_settings()
 
     def action_add_user(self) -> None:
         async def submit(values: dict[str, Any]) -> Any:

@@ -7,10 +7,10 @@ from textual.widgets import Static
 
 from smart_suggest.text import printable
 
-SCREENS: tuple[tuple[str, str, str], ...] = (
-    ("1", "overview", "Overview"),
-    ("2", "recommend", "Recommendations"),
-    ("3", "experiments", "Experiments"),
+SCREENS: tuple[tuple[str, str, str, str], ...] = (
+    ("1", "overview", "Overview", "Overview"),
+    ("2", "recommend", "Recommendations", "Recs"),
+    ("3", "experiments", "Experiments", "Exps"),
 )
 
 
@@ -36,22 +36,34 @@ class NavBar(Static):
         self.update(self._content())
 
     def _content(self) -> Content:
-        parts: list[Content | str | tuple[str, str]] = [(" smart-suggest ", "bold reverse"), " "]
-        for key, mode, label in SCREENS:
-            style = "bold reverse $accent" if mode == self.active else ""
-            tab = Content.from_markup(
-                f"[@click=app.switch_mode('{mode}')] $key $label [/]", key=key, label=label
-            )
-            parts.append(tab.stylize(style) if style else tab)
-            parts.append(" ")
         width = self.size.width or 80
-        used = sum(len(p if isinstance(p, str | Content) else p[0]) for p in parts)
+        # The longest form that fits: every tab keeps a label (never a bare number).
+        for app_name, short in ((" smart-suggest ", False), (" smart-suggest ", True), ("", True)):
+            parts = self._parts(app_name, short)
+            used = sum(len(p if isinstance(p, str | Content) else p[0]) for p in parts)
+            if used <= width:
+                break
         room = width - used - 1
         if room > 8:
             name = printable(self.db_name, limit=room)
             parts.append(Content(" " * max(room - len(name), 0)))
             parts.append((name, "dim"))
         return Content.assemble(*parts)
+
+    def _parts(self, app_name: str, short: bool) -> list[Content | str | tuple[str, str]]:
+        parts: list[Content | str | tuple[str, str]] = []
+        if app_name:
+            parts += [(app_name, "bold reverse"), " "]
+        for key, mode, label, short_label in SCREENS:
+            style = "bold reverse $accent" if mode == self.active else ""
+            tab = Content.from_markup(
+                f"[@click=app.switch_mode('{mode}')] $key $label [/]",
+                key=key,
+                label=short_label if short else label,
+            )
+            parts.append(tab.stylize(style) if style else tab)
+            parts.append(" ")
+        return parts
 
     def on_resize(self) -> None:
         self.update(self._content())

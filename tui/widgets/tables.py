@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import events
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 Row = tuple[str, Sequence[Any]]
+
+
+def sort_value(cell: Any) -> tuple[int, float, str]:
+    """How a cell sorts: numbers by value ("1,090", "32.4%", "▸3", "51.1 ± 33 s", "12p"),
+    then text, case-insensitively."""
+    text = str(getattr(cell, "plain", cell)).strip()
+    token = text.replace(",", "").lstrip("▸+").split(" ")[0].rstrip("%p")
+    try:
+        return (0, float(token), "")
+    except ValueError:
+        return (1, 0.0, text.casefold())
 
 
 class SyncTable(DataTable[Any]):
@@ -23,8 +35,15 @@ class SyncTable(DataTable[Any]):
     DEFAULT_CSS = """
     SyncTable { height: auto; max-height: 100%; overflow-x: hidden; scrollbar-size-vertical: 1; }
     """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "o", "cycle_sort", "Sort", show=False, tooltip="Sort the focused table: next column"
+        )
+    ]
 
-    def __init__(self, columns: Sequence[str | tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(
+        self, columns: Sequence[str | tuple[Any, str]], sortable: bool = True, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", False)
         super().__init__(**kwargs)
@@ -33,6 +52,10 @@ class SyncTable(DataTable[Any]):
         self.redraw: Callable[[], None] | None = None
         self._width = 0
         self._fixed: dict[str, int] = {}
+        self.sortable = sortable
+        #: (column key, descending) while the user sorts by a column; None: as given.
+        self.sort_by: tuple[str, bool] | None = None
+        self._given: list[Row] = []
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -40,7 +63,59 @@ class SyncTable(DataTable[Any]):
     def _add_columns(self) -> None:
         for spec in self._columns_spec:
             label, key = (spec, spec) if isinstance(spec, str) else spec
+            if self.sort_by is not None and self.sort_by[0] == key:
+                # The mark goes first: a narrow column cuts the end of its header.
+                plain = str(getattr(label, "plain", label)).strip()
+                label = ("▼" if self.sort_by[1] else "▲") + plain
             self.add_column(label, key=key, width=self._fixed.get(key))
+
+    # -- sorting ------------------------------------------------------------------------------
+    def _column_keys(self) -> list[str]:
+        return [spec if isinstance(spec, str) else spec[1] for spec in self._columns_spec]
+
+    def set_sort(self, sort_by: tuple[str, bool] | None) -> None:
+        """Sort by a column (or back to the given order) and redraw, keeping the cursor."""
+        if not self.sortable:
+            return
+        self.sort_by = sort_by
+        rows, self._given = self._given, []
+        self._fixed = {}  # forces the columns (and their marks) to be rebuilt
+        widths = {k: c.width for k, c in self.columns.items() if k.value is not None}
+        self.sync(rows, {str(k.value): w for k, w in widths.items()})
+
+    def action_cycle_sort(self) -> None:
+        """o: ascending by the next column, then descending, ..., then as given."""
+        keys = self._column_keys()
+        if not self.sortable or not keys:
+            return
+        if self.sort_by is None:
+            self.set_sort((keys[0], False))
+        elif not self.sort_by[1]:
+            self.set_sort((self.sort_by[0], True))
+        else:
+            i = keys.index(self.sort_by[0]) + 1 if self.sort_by[0] in keys else len(keys)
+            self.set_sort((keys[i], False) if i < len(keys) else None)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; again reverses; a third time undoes."""
+        event.stop()
+        key = str(event.column_key.value)
+        if self.sort_by is None or self.sort_by[0] != key:
+            self.set_sort((key, False))
+        elif not self.sort_by[1]:
+            self.set_sort((key, True))
+        else:
+            self.set_sort(None)
+
+    def _sorted(self, rows: Sequence[Row]) -> list[Row]:
+        if self.sort_by is None or self.sort_by[0] not in self._column_keys():
+            return list(rows)
+        index = self._column_keys().index(self.sort_by[0])
+        return sorted(
+            rows,
+            key=lambda row: sort_value(row[1][index]) if index < len(row[1]) else (2, 0.0, ""),
+            reverse=self.sort_by[1],
+        )
 
     def available_width(self, default: int = 38) -> int:
         """Cells the rows can use: the panel's width, even while a loading indicator
@@ -77,8 +152,14 @@ class SyncTable(DataTable[Any]):
     def row_keys(self) -> list[str]:
         return [str(key.value) for key in self.rows]
 
-    def sync(self, rows: Sequence[Row], widths: dict[str, int] | None = None) -> None:
-        """Show ``rows`` ((key, cells) pairs). ``widths`` fixes column widths in cells.
+    def sync(
+        self,
+        rows: Sequence[Row],
+        widths: dict[str, int] | None = None,
+        columns: Sequence[str | tuple[Any, str]] | None = None,
+    ) -> None:
+        """Show ``rows`` ((key, cells) pairs). ``widths`` fixes column widths in cells;
+        ``columns`` replaces the columns (e.g. one per variant, or fewer when narrow).
 
         Fixed widths do not depend on measuring the cells, which Textual does with the
         app console's width and which can be wrong while the app is still starting up.
@@ -86,8 +167,13 @@ class SyncTable(DataTable[Any]):
         if not self.size.width and self.redraw is not None:
             # Not laid out yet: the widths were guessed; fit again once they are known.
             self.call_after_refresh(self._refit)
+        self._given = list(rows)
+        rows = self._sorted(rows)
         keys = [key for key, _ in rows]
-        new_widths = widths is not None and widths != self._fixed
+        new_columns = columns is not None and list(columns) != self._columns_spec
+        if new_columns:
+            self._columns_spec = list(columns or [])
+        new_widths = new_columns or (widths is not None and widths != self._fixed)
         if new_widths:
             self._fixed = dict(widths or {})
         if keys == self.row_keys() and not new_widths:
