@@ -134,6 +134,14 @@ def _export_into(store: Store, directory: Path, fmt: str, progress: Progress) ->
     return counts
 
 
+#: Tables (with the schema that added them) and columns that an export from an older
+#: version lacks: missing variants fall back to control / treatment / treatment_share when
+#: read, missing sequential looks mean none were recorded, the columns take their defaults
+#: ('ab' design, no interleaving team).
+_ADDED = {"experiment_variants": 8, "sequential_looks": 9}
+_ADDED_COLUMNS = {"experiments": {"design"}, "events": {"team"}}
+
+
 def _read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
@@ -156,12 +164,8 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("format") not in FORMATS:
         raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
     tables = manifest.get("tables")
-    # An export from an older schema lacks the tables added since: they import empty.
-    ok = isinstance(tables, dict) and (
-        set(tables) == set(TABLES)
-        or (version < SCHEMA_VERSION and set(tables) < set(TABLES) and bool(tables))
-    )
-    if not ok or not isinstance(tables, dict):
+    expected = {t for t in TABLES if _ADDED.get(t, 0) <= version}
+    if not isinstance(tables, dict) or set(tables) != expected:
         raise InputError(f"{path}: the export must list exactly the tables {', '.join(TABLES)}")
     for table, entry in tables.items():
         _check_entry(path, table, entry)
@@ -214,7 +218,7 @@ def _rows(
     store: Store, path: Path, fmt: str, table: str, cols: list[str]
 ) -> Iterator[tuple[Any, ...]]:
     info = {c[0]: c for c in _columns(store, table)}
-    if set(cols) != set(info):
+    if not set(cols) <= set(info) or set(info) - set(cols) - _ADDED_COLUMNS.get(table, set()):
         raise InputError(f"{path}: columns {cols} do not match table {table}")
     with open(path, encoding="utf-8", newline="") as fh:
         if fmt == "csv":

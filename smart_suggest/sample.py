@@ -245,7 +245,13 @@ def _insert_experiment(store: Store, name: str, description: str, created: float
         "VALUES (?, ?, 'v1', 'v2', 1.0, 0.5, 'ctr', 'active', ?)",
         (name, description, created),
     )
-    return int(cur.lastrowid or 0)
+    exp_id = int(cur.lastrowid or 0)
+    store.conn.execute(
+        "INSERT INTO experiment_variants(experiment_id, label, strategy, weight) "
+        "VALUES (?, 'A', 'v1', 0.5), (?, 'B', 'v2', 0.5)",
+        (exp_id, exp_id),
+    )
+    return exp_id
 
 
 # -- the demo ----------------------------------------------------------------------------

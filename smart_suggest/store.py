@@ -14,11 +14,12 @@ rebuild its caches (recommender snapshots, the TUI's panels) only then.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -425,10 +426,218 @@ def _schema_v5() -> str:
     )
 
 
+# v7: hyper-parameters chosen by ``smart-suggest tune`` (smart_suggest/tuning.py), one row
+# per tuning run and strategy, tagged with the catalog data revision they were tuned on.
+# Rows are only appended: the newest row of a strategy is the one in use, older ones are
+# the history. Not part of any revision scope (tuning changes no data the models read).
+# IF NOT EXISTS: a file whose version number was set back (by hand, or by a tool that
+# re-applies an earlier migration) still upgrades.
+_SCHEMA_V7 = """
+CREATE TABLE IF NOT EXISTS tuned_params (
+    id INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL CHECK (length(strategy) > 0),
+    params TEXT NOT NULL CHECK (json_valid(params) AND json_type(params) = 'object'),
+    revision INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tuned_params_strategy ON tuned_params(strategy, id);
+"""
+
+#: Per (experiment, user, team) of an interleaving experiment: the events credited to that
+#: team (``events.team``). Follow-ups are credited to the team the item was shown with.
+REBUILD_EVENT_TEAMS_SQL = """\
+INSERT INTO event_teams(experiment_id, user_id, team, impressions, clicks, purchases)
+SELECT experiment_id, user_id, team,
+       SUM(CASE WHEN type = 'impression' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN type = 'click' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN type = 'purchase' THEN 1 ELSE 0 END)
+FROM events
+WHERE team IS NOT NULL
+GROUP BY experiment_id, user_id, team"""
+
+#: Per (experiment, user, item) of an interleaving experiment: the team of the item's
+#: latest impression, which a later click or purchase of that item is credited to.
+REBUILD_TEAM_ITEMS_SQL = """\
+INSERT INTO team_items(experiment_id, user_id, item_id, team, ts)
+SELECT experiment_id, user_id, item_id, team, ts FROM (
+    SELECT experiment_id, user_id, item_id, team, ts,
+           ROW_NUMBER() OVER (PARTITION BY experiment_id, user_id, item_id
+                              ORDER BY ts DESC, id DESC) AS latest
+    FROM events
+    WHERE team IS NOT NULL AND type = 'impression' AND item_id IS NOT NULL
+) WHERE latest = 1"""
+
+_TEAM_UPSERT = """\
+ON CONFLICT (experiment_id, user_id, team) DO UPDATE SET
+    impressions = impressions + excluded.impressions,
+    clicks = clicks + excluded.clicks,
+    purchases = purchases + excluded.purchases"""
+
+#: Adds pre-tallied team rows ``(experiment_id, user_id, team, impressions, clicks,
+#: purchases)`` (the bulk paths, which set the per-row triggers aside).
+ADD_EVENT_TEAMS_SQL = (
+    "INSERT INTO event_teams(experiment_id, user_id, team, impressions, clicks, purchases) "
+    "VALUES (?, ?, ?, ?, ?, ?)\n" + _TEAM_UPSERT
+)
+_ITEM_UPSERT = """\
+ON CONFLICT (experiment_id, user_id, item_id) DO UPDATE SET
+    team = CASE WHEN excluded.ts >= ts THEN excluded.team ELSE team END,
+    ts = max(ts, excluded.ts)"""
+#: Records the team items were shown with: rows ``(experiment_id, user_id, item_id, team,
+#: ts)`` (the bulk paths).
+ADD_TEAM_ITEMS_SQL = (
+    "INSERT INTO team_items(experiment_id, user_id, item_id, team, ts) VALUES (?, ?, ?, ?, ?)\n"
+    + _ITEM_UPSERT
+)
+
+#: The label of a variant: one capital letter (A is the control). ``AB`` marks the users
+#: of an interleaving experiment, who see both strategies merged (their events carry the
+#: contributing team in ``events.team``).
+VARIANT_CHECK = "variant GLOB '[A-Z]' OR variant = 'AB'"
+INTERLEAVED = "AB"
+
+# v8: experiments with k variants and a design.
+#  - experiments.design: 'ab' (each user sees one variant) or 'interleaving' (each user
+#    sees both strategies' lists merged by team-draft interleaving);
+#  - experiment_variants: label (A, B, C, ...), strategy and weight per experiment, filled
+#    from control / treatment / treatment_share for the experiments already there (A =
+#    control with weight 1 - share, B = treatment with weight share: the same assignment);
+#  - assignments.variant and events.variant allow any label (the old CHECK allowed A and B
+#    only; SQLite cannot alter a CHECK, so both tables are rebuilt, keeping every other
+#    constraint, and every index and trigger, whoever added them);
+#  - events.team ('A', 'B', 'both'; NULL outside interleaving) with two summaries kept by
+#    triggers: event_teams (credit per user and team) and team_items (the team an item was
+#    last shown with, to credit a later click).
+_SCHEMA_V8_SQL = f"""
+ALTER TABLE experiments ADD COLUMN design TEXT NOT NULL DEFAULT 'ab'
+    CHECK (design IN ('ab', 'interleaving'));
+CREATE TABLE experiment_variants (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    label TEXT NOT NULL CHECK (label GLOB '[A-Z]'),
+    strategy TEXT NOT NULL CHECK (length(strategy) > 0),
+    weight REAL NOT NULL CHECK (weight > 0),
+    PRIMARY KEY (experiment_id, label)
+) WITHOUT ROWID;
+INSERT INTO experiment_variants(experiment_id, label, strategy, weight)
+SELECT id, 'A', control, 1.0 - treatment_share FROM experiments
+UNION ALL
+SELECT id, 'B', treatment, treatment_share FROM experiments;
+CREATE TRIGGER experiment_variants_insert_rev AFTER INSERT ON experiment_variants
+BEGIN UPDATE revisions SET value = value + 1 WHERE name = 'experiments'; END;
+CREATE TABLE event_teams (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL,
+    team TEXT NOT NULL CHECK (team IN ('A', 'B', 'both')),
+    impressions INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
+    purchases INTEGER NOT NULL,
+    PRIMARY KEY (experiment_id, user_id, team)
+) WITHOUT ROWID;
+CREATE TABLE team_items (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    team TEXT NOT NULL CHECK (team IN ('A', 'B', 'both')),
+    ts REAL NOT NULL,
+    PRIMARY KEY (experiment_id, user_id, item_id)
+) WITHOUT ROWID;
+CREATE TRIGGER events_insert_teams AFTER INSERT ON events WHEN NEW.team IS NOT NULL BEGIN
+    INSERT INTO event_teams(experiment_id, user_id, team, impressions, clicks, purchases)
+    VALUES (NEW.experiment_id, NEW.user_id, NEW.team, {_per_type("NEW", "impression")},
+            {_per_type("NEW", "click")}, {_per_type("NEW", "purchase")})
+    {_TEAM_UPSERT};
+    INSERT INTO team_items(experiment_id, user_id, item_id, team, ts)
+    SELECT NEW.experiment_id, NEW.user_id, NEW.item_id, NEW.team, NEW.ts
+    WHERE NEW.type = 'impression' AND NEW.item_id IS NOT NULL
+    {_ITEM_UPSERT};
+END;
+CREATE TRIGGER events_delete_teams AFTER DELETE ON events WHEN OLD.team IS NOT NULL BEGIN
+    UPDATE event_teams SET
+        impressions = impressions - {_per_type("OLD", "impression")},
+        clicks = clicks - {_per_type("OLD", "click")},
+        purchases = purchases - {_per_type("OLD", "purchase")}
+    WHERE experiment_id = OLD.experiment_id AND user_id = OLD.user_id AND team = OLD.team;
+    DELETE FROM event_teams
+    WHERE experiment_id = OLD.experiment_id AND user_id = OLD.user_id AND team = OLD.team
+      AND impressions + clicks + purchases <= 0;
+END;
+CREATE TRIGGER events_team_is_fact BEFORE UPDATE OF team ON events BEGIN
+    SELECT RAISE(ABORT, 'events cannot be changed, only logged or deleted with their experiment');
+END;
+"""
+
+_OLD_VARIANT_CHECK = re.compile(r"CHECK\s*\(\s*variant\s+IN\s*\(\s*'A'\s*,\s*'B'\s*\)\s*\)")
+
+
+def _rebuild_table(conn: sqlite3.Connection, table: str, transform: Any) -> None:
+    """Rebuild ``table`` with ``transform(create_sql)`` as its definition (SQLite cannot
+    alter a constraint). The caller has set every trigger aside; the table's indexes are
+    read from ``sqlite_master`` here and recreated as they were."""
+    (create,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    indexes = [
+        r[0]
+        for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (table,),
+        )
+    ]
+    new_sql = transform(create)
+    head = re.match(r"\s*CREATE\s+TABLE\s+(\"[^\"]+\"|\S+)", new_sql, re.IGNORECASE)
+    if head is None:
+        raise sqlite3.DatabaseError(f"cannot read the definition of table {table}")
+    temp = f"_v8_new_{table}"
+    new_sql = f'CREATE TABLE "{temp}"' + new_sql[head.end() :]
+    conn.execute(new_sql)
+    cols = ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA table_info("{table}")'))
+    conn.execute(f'INSERT INTO "{temp}"({cols}) SELECT {cols} FROM "{table}"')
+    conn.execute(f'DROP TABLE "{table}"')
+    conn.execute(f'ALTER TABLE "{temp}" RENAME TO "{table}"')
+    for sql in indexes:
+        conn.execute(sql)
+
+
+def _schema_v8(conn: sqlite3.Connection) -> None:
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(experiments)")}
+    if "design" in cols:
+        # The schema is already v8's (a file whose version number was set back, e.g. by
+        # hand): nothing to do, and rebuilding again would fail on the widened CHECK.
+        return
+    # Every trigger is set aside while the two tables are rebuilt: a trigger of another
+    # table that names them (the revision counters, the summaries, value checks added by
+    # other migrations) would make the DROP / RENAME fail or be rewritten. They are
+    # recreated from their own text afterwards, in their original order.
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY rowid"
+    ).fetchall()
+    for name, _sql in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+
+    def widen_variant(sql: str) -> str:
+        new, n = _OLD_VARIANT_CHECK.subn(f"CHECK ({VARIANT_CHECK})", sql)
+        if n != 1:
+            raise sqlite3.DatabaseError("unexpected definition of the variant column")
+        return new
+
+    for table in ("assignments", "events"):
+        _rebuild_table(conn, table, widen_variant)
+    conn.execute("ALTER TABLE events ADD COLUMN team TEXT CHECK (team IN ('A', 'B', 'both'))")
+    for _name, sql in triggers:
+        conn.execute(sql)
+    for statement in _split_sql(_SCHEMA_V8_SQL):
+        conn.execute(statement)
+
+
 #: The tables derived from ``events`` (kept by its triggers), emptied and rebuilt with it.
 EVENT_SUMMARIES: dict[str, str] = {
     "event_counts": REBUILD_EVENT_COUNTS_SQL,
     "event_users": REBUILD_EVENT_USERS_SQL,
+    "event_teams": REBUILD_EVENT_TEAMS_SQL,
+    "team_items": REBUILD_TEAM_ITEMS_SQL,
 }
 
 #: v9: the looks of group-sequential tests (``analyze --sequential group --record-look``):
@@ -454,12 +663,18 @@ CREATE TABLE IF NOT EXISTS sequential_looks (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: dict[int, str] = {
+#: A migration is a SQL script or, where Python logic is needed, a callable on the
+#: connection (run inside the migration's transaction).
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: dict[int, Migration] = {
     1: _SCHEMA_V1 + _revision_sql(),
     2: _SCHEMA_V2,
     3: _SCHEMA_V3,
     4: _SCHEMA_V4,
     5: _schema_v5(),
+    7: _SCHEMA_V7,
+    8: _schema_v8,
     9: _SCHEMA_V9,
 }
 
@@ -468,6 +683,7 @@ TABLES = (
     "items",
     "interactions",
     "experiments",
+    "experiment_variants",
     "assignments",
     "events",
     "sequential_looks",
@@ -868,14 +1084,23 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         # Versions in order; a number may be skipped (work developed in parallel reserves
         # its version numbers up front), so iterate over the keys, not a range.
         for target in sorted(v for v in MIGRATIONS if current < v <= SCHEMA_VERSION):
-            for statement in _split_sql(MIGRATIONS[target]):
-                conn.execute(statement)
+            apply_migration(conn, target)
             conn.execute(f"PRAGMA user_version = {target}")
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
+
+
+def apply_migration(conn: sqlite3.Connection, target: int) -> None:
+    """Run ``MIGRATIONS[target]`` (a script or a callable) on ``conn``, in its transaction."""
+    migration = MIGRATIONS[target]
+    if callable(migration):
+        migration(conn)
+        return
+    for statement in _split_sql(migration):
+        conn.execute(statement)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

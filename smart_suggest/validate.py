@@ -159,6 +159,17 @@ def _metric(v: Any, what: str) -> Any:
     return check_enum(v, (*METRICS, None), what)
 
 
+#: Variant labels: A (control), B, C, ... Z, and AB for the users of an interleaving
+#: experiment (the schema's CHECK since v8).
+VARIANT_LABELS: tuple[str, ...] = (*(chr(c) for c in range(ord("A"), ord("Z") + 1)), "AB")
+
+
+def _variant(v: Any, what: str) -> Any:
+    if v in VARIANT_LABELS:
+        return v
+    raise InputError(f"{what} must be a label A to Z, or AB (interleaving) (got {_show(v)})")
+
+
 #: Per table and column, the check of a stored value; columns not listed are the schema's.
 ROW_RULES: dict[str, dict[str, Any]] = {
     "users": {"id": check_id, "username": _text, "created_at": check_ts},
@@ -188,24 +199,41 @@ ROW_RULES: dict[str, dict[str, Any]] = {
         "status": _enum("active", "stopped"),
         "created_at": check_ts,
         "stopped_at": _opt(check_ts),
+        "design": _enum("ab", "interleaving"),
     },
     "assignments": {
         "experiment_id": check_id,
         "user_id": check_id,
-        "variant": _enum("A", "B"),
+        "variant": _variant,
         "assigned_at": check_ts,
     },
     "events": {
         "id": check_id,
         "experiment_id": check_id,
-        "variant": _enum("A", "B"),
+        "variant": _variant,
         "user_id": check_id,
         "item_id": _opt(check_id),
         "type": _enum("impression", "click", "purchase", "engagement"),
         "value": _opt(check_value),
         "ts": check_ts,
+        "team": _opt(_enum("A", "B", "both")),
+    },
+    "experiment_variants": {
+        "experiment_id": check_id,
+        "label": _enum(*VARIANT_LABELS[:-1]),
+        "strategy": _text,
+        "weight": lambda v, w: check_finite_positive(v, w),
     },
 }
+
+
+def check_finite_positive(v: Any, what: str) -> float:
+    """A finite number above 0 (a variant's weight)."""
+    import math
+
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise InputError(f"{what} must be a positive number (got {_show(v)})")
+    return float(v)
 
 
 def check_row(table: str, row: dict[str, Any]) -> None:

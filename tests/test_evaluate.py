@@ -125,7 +125,7 @@ def test_evaluation_on_a_hand_made_catalogue() -> None:
 
 def test_evaluate_store_reports_every_strategy(demo_store: Store) -> None:
     ev = evaluate(demo_store, k=5)
-    assert [r.strategy for r in ev.results] == ["v1", "v2", "popular"]
+    assert [r.strategy for r in ev.results] == ["v1", "v2", "v3", "popular"]
     assert ev.users > 0 and ev.test_interactions > 0
     for r in ev.results:
         for metric in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage", "diversity"):
@@ -142,7 +142,7 @@ def test_evaluate_command(run_cli, demo_store: Store, db_path: Path) -> None:  #
     assert code == 0, err
     data = json.loads(out)
     assert data["k"] == 5 and data["split"] == "time"
-    assert [r["strategy"] for r in data["results"]] == ["v1", "v2", "popular"]
+    assert [r["strategy"] for r in data["results"]] == ["v1", "v2", "v3", "popular"]
     assert set(data["results"][0]) >= {"precision", "recall", "ndcg", "map", "hit_rate"}
     code, out, err = run_cli("evaluate", "--db", db_path, "--strategies", "v1,popular")
     assert code == 0, err
@@ -153,3 +153,101 @@ def test_evaluate_command(run_cli, demo_store: Store, db_path: Path) -> None:  #
     assert code == 2 and "unknown strategy" in err
     code, out, err = run_cli("evaluate", "--db", db_path, "--test-fraction", "1.5")
     assert code == 2 and "test fraction" in err
+
+
+# -- leave-last-out, standard errors, the ranking ---------------------------------------------
+def test_leave_last_out_holds_out_the_item_each_user_found_last() -> None:
+    # user 0: items 5 (t=1), 6 (t=2), 5 again (t=9): 6 is the item found last, even though
+    #         the latest interaction is with 5; both interactions with 6 are held out.
+    # user 1: items 1 (t=3), 2 (t=4, twice): 2 is held out with both its interactions.
+    # user 2: item 3 only (twice): one distinct item, nothing held out.
+    # user 3: two items at the same time: insertion order breaks the tie (the later row).
+    inter = arrays(
+        [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3],
+        [5, 6, 5, 6, 1, 2, 2, 3, 3, 7, 8],
+        [1, 2, 9, 3, 3, 4, 5, 1, 2, 7, 7],
+    )
+    test = split_interactions(inter, 4, method="leave-last-out")
+    assert test.tolist() == [False, True, False, True, False, True, True, False, False, False, True]
+
+
+def test_evaluate_leave_last_out_scores_one_item_per_user(demo_store: Store) -> None:
+    ev = evaluate(demo_store, k=10, split="leave-last-out", strategies=["v1", "v3", "popular"])
+    assert ev.split == "leave-last-out" and ev.users > 0
+    for r in ev.results:
+        # One relevant item per user: recall equals hit rate, precision is hits / k.
+        assert r.recall == pytest.approx(r.hit_rate)
+        assert r.precision == pytest.approx(r.hit_rate / 10)
+
+
+def test_standard_errors_and_ranking_match_scipy(demo_store: Store) -> None:
+    from scipy import stats
+
+    from smart_suggest.evaluate import holdout, score_users
+    from smart_suggest.recommend.snapshot import load_catalogue, load_interactions
+    from smart_suggest.tuning import build_options
+
+    names = ["v1", "v3", "popular"]
+    ev = evaluate(demo_store, k=5, strategies=names, tuned=False)
+    with demo_store.read():
+        cat = load_catalogue(demo_store)
+        inter = load_interactions(demo_store, cat, with_time=True)
+    part = holdout(inter, cat)
+    per_user = {
+        n: score_users(part, n, build_options(n, None, count=5, cold_items=False), 5) for n in names
+    }
+    for r in ev.results:
+        for metric in ("precision", "recall", "ndcg", "map", "hit_rate"):
+            values = per_user[r.strategy][metric]
+            assert getattr(r, metric) == pytest.approx(values.mean(), rel=1e-12)
+            assert r.se[metric] == pytest.approx(stats.sem(values), rel=1e-12)
+    means = {n: per_user[n]["ndcg"].mean() for n in names}
+    order = sorted(names, key=lambda n: -means[n])
+    assert [row.strategy for row in ev.ranking] == order
+    best = order[0]
+    assert ev.ranking[0].diff == 0 and ev.ranking[0].ci_low is None
+    for row in ev.ranking[1:]:
+        ci = stats.ttest_rel(per_user[row.strategy]["ndcg"], per_user[best]["ndcg"])
+        low, high = ci.confidence_interval(0.95)
+        assert (row.ci_low, row.ci_high) == pytest.approx((low, high), rel=1e-9)
+        assert row.diff == pytest.approx(means[row.strategy] - means[best], rel=1e-12)
+        assert row.within_noise == (low <= 0 <= high)
+
+
+def test_rank_strategies_flags_a_real_difference_and_noise() -> None:
+    from smart_suggest.evaluate import rank_strategies
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    rows = rank_strategies(
+        {
+            "a": base,
+            "worse": base - 0.05 + rng.normal(0, 0.01, 400),
+            "same": base + rng.normal(0, 0.05, 400),
+        }
+    )
+    verdict = {r.strategy: r.within_noise for r in rows}
+    assert rows[0].strategy in ("a", "same")
+    assert verdict["worse"] is False
+    assert verdict["a"] is True and verdict["same"] is True
+
+
+def test_evaluate_command_ranking_and_options(run_cli, demo_store: Store, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli(
+        "evaluate", "--db", db_path, "--split", "leave-last-out", "--strategies", "v1,v3,popular"
+    )
+    assert code == 0, err
+    assert "Held out the item each user found last" in out
+    assert "Ranking by NDCG@10" in out and "95% interval" in out
+    assert "±" in out
+    assert ("within noise" in out) or ("worse" in out)
+    code, out, err = run_cli(
+        "evaluate", "--db", db_path, "-s", "v1,v3", "--metric", "recall", "--json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["metric"] == "recall" and len(data["ranking"]) == 2
+    assert {"ndcg", "recall"} <= set(data["results"][0]["se"])
+    assert data["results"][0]["params"] == {"neighbours": 20, "threshold": 0.3}
+    code, out, err = run_cli("evaluate", "--db", db_path, "--metric", "coverage")
+    assert code == 2 and "unknown metric" in err

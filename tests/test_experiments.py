@@ -630,9 +630,8 @@ def test_older_databases_migrate_to_the_event_summaries(tmp_path: Path, version:
 
     path = tmp_path / f"v{version}.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for v in range(1, version + 1):
-        for statement in store_mod._split_sql(store_mod.MIGRATIONS[v]):
-            conn.execute(statement)
+    for v in sorted(m for m in store_mod.MIGRATIONS if m <= version):
+        store_mod.apply_migration(conn, v)
     conn.execute(f"PRAGMA user_version = {version}")
     conn.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
     conn.execute("INSERT INTO users VALUES (1, 'u', 0)")

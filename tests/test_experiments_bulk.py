@@ -77,7 +77,7 @@ def test_bulk_load_restores_check_constraints(demo_store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"), store.write() as conn:
         conn.execute(
             "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
-            "VALUES (?, 'C', 1, 1, 'click', NULL, 0)",
+            "VALUES (?, 'a', 1, 1, 'click', NULL, 0)",  # labels are capital letters
             (exp_id,),
         )
 

@@ -57,9 +57,9 @@ def sources(recs: list[Recommendation]) -> list[str]:
 
 # -- the registry ---------------------------------------------------------------------------
 def test_registry_names_and_unknown_strategy(demo_store: Store) -> None:
-    assert list(STRATEGIES) == ["v1", "v2", "popular"]
+    assert list(STRATEGIES) == ["v1", "v2", "v3", "popular"]
     assert all(isinstance(d, str) and d for d in STRATEGIES.values())
-    with pytest.raises(InputError, match=r"unknown strategy 'v9': use one of v1, v2, popular"):
+    with pytest.raises(InputError, match=r"unknown strategy 'v9': use one of v1, v2, v3, popular"):
         recommend(demo_store, 1, "v9")
     with pytest.raises(NotFoundError):
         recommend(demo_store, "nobody-here")

@@ -56,7 +56,7 @@ def test_new_item_is_marked_in_the_table(run_cli, demo_store: Store, db_path: Pa
 def test_recommend_errors_exit_2_with_one_line(run_cli, demo_store: Store, db_path: Path) -> None:  # type: ignore[no-untyped-def]
     for args, message in [
         (("recommend", "nobody"), "no user 'nobody'"),
-        (("recommend", "1", "-s", "v9"), "unknown strategy 'v9': use one of v1, v2, popular"),
+        (("recommend", "1", "-s", "v9"), "unknown strategy 'v9': use one of v1, v2, v3, popular"),
         (("recommend",), "missing USER"),
         (("recommend", "1", "--all-users"), "not both"),
         (("recommend", "--all-users", "-s", "v1,v2"), "single --strategy"),

@@ -616,9 +616,9 @@ async def test_create_experiment_form_writes_it_and_selects_it(demo_db: Path) ->
         dialog = pilot.app.screen
         assert type(dialog).__name__ == "FormDialog"
         await pilot.press(*"v1-vs-pop", "tab", "tab")  # name; control stays v1
-        # Treatment with the keyboard: open the list, move to "popular", choose it.
+        # Treatment with the keyboard: open the list, move from v2 past v3 to "popular".
         assert dialog.focused.id == "field-treatment"
-        await pilot.press("enter", "down", "enter")
+        await pilot.press("enter", "down", "down", "enter")
         await pilot.pause()
         assert dialog.query_one("#field-treatment").value == "popular"
         await pilot.press("tab")
@@ -861,3 +861,75 @@ async def test_empty_experiment_has_no_statistics_but_no_error(demo_db: Path) ->
         assert screen.exp_id == 2 and screen.view is not None
         assert not [n for n in notes(pilot) if "error" in n.lower()]
         assert screen.query_one("#kpis").get_row("impressions")[1].plain == "0"
+
+
+# -- A/B/n and interleaving ---------------------------------------------------------------
+def _abn_and_interleaving(path: Path) -> tuple[int, int]:
+    import random
+
+    from smart_suggest.experiments.lifecycle import create_experiment
+    from smart_suggest.experiments.serving import serve
+    from smart_suggest.experiments.simulate import simulate
+
+    with open_store(path) as s:
+        three = create_experiment(s, "three", variants=["v1", "v2", "popular"])
+        simulate(s, three, users=600, days=2, ctr=[0.3, 0.3, 0.4], purchase=[0.1, 0.1, 0.1])
+        il = create_experiment(s, "il", "v1", "v2", design="interleaving")
+        simulate(s, il, users=400, days=2, click_model="position", ranker_noise=[1.0, 0.5])
+        serve(s, il, "alice", 5, rng=random.Random(1))
+        return three.id, il.id
+
+
+def test_experiment_view_has_a_row_per_variant_and_the_preference(demo_db: Path) -> None:
+    from tui import data
+
+    three, il = _abn_and_interleaving(demo_db)
+    with open_store(demo_db) as s:
+        view = data.experiment_view(s, three)
+        assert [r.variant for r in view.variants] == ["A", "B", "C"]
+        assert set(view.daily_ctr) == {"A", "B", "C"}
+        assert view.summary is not None and "Holm" in view.summary and view.stats is not None
+        iview = data.experiment_view(s, il)
+        assert [r.variant for r in iview.variants] == ["A", "B"]
+        assert iview.summary is not None and "Interleaving" in iview.summary
+        assert sum(r.impressions for r in iview.variants) > 0
+
+
+@pilot_test
+async def test_experiments_screen_shows_the_recommendation_and_the_preference(
+    demo_db: Path,
+) -> None:
+    three, il = _abn_and_interleaving(demo_db)
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "3")
+        screen = pilot.app.screen
+        screen._select(three, force=True)
+        await pilot.pause(0.5)
+        while screen.view is None or screen.view.experiment.id != three:
+            await pilot.pause(0.1)
+        text = widget_text(screen.query_one("#verdict"))
+        assert "v1 (A) vs v2 (B) vs popular (C)" in text and "Holm" in text
+        screen._select(il, force=True)
+        while screen.view is None or screen.view.experiment.id != il:
+            await pilot.pause(0.1)
+        text = widget_text(screen.query_one("#verdict"))
+        assert "interleaved" in text and "Interleaving" in text
+
+
+@pilot_test
+async def test_serving_an_interleaving_experiment_marks_each_rows_team(demo_db: Path) -> None:
+    from tui import data
+
+    _three, il = _abn_and_interleaving(demo_db)
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2")
+        screen = pilot.app.screen
+        with open_store(demo_db) as s:
+            screen.exp = next(e for e in data.list_experiments(s) if e.id == il)
+        await pilot.press("s")
+        while screen.served is None:
+            await pilot.pause(0.1)
+        assert screen.served.teams and len(screen.served.teams) == len(screen.served.rows)
+        detail = widget_text(screen.query_one("#detail"))
+        for team in set(screen.served.teams):
+            assert f"[{team}]" in detail

@@ -324,6 +324,8 @@ class ServedView:
     strategy: str | None
     rows: list[RecRow]
     impressions: int
+    #: Interleaving: the team of each row ("A", "B" or "both"); empty otherwise.
+    teams: list[str] = field(default_factory=list)
 
 
 def serve_view(store: Store, backend: Backend, exp_id: int, user_id: int) -> ServedView:
@@ -336,6 +338,7 @@ def serve_view(store: Store, backend: Backend, exp_id: int, user_id: int) -> Ser
         served.strategy,
         _rec_rows(store, recs),
         served.impressions,
+        list(served.teams),
     )
 
 
@@ -405,6 +408,9 @@ class ExperimentView:
     daily_ctr: dict[str, list[float | None]]  # variant -> CTR per day
     stats: StatsView | None
     stats_error: str | None = None
+    #: More than two variants: the recommendation ("ship C: ..."); interleaving: the
+    #: preference verdict. None for a two-variant A/B test (``stats`` says it all).
+    summary: str | None = None
     #: "MM-DD" of a last day still in progress, left out of ``days`` (its CTR so far is
     #: not comparable with whole days); None when every day shown is complete.
     partial_day: str | None = None
@@ -439,13 +445,24 @@ def experiment_view(store: Store, exp_id: int, sequential: bool = True) -> Exper
         except SmartSuggestError:  # e.g. a span too long for daily buckets: no chart
             days, daily = [], {}
         days, daily, partial = drop_partial_day(exp, days, daily)
+        if exp.interleaving:
+            return _interleaving_view(store, exp, days, daily, sequential, partial)
+        if len(exp.variants) > 2:
+            return _multi_view(store, exp, days, daily, sequential, partial)
         try:
             analysis = analyze(store, exp.id, sequential=sequential)
         except SmartSuggestError as exc:  # the panel says why; KPIs and charts still show
             res = results(store, exp.id)
             lifts = {k: _num(v.relative) for k, v in res.lifts.items()}
             return ExperimentView(
-                exp, variant_rows(res.variants), lifts, days, daily, None, str(exc), partial
+                exp,
+                variant_rows(res.variants),
+                lifts,
+                days,
+                daily,
+                None,
+                str(exc),
+                partial_day=partial,
             )
     variants = variant_rows([analysis.variants["A"], analysis.variants["B"]])
     lifts = {m.metric: _num(m.relative_lift) for m in analysis.metrics}
@@ -473,6 +490,95 @@ def analysis_document(store: Store, exp_id: int, sequential: bool = True) -> dic
 
     result: dict[str, Any] = analyze(store, exp_id, sequential=sequential).to_dict()
     return result
+
+
+def _multi_view(
+    store: Store,
+    exp: Any,
+    days: list[str],
+    daily: dict[str, list[float | None]],
+    seq: bool,
+    partial: str | None = None,
+) -> ExperimentView:
+    """More than two variants: a KPI row per variant; the statistics panel shows the
+    comparison of the leading treatment with A; the summary is the recommendation."""
+    from smart_suggest.analysis.multiarm import analyze_multi
+
+    an = analyze_multi(store, exp, sequential=seq)
+    best = max(
+        an.comparisons,
+        key=lambda c: dict(zip(an.prob_best.labels, an.prob_best.probabilities, strict=True))[
+            c.label
+        ],
+    )
+    lifts = {m.metric: _num(m.relative_lift) for m in best.analysis.metrics}
+    per = ", ".join(f"{c.label} {c.verdict.replace('_', ' ')}" for c in an.comparisons)
+    summary = (
+        f"{an.recommendation.text}: {an.recommendation.reason} ({per}; Holm across "
+        f"{len(an.comparisons)} comparisons). Statistics below: {best.label} vs A."
+    )
+    return ExperimentView(
+        exp,
+        variant_rows(an.variants),
+        lifts,
+        days,
+        daily,
+        stats_view(best.analysis),
+        None,
+        summary,
+        partial,
+    )
+
+
+def _interleaving_view(
+    store: Store,
+    exp: Any,
+    days: list[str],
+    daily: dict[str, list[float | None]],
+    seq: bool,
+    partial: str | None = None,
+) -> ExperimentView:
+    """Interleaving: a KPI row per team (impressions and credit) and the preference."""
+    from smart_suggest.analysis.interleaving import analyze_interleaving
+
+    an = analyze_interleaving(store, exp, sequential=seq)
+    t = an.teams
+    rows = []
+    for label, strategy in (("A", an.strategies[0]), ("B", an.strategies[1])):
+        imp, clk, pur = t["impressions"][label], t["clicks"][label], t["purchases"][label]
+        rows.append(
+            VariantRow(
+                variant=label,
+                strategy=strategy,
+                assigned=int(t["users"]),
+                exposed=int(t["users"]),
+                impressions=imp,
+                clicks=clk,
+                ctr=clk / imp if imp else None,
+                converted=0,
+                conversion=None,
+                purchases=pur,
+                engagement_mean=None,
+                engagement_sd=None,
+                engagement_n=0,
+            )
+        )
+    res = an.result
+    share = "" if res.share_b is None else f" share preferring B {res.share_b:.1%}"
+    summary = f"Interleaving: {res.text}.{share} ({res.users:,} users, {res.ties:,} ties)"
+    a, b = rows
+    lift = None if not a.ctr or b.ctr is None else b.ctr / a.ctr - 1
+    return ExperimentView(
+        exp,
+        rows,
+        {"ctr": lift},
+        days,
+        daily,
+        None,
+        "team credit, not an A/B test",
+        summary,
+        partial,
+    )
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -608,7 +714,7 @@ class VariantRow:
 
 
 def variant_rows(kpis: Any) -> list[VariantRow]:
-    """``kpis.VariantKPIs`` of A and B -> the rows of the KPI table and the bar chart."""
+    """``kpis.VariantKPIs`` of every variant -> the rows of the KPI table and the bar chart."""
     rows = []
     for k in kpis:
         rows.append(
@@ -634,7 +740,7 @@ def variant_rows(kpis: Any) -> list[VariantRow]:
 def trend_series(trend: Any) -> tuple[list[str], dict[str, list[float | None]]]:
     """``timeline.Timeline`` -> (day labels "MM-DD", daily CTR of each variant)."""
     days: list[str] = []
-    values: dict[str, dict[str, float | None]] = {"A": {}, "B": {}}
+    values: dict[str, dict[str, float | None]] = {v: {} for v in trend.variants}
     for p in trend.buckets:
         label = iso(p.start_ts)[5:10]
         if label not in days:

@@ -454,6 +454,7 @@ def metric_analysis(
         sequential=seq,
         intervals=family_intervals,
         interval_label=interval_label,
+        label_b=b.variant,  # C, D, ... when one treatment of an A/B/n test is compared
     )
     sentences = [judgement.summary]
     if res.test == "none":

@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recommend",
         "Offline evaluation: hold out the end of each history, score each strategy's top k.",
     ),
+    "tune": (
+        "recommend",
+        "Choose hyper-parameters by NDCG@k on a validation split and store them.",
+    ),
     "import": (
         "recommend",
         "Import interactions (and an item catalogue) from CSV files, in one transaction.",

@@ -449,6 +449,14 @@ def analyze(
             help="Print the standard SQL computing those statistics from an events table.",
         ),
     ] = False,
+    no_cuped: Annotated[
+        bool,
+        typer.Option(
+            "--no-cuped",
+            help="Do not adjust CTR and conversion with the 14-day pre-period (CUPED runs "
+            "by default when users have pre-period data).",
+        ),
+    ] = False,
     source: Annotated[
         str | None,
         typer.Option(
@@ -524,7 +532,9 @@ def analyze(
     users_assigned, users_exposed, impressions, clicks, users_converted, purchases,
     engagement_n, engagement_sum, engagement_sumsq, n_users, sum_clicks, sum_impressions,
     sum_clicks_sq, sum_impressions_sq, sum_clicks_x_impressions (optional:
-    treatment_share, days), one row each for A and B.
+    treatment_share, days, and the cov_* CUPED columns of --print-sql), one row each for A
+    and B. Experiments with more than two variants compare each with A (Holm across the
+    comparisons); interleaving experiments test the users' preference between the teams.
     """
     from smart_suggest import analysis as core
     from smart_suggest.errors import InputError
@@ -540,13 +550,23 @@ def analyze(
 
         chosen = dialect_name(dialect or "sqlite")
         sql = core.print_sql(chosen, tables or None)
+        # The CUPED covariate sums join the statement in SQLite's own SQL (the definition);
+        # the transpiled dialects print the per-variant statistics only.
+        with_cov = chosen == "sqlite" and not tables
+        if with_cov:
+            from smart_suggest.analysis.cuped import with_covariates
+
+            sql = with_covariates(sql)
         if json:
+            from smart_suggest.analysis.cuped import COVARIATE_COLUMNS
+
             emit_json(
                 {
                     "sql": sql,
                     "dialect": chosen,
                     "parameters": ["experiment_id"],
                     "columns": list(core.SUMMARY_COLUMNS),
+                    "cuped_columns": list(COVARIATE_COLUMNS) if with_cov else [],
                 }
             )
         else:
@@ -610,6 +630,7 @@ def analyze(
         raise InputError("--planned-users goes with --sequential msprt or group")
     msprt = sequential == "msprt"
 
+    cuped_summary: Any = None
     source_info: dict[str, object] | None = None
     if source is not None:
         assert experiment is not None
@@ -639,15 +660,51 @@ def analyze(
             name="stdin" if source == "stdin" else Path(source).name,
             source=source,
         )
+        if not no_cuped:
+            from smart_suggest.analysis.cuped import cuped_from_summary
+
+            cuped_summary = cuped_from_summary([dict(r) for r in rows], source, alpha=alpha)
     else:
         from smart_suggest.cli._common import progress_bar
+        from smart_suggest.experiments.lifecycle import get_experiment
 
         assert experiment is not None
         show = not json and err_console.is_terminal
         with open_db(db) as store, progress_bar(show) as update:
+            exp = get_experiment(store, experiment)
+            if (group is not None or bootstrap) and (exp.interleaving or len(exp.variants) > 2):
+                raise InputError(
+                    "--sequential group and --bootstrap are for two-variant A/B experiments"
+                )
+            if exp.interleaving:
+                from smart_suggest.analysis.interleaving import analyze_interleaving
+
+                inter = analyze_interleaving(store, exp, alpha=alpha, sequential=msprt)
+                _finish_other(inter, inter.to_dict(), _interleaving_fails(inter), conditions, json)
+                return
+            if len(exp.variants) > 2:
+                from smart_suggest.analysis.multiarm import analyze_multi
+
+                multi = analyze_multi(
+                    store,
+                    exp,
+                    alpha=alpha,
+                    metric=metric,
+                    sequential=msprt,
+                    min_lift=min_lift,
+                    progress=update,
+                )
+                if not no_cuped:
+                    from smart_suggest.analysis.cuped import cuped_for
+
+                    multi = _with_cuped(
+                        multi, cuped_for(store, exp.id, list(exp.labels), alpha=alpha)
+                    )
+                _finish_other(multi, multi.to_dict(), _multi_fails(multi), conditions, json)
+                return
             result = core.analyze(
                 store,
-                experiment,
+                exp,
                 alpha=alpha,
                 metric=metric,
                 sequential=msprt,
@@ -659,12 +716,17 @@ def analyze(
                 resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
                 seed=DEFAULT_SEED if seed is None else seed,
             )
+            if not no_cuped:
+                from smart_suggest.analysis.cuped import cuped_for
+
+                cuped_summary = cuped_for(store, exp.id, ["A", "B"], alpha=alpha)
 
     held = core.fail_conditions(result)
     holding = [c for c in conditions if held[c]]
     code = min((core.FAIL_CONDITIONS[c][0] for c in holding), default=0)
     if json:
         data = result.to_dict()
+        data["cuped"] = None if cuped_summary is None else cuped_summary.to_dict()
         if source_info is not None:
             data["source"] = source_info
         if conditions:
@@ -672,12 +734,228 @@ def analyze(
         emit_json(data)
     else:
         _render(result)
+        if cuped_summary is not None:
+            _render_cuped(cuped_summary)
+    _exit(holding, code)
+
+
+def _exit(holding: list[str], code: int) -> None:
     if code:
         err_console.print(
             f"smart-suggest: --fail-on: {', '.join(holding)} "
             f"{'holds' if len(holding) == 1 else 'hold'} (exit {code})"
         )
         raise typer.Exit(code)
+
+
+def _with_cuped(multi: Any, cuped: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(multi, cuped=cuped)
+
+
+def _multi_fails(multi: Any) -> dict[str, bool]:
+    from smart_suggest.analysis.common import POWER_TARGET
+
+    comps = multi.comparisons
+    return {
+        "srm": bool(multi.srm.flagged),
+        "invalid": multi.verdict == "invalid",
+        "negative": any(
+            m.significant and m.direction == "worse" for c in comps for m in c.analysis.metrics
+        ),
+        "underpowered": all(
+            (not c.analysis.primary.significant) and c.analysis.primary.power < POWER_TARGET
+            for c in comps
+        ),
+        "no-win": multi.verdict != "ship",
+    }
+
+
+def _interleaving_fails(inter: Any) -> dict[str, bool]:
+    v = inter.verdict
+    return {
+        "srm": False,
+        "invalid": False,
+        "negative": v == "a_preferred",
+        "underpowered": v == "insufficient_data",
+        "no-win": v != "b_preferred",
+    }
+
+
+def _finish_other(
+    result: Any, data: dict[str, Any], held: dict[str, bool], conditions: list[str], json: bool
+) -> None:
+    from smart_suggest import analysis as core
+
+    holding = [c for c in conditions if held[c]]
+    code = min((core.FAIL_CONDITIONS[c][0] for c in holding), default=0)
+    if json:
+        if conditions:
+            data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
+        emit_json(data)
+    elif hasattr(result, "comparisons"):
+        _render_multi(result)
+    else:
+        _render_interleaving(result)
+    _exit(holding, code)
+
+
+_REC_STYLES = {"ship": ("bold green", "✔"), "keep": ("bold", "∅"), "invalid": ("bold red", "✖")}
+
+
+def _render_multi(m: Any) -> None:
+    title = Text(f"{METRIC_NAMES.get(m.primary_metric, m.primary_metric)} (primary), ")
+    title.append(f"{len(m.variants)} variants: ")
+    style, glyph = _REC_STYLES.get(m.recommendation.action, ("bold", "?"))
+    title.append(f"{glyph} {m.recommendation.text}", style=style)
+    console.print(title)
+    console.print(Text(m.recommendation.reason, style="dim"))
+    table = _table(
+        None,
+        [
+            ("variant", "left"),
+            ("value", "right"),
+            ("vs A", "right"),
+            ("p Holm", "right"),
+            ("P(best)", "right"),
+            ("verdict", "left"),
+        ],
+    )
+    best = dict(zip(m.prob_best.labels, m.prob_best.probabilities, strict=True))
+    by_label = {c.label: c for c in m.comparisons}
+    for v in m.variants:
+        c = by_label.get(v.variant)
+        name = safe(f"{v.variant} ({v.strategy})", limit=20)
+        if c is None:
+            value = v.metric(m.primary_metric)
+            table.add_row(
+                name,
+                _value(m.primary_metric, value),
+                "control",
+                "-",
+                _prob(best.get(v.variant, 0.0)),
+                "",
+            )
+            continue
+        pm = c.analysis.primary
+        style, glyph = VERDICT_STYLES.get(c.verdict, ("bold", "?"))
+        table.add_row(
+            name,
+            _value(m.primary_metric, pm.value_b),
+            _diff(m.primary_metric, pm.diff, None),
+            _p(c.p_value_holm),
+            _prob(best.get(v.variant, 0.0)),
+            Text(f"{glyph} {c.verdict}", style=style),
+        )
+    console.print(table)
+    for c in m.comparisons:
+        console.print(Text(f"{c.label} vs A: ", style="bold") + Text(c.analysis.primary.summary))
+    srm = m.srm
+    console.print(
+        Text(
+            f"Sample ratio ({len(m.variants)}-category chi-square, df {srm.df}): "
+            f"{'MISMATCH' if srm.flagged else 'ok'} (p = {srm.p_value:.3g})",
+            style="bold red" if srm.flagged else "",
+        )
+    )
+    console.print(
+        Text(
+            f"Each treatment vs A; p-values Holm-adjusted across the {len(m.comparisons)} "
+            f"comparisons (family-wise alpha {m.alpha:g}); intervals at each comparison's "
+            f"Holm level. P(best): {m.prob_best_label}.",
+            style="dim",
+        )
+    )
+    if m.cuped is not None:
+        _render_cuped(m.cuped)
+    for w in m.warnings:
+        err_console.print(Text("warning: " + w, style="yellow"))
+
+
+def _render_interleaving(r: Any) -> None:
+    res = r.result
+    styles = {
+        "b_preferred": ("bold green", "✔"),
+        "a_preferred": ("bold red", "✖"),
+        "no_preference": ("bold", "∅"),
+        "insufficient_data": ("bold cyan", "…"),
+    }
+    style, glyph = styles.get(res.verdict, ("bold", "?"))
+    a, b = r.strategies
+    head = Text("Interleaving ")
+    head.append_text(safe(f"A = {a}, B = {b}"))
+    head.append(": ")
+    head.append(f"{glyph} {res.verdict}", style=style)
+    console.print(head)
+    console.print(Text(res.text))
+    table = _table(None, [("", "left"), ("A", "right"), ("B", "right"), ("both", "right")])
+    for what in ("impressions", "clicks", "purchases"):
+        t = r.teams[what]
+        table.add_row(what, f"{t['A']:,}", f"{t['B']:,}", f"{t['both']:,}")
+    console.print(table)
+    share = "-" if res.share_b is None else f"{res.share_b * 100:.1f}%"
+    ci = res.sequential_share_ci if res.sequential is not None else res.share_ci
+    ci_text = "" if ci is None else f" [{ci.low * 100:.1f}%, {ci.high * 100:.1f}%]"
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(
+        "users",
+        f"{res.users:,} ({res.prefer_b:,} prefer B, {res.prefer_a:,} prefer A, "
+        f"{res.ties:,} no preference)",
+    )
+    grid.add_row("share preferring B", share + ci_text)
+    grid.add_row(
+        "p-value",
+        _p(res.sequential.p_value if res.sequential else res.p_value)
+        + (" (always-valid)" if res.sequential else " (exact binomial)"),
+    )
+    if res.mean_diff is not None:
+        mci = res.mean_diff_ci
+        grid.add_row(
+            "credit B - A per user",
+            f"{res.mean_diff:+.4f}"
+            + ("" if mci is None else f" [{mci.low:+.4f}, {mci.high:+.4f}]"),
+        )
+    console.print(grid)
+
+
+def _render_cuped(c: Any) -> None:
+    if not c.applied:
+        console.print(Text(f"CUPED: not applied ({c.note})", style="dim"))
+        return
+    console.print(
+        Text(
+            f"CUPED (pre-period: {c.pre_period_days} days before assignment; "
+            f"{c.users_with_pre_period:,} of {c.users:,} users have one)",
+            style="bold",
+        )
+    )
+    table = _table(
+        None,
+        [
+            ("metric", "left"),
+            ("vs A", "left"),
+            ("unadjusted", "right"),
+            ("CUPED", "right"),
+            ("CI narrower", "right"),
+        ],
+    )
+    for metric, res in c.results.items():
+        for comp in res.comparisons:
+            if comp.diff is None:
+                continue
+            table.add_row(
+                METRIC_NAMES.get(metric, metric),
+                comp.label,
+                _diff(metric, comp.diff, comp.ci),
+                _diff(metric, comp.adjusted_diff, comp.adjusted_ci),
+                "-" if comp.ci_narrower_by is None else f"{comp.ci_narrower_by * 100:.0f}%",
+            )
+    console.print(table)
 
 
 def power(
@@ -717,12 +995,24 @@ def power(
             "--n", help="Users per variant: print the MDE reachable with N.", show_default=False
         ),
     ] = None,
+    arms: Annotated[
+        int,
+        typer.Option(
+            "--arms",
+            min=2,
+            max=26,
+            help="Variants in the experiment (control included): each treatment is tested "
+            "against A at alpha / (arms - 1), which Holm's correction never undercuts.",
+        ),
+    ] = 2,
     json: JsonOption = False,
 ) -> None:
     """Sample size per variant to detect a change in a rate (and the expected duration).
 
     Two-sided test of two proportions, equal arms, Fleiss formula without continuity
     correction. With --n N: the smallest upward effect detectable with N users per variant.
+    With --arms K (K > 2): every comparison with the control is planned at the Bonferroni
+    level alpha / (K - 1) and the total is K x the users per variant.
     """
     from smart_suggest import stats
     from smart_suggest.errors import InputError
@@ -740,16 +1030,17 @@ def power(
         raise InputError(f"--daily-users must be a number > 0, got {daily_users:g}")
     if n is not None and n < 1:
         raise InputError(f"--n must be at least 1, got {n}")
+    from smart_suggest.stats.multiarm import k_arm_sample_size
+
+    level = alpha / (arms - 1)  # per comparison (Bonferroni = Holm's first step)
     try:
         size = (
-            stats.sample_size_proportions(
-                baseline, mde, relative=relative, alpha=alpha, power=power_
-            )
+            k_arm_sample_size(baseline, mde, arms, relative=relative, alpha=alpha, power=power_)
             if mde is not None
             else None
         )
         reach = (
-            stats.mde_proportions(baseline, n, alpha=alpha, power=power_) if n is not None else None
+            stats.mde_proportions(baseline, n, alpha=level, power=power_) if n is not None else None
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -766,6 +1057,8 @@ def power(
             {
                 "baseline": baseline,
                 "alpha": alpha,
+                "arms": arms,
+                "alpha_per_comparison": level,
                 "power": power_,
                 "sample_size": size.to_dict() if size else None,
                 "mde": reach.to_dict() if reach else None,
@@ -778,11 +1071,13 @@ def power(
         return
     from rich.table import Table
 
+    what = (
+        f"alpha {alpha:g}"
+        if arms == 2
+        else f"{arms} variants, alpha {alpha:g} / {arms - 1} = {level:.4g} per comparison with A"
+    )
     console.print(
-        Text(
-            f"Two-sided test of two proportions, alpha {alpha:g}, power {power_ * 100:.3g}%",
-            style="bold",
-        )
+        Text(f"Two-sided test of two proportions, {what}, power {power_ * 100:.3g}%", style="bold")
     )
     table = Table.grid(padding=(0, 2))
     table.add_column(no_wrap=True)
@@ -796,7 +1091,9 @@ def power(
             f"{(size.target or 0) * 100:.4g}%",
         )
         table.add_row("Users per variant", Text(f"{size.n_per_variant:,}", style="bold"))
-        table.add_row("Users in total", f"{size.n_total:,}")
+        table.add_row(
+            "Users in total", f"{size.n_total:,}" + ("" if arms == 2 else f" ({arms} variants)")
+        )
         if dur is not None:
             table.add_row(
                 "Expected duration",

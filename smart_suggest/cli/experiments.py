@@ -69,7 +69,33 @@ def _exp_title(exp: Experiment) -> Text:
 
 
 def _traffic(exp: Experiment) -> str:
-    return f"{exp.traffic_fraction:.0%} of users, {exp.treatment_share:.0%} of them to B"
+    if exp.interleaving:
+        return f"{exp.traffic_fraction:.0%} of users, each sees both lists interleaved"
+    if len(exp.variants) == 2:
+        return f"{exp.traffic_fraction:.0%} of users, {exp.treatment_share:.0%} of them to B"
+    total = sum(exp.weights)
+    split = " / ".join(f"{v.label} {v.weight / total:.0%}" for v in exp.variants)
+    return f"{exp.traffic_fraction:.0%} of users, split {split}"
+
+
+def _arms(exp: Experiment) -> str:
+    """``A = v1, B = v2, C = v3`` (strategy names are user data: escape when printing)."""
+    return ", ".join(f"{v.label} = {v.strategy}" for v in exp.variants)
+
+
+def _parse_weights(text: str | None, option: str = "--weights") -> list[float] | None:
+    """A comma-separated list of numbers (one per variant)."""
+    from smart_suggest.errors import InputError
+
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(float(part.strip()))
+        except ValueError:
+            raise InputError(f"{option}: {part.strip()[:20]!r} is not a number") from None
+    return out
 
 
 # -- lifecycle --------------------------------------------------------------------------------
@@ -77,47 +103,97 @@ def _traffic(exp: Experiment) -> str:
 def create(
     name: Annotated[str, typer.Argument(help="Unique experiment name.", show_default=False)],
     control: Annotated[
-        str, typer.Option("--control", "-a", help="Strategy of variant A (control).")
-    ] = "v1",
+        str | None,
+        typer.Option("--control", "-a", help="Strategy of variant A (control). [default: v1]"),
+    ] = None,
     treatment: Annotated[
-        str, typer.Option("--treatment", "-b", help="Strategy of variant B (treatment).")
-    ] = "v2",
+        str | None,
+        typer.Option("--treatment", "-b", help="Strategy of variant B (treatment). [default: v2]"),
+    ] = None,
     traffic: Annotated[
         float, typer.Option("--traffic", help="Fraction of users in the experiment, (0, 1].")
     ] = 1.0,
     share: Annotated[
-        float, typer.Option("--share", help="Fraction of enrolled users sent to B, (0, 1).")
-    ] = 0.5,
+        float | None,
+        typer.Option(
+            "--share", help="Fraction of enrolled users sent to B, (0, 1). [default: 0.5]"
+        ),
+    ] = None,
     description: Annotated[str, typer.Option("--description", "-d", help="What it tests.")] = "",
     primary_metric: Annotated[
         str | None,
         typer.Option("--primary-metric", "-m", help="ctr, conversion_rate or engagement."),
     ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help="A strategy per variant, repeated: A (control), B, C, ... (instead of "
+            "--control/--treatment/--share).",
+            show_default=False,
+        ),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights",
+            help="Relative traffic per --variant, e.g. 2,1,1 [default: equal].",
+            show_default=False,
+        ),
+    ] = None,
+    design: Annotated[
+        str,
+        typer.Option(
+            "--design",
+            help="ab (each user sees one variant) or interleaving (each user sees both "
+            "lists merged by team draft; two variants only).",
+        ),
+    ] = "ab",
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Create an experiment comparing two strategies (the same strategy twice: an A/A test)."""
+    """Create an experiment between strategies (the same strategy twice: an A/A test).
+
+    Two variants: --control/--treatment/--share. More: --variant v1 --variant v2
+    --variant v3 [--weights 2,1,1]; the first is the control. --design interleaving
+    compares two rankers on the same users (far fewer users needed).
+    """
+    from smart_suggest.errors import InputError
     from smart_suggest.experiments.lifecycle import create_experiment
 
+    if variant:
+        given = [
+            f"--{n}"
+            for n, v in (("control", control), ("treatment", treatment), ("share", share))
+            if v is not None
+        ]
+        if given:
+            raise InputError(f"give --variant for every variant, or {'/'.join(given)}, not both")
     with open_db(db) as store:
         exp = create_experiment(
             store,
             name,
-            control=control,
-            treatment=treatment,
+            control=control or "v1",
+            treatment=treatment or "v2",
             traffic_fraction=traffic,
-            treatment_share=share,
+            treatment_share=0.5 if share is None else share,
             description=description,
             primary_metric=primary_metric,
+            variants=list(variant) if variant else None,
+            weights=_parse_weights(weights),
+            design=design,
         )
     if json:
         emit_json(exp.to_dict())
         return
     kind = " (an A/A test)" if exp.is_aa else ""
+    what = " interleaving" if exp.interleaving else ""
     console.print(
-        "Created experiment ",
+        f"Created{what} experiment ",
         safe(exp.name),
-        f" (id {exp.id}): A = {exp.control}, B = {exp.treatment}{kind}; {_traffic(exp)}",
+        f" (id {exp.id}): ",
+        safe(_arms(exp)),
+        f"{kind}; {_traffic(exp)}",
         sep="",
     )
 
@@ -144,7 +220,7 @@ def list_cmd(
             ("id", "right"),
             "name",
             "status",
-            "A / B",
+            "variants",
             ("traffic", "right"),
             ("to B", "right"),
             ("assigned", "right"),
@@ -156,9 +232,9 @@ def list_cmd(
             str(e.id),
             safe(e.name, limit=40),
             e.status,
-            safe(f"{e.control} / {e.treatment}"),
+            safe(" / ".join(v.strategy for v in e.variants) + (" (I)" if e.interleaving else "")),
             f"{e.traffic_fraction:.0%}",
-            f"{e.treatment_share:.0%}",
+            "-" if e.interleaving or len(e.variants) > 2 else f"{e.treatment_share:.0%}",
             f"{assigned[e.id]:,}",
             fmt_time(e.created_at)[:10],
         )
@@ -174,38 +250,43 @@ def show(exp_ref: ExpArg, db: DbOption = None, json: JsonOption = False) -> None
 
     with open_db(db) as store, store.read():
         exp = get_experiment(store, exp_ref)
-        assigned = dict.fromkeys("AB", 0)
+        labels = ["AB"] if exp.interleaving else list(exp.labels)
+        assigned = dict.fromkeys(labels, 0)
         for variant, n in store.conn.execute(
             "SELECT variant, COUNT(*) FROM assignments WHERE experiment_id = ? GROUP BY variant",
             (exp.id,),
         ):
             assigned[str(variant)] = int(n)
         events = {
-            v: dict.fromkeys(("impression", "click", "purchase", "engagement"), 0) for v in "AB"
+            v: dict.fromkeys(("impression", "click", "purchase", "engagement"), 0) for v in assigned
         }
         for variant, kind, n in store.conn.execute(
             "SELECT variant, type, SUM(n) FROM event_counts WHERE experiment_id = ? "
             "GROUP BY variant, type",
             (exp.id,),
         ):
-            events[str(variant)][str(kind)] = int(n)
+            events.setdefault(
+                str(variant), dict.fromkeys(("impression", "click", "purchase", "engagement"), 0)
+            )[str(kind)] = int(n)
     if json:
         emit_json({**exp.to_dict(), "users_assigned": assigned, "events": events})
         return
     console.print(_exp_title(exp))
     table = make_table(None, ["", "value"])
     table.add_row("description", safe(exp.description or "-"))
-    table.add_row("variant A (control)", safe(exp.control))
-    table.add_row(
-        "variant B (treatment)", safe(exp.treatment) + (" (A/A test)" if exp.is_aa else "")
-    )
+    table.add_row("design", "interleaving (team draft)" if exp.interleaving else "A/B")
+    for i, v in enumerate(exp.variants):
+        role = "control" if i == 0 else "treatment"
+        table.add_row(f"variant {v.label} ({role})", safe(v.strategy))
+    if exp.is_aa:
+        table.add_row("", "every variant serves the same strategy: an A/A test")
     table.add_row("traffic", _traffic(exp))
     table.add_row("primary metric", exp.primary_metric or "-")
     table.add_row("created", fmt_time(exp.created_at))
     table.add_row("stopped", fmt_time(exp.stopped_at))
-    table.add_row("users assigned", f"A {assigned['A']:,} / B {assigned['B']:,}")
+    table.add_row("users assigned", " / ".join(f"{k} {n:,}" for k, n in assigned.items()))
     for t in ("impression", "click", "purchase", "engagement"):
-        table.add_row(f"{t} events", f"A {events['A'][t]:,} / B {events['B'][t]:,}")
+        table.add_row(f"{t} events", " / ".join(f"{k} {ev[t]:,}" for k, ev in events.items()))
     console.print(table)
 
 
@@ -285,27 +366,48 @@ def serve_cmd(
     head.append_text(safe(who.username))
     head.append(f" (id {who.id})")
     console.print(head)
-    if served.enrolled:
+    if served.enrolled and served.teams:
+        status = "new assignment" if served.new_assignment else "assigned earlier"
+        console.print(
+            "Interleaved: ",
+            safe(_arms(exp)),
+            f" (team draft; the team column says whose pick each item is), {status}",
+            sep="",
+        )
+    elif served.enrolled:
         role = "control" if served.variant == "A" else "treatment"
         status = "new assignment" if served.new_assignment else "assigned earlier"
-        console.print(f"Variant {served.variant} ({role}, strategy {served.strategy}), {status}")
+        console.print(
+            f"Variant {served.variant} ({role}, strategy ",
+            safe(served.strategy),
+            f"), {status}",
+            sep="",
+        )
     else:
         console.print(
             f"Outside the experiment's traffic ({exp.traffic_fraction:.0%}): served control "
             f"({served.strategy}); not assigned, nothing logged"
         )
-    table = make_table(None, [("#", "right"), ("item", "right"), "name", "category", "reason"])
+    columns: list[Any] = [("#", "right"), ("item", "right"), "name", "category", "reason"]
+    if served.teams:
+        columns.insert(1, "team")
+    table = make_table(None, columns)
     for rank, rec in enumerate(served.recommendations, 1):
         it = items.get(rec.item_id)
-        table.add_row(
+        row: list[Any] = [
             str(rank),
             str(rec.item_id),
             safe(it.name if it else "?", limit=40),
             safe(it.category if it else "?"),
             safe(rec.reason, limit=60),
-        )
+        ]
+        if served.teams:
+            row.insert(1, served.teams[rank - 1])
+        table.add_row(*row)
     console.print(table)
-    if served.enrolled:
+    if served.enrolled and served.teams:
+        info(f"Logged {served.impressions} impression(s), each with its team.")
+    elif served.enrolled:
         info(f"Logged {served.impressions} impression(s) for variant {served.variant}.")
 
 
@@ -397,7 +499,9 @@ def log_cmd(
     say(
         f"Logged {event.type}{extra} for user ",
         printable(who.username),
-        f" (variant {event.variant}) on item {event.item_id} in ",
+        f" (variant {event.variant}"
+        + (f", credited to team {event.team}" if event.team else "")
+        + f") on item {event.item_id} in ",
         printable(exp.name),
         f" (event {event.id})",
     )
@@ -437,54 +541,51 @@ def results_cmd(exp_ref: ExpArg, db: DbOption = None, json: JsonOption = False) 
 
 
 def _print_results(res: ExperimentResults) -> None:
-    exp, a, b = res.experiment, res.a, res.b
+    exp = res.experiment
     console.print(_exp_title(exp))
-    lift = res.lifts
-    table = make_table(
-        None,
-        [
-            "metric",
-            (f"A ({a.strategy})", "right"),
-            (f"B ({b.strategy})", "right"),
-            ("B - A", "right"),
-            ("relative", "right"),
-        ],
+    if exp.interleaving:
+        info("an interleaving experiment: `smart-suggest analyze` gives the credit per team")
+    arms = res.variants
+    treatments = arms[1:]
+    cols: list[Any] = ["metric"] + [(v.variant, "right") for v in arms]
+    # Lifts of each treatment over A: two columns when there are two variants, else one
+    # relative-lift column per treatment (an 80-column terminal fits four variants).
+    two = len(arms) == 2
+    if two:
+        cols += [("B - A", "right"), ("relative", "right")]
+    else:
+        cols += [(f"{v.variant} vs A", "right") for v in treatments]
+    table = make_table(None, cols)
+    for i, v in enumerate(arms, start=1):
+        table.columns[i].header = safe(f"{v.variant} ({v.strategy})", limit=16)
+
+    def lifts(metric: str, unit: str) -> list[str]:
+        by = res.lifts_by_variant or {"B": res.lifts}
+        if two:
+            lift = by["B"][metric]
+            return [_signed(lift.absolute, unit), _signed(lift.relative, "rel")]
+        return [_signed(by[v.variant][metric].relative, "rel") for v in treatments]
+
+    blank = [""] * (2 if two else len(treatments))
+
+    def row(name: str, values: list[str], extra: list[str] | None = None) -> None:
+        table.add_row(name, *values, *(extra if extra is not None else blank))
+
+    row("users assigned", [f"{v.users_assigned:,}" for v in arms])
+    row("users exposed", [f"{v.users_exposed:,}" for v in arms])
+    row("impressions", [f"{v.impressions:,}" for v in arms])
+    row("clicks", [f"{v.clicks:,}" for v in arms])
+    row("CTR", [_pct(v.ctr) for v in arms], lifts("ctr", "pp"))
+    row("users converted", [f"{v.users_converted:,}" for v in arms])
+    row("conversion rate", [_pct(v.conversion_rate) for v in arms], lifts("conversion_rate", "pp"))
+    row("purchases", [f"{v.purchases:,}" for v in arms])
+    row(
+        "engagement mean",
+        [_num(v.engagement_mean, 1, " s") for v in arms],
+        lifts("engagement", "s"),
     )
-    table.columns[1].header = safe(f"A ({a.strategy})")
-    table.columns[2].header = safe(f"B ({b.strategy})")
-    rows: list[tuple[str, str, str, str, str]] = [
-        ("users assigned", f"{a.users_assigned:,}", f"{b.users_assigned:,}", "", ""),
-        ("users exposed", f"{a.users_exposed:,}", f"{b.users_exposed:,}", "", ""),
-        ("impressions", f"{a.impressions:,}", f"{b.impressions:,}", "", ""),
-        ("clicks", f"{a.clicks:,}", f"{b.clicks:,}", "", ""),
-        (
-            "CTR",
-            _pct(a.ctr),
-            _pct(b.ctr),
-            _signed(lift["ctr"].absolute, "pp"),
-            _signed(lift["ctr"].relative, "rel"),
-        ),
-        ("users converted", f"{a.users_converted:,}", f"{b.users_converted:,}", "", ""),
-        (
-            "conversion rate",
-            _pct(a.conversion_rate),
-            _pct(b.conversion_rate),
-            _signed(lift["conversion_rate"].absolute, "pp"),
-            _signed(lift["conversion_rate"].relative, "rel"),
-        ),
-        ("purchases", f"{a.purchases:,}", f"{b.purchases:,}", "", ""),
-        (
-            "engagement mean",
-            _num(a.engagement_mean, 1, " s"),
-            _num(b.engagement_mean, 1, " s"),
-            _signed(lift["engagement"].absolute, "s"),
-            _signed(lift["engagement"].relative, "rel"),
-        ),
-        ("engagement sd", _num(a.engagement_sd, 1, " s"), _num(b.engagement_sd, 1, " s"), "", ""),
-        ("engagement events", f"{a.engagement_n:,}", f"{b.engagement_n:,}", "", ""),
-    ]
-    for row in rows:
-        table.add_row(*row)
+    row("engagement sd", [_num(v.engagement_sd, 1, " s") for v in arms])
+    row("engagement events", [f"{v.engagement_n:,}" for v in arms])
     console.print(table)
     span = "no events yet"
     if res.first_event_ts is not None:
@@ -492,7 +593,8 @@ def _print_results(res: ExperimentResults) -> None:
             f"events from {fmt_time(res.first_event_ts)} to {fmt_time(res.last_event_ts)} "
             f"({res.duration_days:.1f} days)"
         )
-    info(f"{span}; lifts are B over A (descriptive: `smart-suggest analyze` tests them)")
+    over = "B over A" if two else "each variant over A"
+    info(f"{span}; lifts are {over} (descriptive: `smart-suggest analyze` tests them)")
 
 
 @experiment_app.command("timeline")
@@ -519,38 +621,29 @@ def timeline_cmd(
 def _print_timeline(tl: Timeline) -> None:
     console.print(_exp_title(tl.experiment))
     label = "day" if tl.bucket == "day" else "hour (UTC)"
-    table = make_table(
-        None,
-        [
-            label,
-            ("A impr", "right"),
-            ("A clicks", "right"),
-            ("A CTR", "right"),
-            ("A conv", "right"),
-            ("B impr", "right"),
-            ("B clicks", "right"),
-            ("B CTR", "right"),
-            ("B conv", "right"),
-        ],
-    )
-    a_points, b_points = tl.series("A"), tl.series("B")
-    for pa, pb in zip(a_points, b_points, strict=True):
-        when = fmt_time(pa.start_ts)
+    labels = tl.variants
+    # Two variants: impressions, clicks, CTR and conversions each; more: CTR and
+    # conversions per variant (the table must fit 80 columns).
+    fields = ("impr", "clicks", "CTR", "conv") if len(labels) <= 2 else ("CTR", "conv")
+    cols: list[Any] = [label] + [(f"{v} {f}", "right") for v in labels for f in fields]
+    table = make_table(None, cols)
+    series = [tl.series(v) for v in labels]
+    for points in zip(*series, strict=True):
+        when = fmt_time(points[0].start_ts)
         when = when[:10] if tl.bucket == "day" else when[:13] + "h"
-        table.add_row(
-            when,
-            f"{pa.impressions:,}",
-            f"{pa.clicks:,}",
-            _pct(pa.ctr, 1),
-            f"{pa.conversions:,}",
-            f"{pb.impressions:,}",
-            f"{pb.clicks:,}",
-            _pct(pb.ctr, 1),
-            f"{pb.conversions:,}",
-        )
+        cells = []
+        for p in points:
+            values = {
+                "impr": f"{p.impressions:,}",
+                "clicks": f"{p.clicks:,}",
+                "CTR": _pct(p.ctr, 1),
+                "conv": f"{p.conversions:,}",
+            }
+            cells += [values[f] for f in fields]
+        table.add_row(when, *cells)
     console.print(table)
     mode = "running totals" if tl.cumulative else "per bucket"
-    n = len(a_points)
+    n = len(series[0]) if series else 0
     info(
         f"{n} {tl.bucket}{'' if n == 1 else 's'}, {mode}; "
         "conv = users whose first purchase is in the bucket"
@@ -581,6 +674,41 @@ def simulate_cmd(
         int, typer.Option("--count", "-n", min=1, max=100, help="Items per visit.")
     ] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same traffic.")] = 42,
+    ctr: Annotated[
+        str | None,
+        typer.Option(
+            "--ctr",
+            help="One true CTR per variant, e.g. 0.30,0.42,0.45 (A/B/n; flat model).",
+            show_default=False,
+        ),
+    ] = None,
+    purchase: Annotated[
+        str | None,
+        typer.Option("--purchase", help="One conversion rate per variant.", show_default=False),
+    ] = None,
+    engagement: Annotated[
+        str | None,
+        typer.Option(
+            "--engagement", help="One mean engagement (s) per variant.", show_default=False
+        ),
+    ] = None,
+    click_model: Annotated[
+        str,
+        typer.Option(
+            "--click-model",
+            help="flat (each impression clicked at the variant's CTR) or position (users "
+            "scan down the list and click by relevance x position; needed for interleaving).",
+        ),
+    ] = "flat",
+    ranker_noise: Annotated[
+        str | None,
+        typer.Option(
+            "--ranker-noise",
+            help="Position model: one ranker noise per variant, e.g. 1.0,0.6 (less noise "
+            "ranks better) [default: 1.0 each].",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -607,6 +735,11 @@ def simulate_cmd(
             count=count,
             engagement_a=engagement_a,
             engagement_b=engagement_b,
+            click_model=click_model.strip().lower(),
+            ctr=_parse_weights(ctr, "--ctr"),
+            purchase=_parse_weights(purchase, "--purchase"),
+            engagement=_parse_weights(engagement, "--engagement"),
+            ranker_noise=_parse_weights(ranker_noise, "--ranker-noise"),
         )
     if json:
         emit_json(report.to_dict())
@@ -615,7 +748,7 @@ def simulate_cmd(
     console.print(
         f"Simulated {report.visitors:,} visitors over {days} days in ",
         safe(report.experiment.name),
-        f": {report.enrolled['A']:,} in A, {report.enrolled['B']:,} in B, "
+        ": " + ", ".join(f"{n:,} in {v}" for v, n in report.enrolled.items()) + ", "
         f"{report.outside:,} outside the traffic; {report.total_events:,} events "
         f"({ev['impression']:,} impressions, {ev['click']:,} clicks, {ev['purchase']:,} purchases, "
         f"{ev['engagement']:,} engagement) in {report.seconds:.1f} s",

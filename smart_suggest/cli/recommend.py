@@ -1,4 +1,4 @@
-"""CLI: recommend, similar, evaluate, import."""
+"""CLI: recommend, similar, evaluate, tune, import."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ StrategyOption = Annotated[
     typer.Option(
         "--strategy",
         "-s",
-        help="Strategy: v1, v2 or popular (repeat or comma-separate) [default: v1 and v2].",
+        help="Strategy: v1, v2, v3 or popular (repeat or comma-separate) [default: v1 and v2].",
         show_default=False,
     ),
 ]
@@ -40,12 +40,39 @@ SimilarCountOption = Annotated[
     int, typer.Option("--count", "-n", min=1, max=1000, help="How many similar items to list.")
 ]
 NeighboursOption = Annotated[
-    int, typer.Option("--neighbours", "-k", min=1, help="v1: most similar users considered.")
+    int | None,
+    typer.Option(
+        "--neighbours",
+        "-k",
+        min=1,
+        help="v1: most similar users considered [default: tuned, else 20].",
+        show_default=False,
+    ),
 ]
 ThresholdOption = Annotated[
-    float,
-    typer.Option("--threshold", min=0.0, max=1.0, help="v1: minimum user similarity (cosine)."),
+    float | None,
+    typer.Option(
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        help="v1: minimum user similarity (cosine) [default: tuned, else 0.30].",
+        show_default=False,
+    ),
 ]
+
+
+def _stale_notes(store: Store, names: list[str]) -> list[dict[str, Any]]:
+    """The stored tunings ``names`` use; a line on stderr for each one that is stale."""
+    from smart_suggest.tuning import TUNABLE, load_tuned, stale_note
+
+    used = []
+    for name in names:
+        tuned = load_tuned(store, name) if name in TUNABLE else None
+        if tuned is not None:
+            used.append(tuned.to_dict())
+            if tuned.stale:
+                info(stale_note(tuned))
+    return used
 
 
 def _strategies(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
@@ -77,8 +104,8 @@ def recommend(
     ] = None,
     strategy: StrategyOption = None,
     count: CountOption = 10,
-    neighbours: NeighboursOption = 20,
-    threshold: ThresholdOption = 0.30,
+    neighbours: NeighboursOption = None,
+    threshold: ThresholdOption = None,
     all_users: Annotated[
         bool, typer.Option("--all-users", help="Recommend for every user (export).")
     ] = False,
@@ -113,9 +140,9 @@ def recommend(
     user as CSV (or JSON lines), with a progress bar on stderr.
     """
     from smart_suggest.errors import InputError
-    from smart_suggest.recommend import Options
+    from smart_suggest.tuning import build_options
 
-    Options(count, neighbours, threshold).validate()
+    build_options("v1", None, count=count, neighbours=neighbours, threshold=threshold).validate()
     if all_users:
         if user is not None:
             raise InputError("give a USER or --all-users, not both")
@@ -127,6 +154,7 @@ def recommend(
         if user_key not in ("id", "username"):
             raise InputError(f"unknown user key {user_key!r}: use id or username")
         with open_db(db) as store:
+            _stale_notes(store, names)
             _export_all(store, names[0], count, neighbours, threshold, fmt, output, user_key, force)
         return
     if user is None:
@@ -137,6 +165,7 @@ def recommend(
 
     with open_db(db) as store:
         who = tracking.get_user(store, user)
+        tuned = _stale_notes(store, names)
         engine = Recommender(store)
         lists = {
             name: engine.recommend(who.id, name, count, neighbours=neighbours, threshold=threshold)
@@ -144,6 +173,7 @@ def recommend(
         }
         items = tracking.get_items(store, sorted({r.item_id for rs in lists.values() for r in rs}))
         snap = engine.snapshot()
+        v1 = engine.options("v1", count, neighbours=neighbours, threshold=threshold)
         row = snap.catalogue.user_index(who.id)
         history = int(snap.history_length[row]) if row is not None else 0
     rendered = {
@@ -166,8 +196,9 @@ def recommend(
             {
                 "user": {"id": who.id, "username": who.username, "history_items": history},
                 "count": count,
-                "neighbours": neighbours,
-                "threshold": threshold,
+                "neighbours": v1.neighbours,
+                "threshold": v1.threshold,
+                "tuned": tuned,
                 "recommendations": rendered,
             }
         )
@@ -232,8 +263,8 @@ def _export_all(
     store: Store,
     strategy: str,
     count: int,
-    neighbours: int,
-    threshold: float,
+    neighbours: int | None,
+    threshold: float | None,
     fmt: str,
     output: Path | None,
     user_key: str,
@@ -359,10 +390,16 @@ def similar(
 def evaluate(
     k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Cut-off of the metrics.")] = 10,
     split: Annotated[
-        str, typer.Option("--split", help="time (last part of each history) or random.")
+        str,
+        typer.Option(
+            "--split",
+            help="time (last part of each history), leave-last-out (the item each user "
+            "found last) or random.",
+        ),
     ] = "time",
     test_fraction: Annotated[
-        float, typer.Option("--test-fraction", help="Share of each user's history held out.")
+        float,
+        typer.Option("--test-fraction", help="Share of each history held out (time, random)."),
     ] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of --split random.")] = 42,
     strategies: Annotated[
@@ -375,23 +412,35 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
-    neighbours: NeighboursOption = 20,
-    threshold: ThresholdOption = 0.30,
+    metric: Annotated[
+        str,
+        typer.Option("--metric", help="Metric that ranks the strategies: ndcg, map, recall, ..."),
+    ] = "ndcg",
+    neighbours: NeighboursOption = None,
+    threshold: ThresholdOption = None,
+    untuned: Annotated[
+        bool, typer.Option("--untuned", help="Ignore the parameters `tune` stored (defaults).")
+    ] = False,
     db: DbOption = None,
     json: JsonOption = False,
 ) -> None:
     """Offline evaluation: hold out the end of each history, score each strategy's top k.
 
-    Reports precision, recall, NDCG, MAP and hit rate at k, catalogue coverage and
-    intra-list category diversity per strategy (every strategy is fitted on the training
-    part only).
+    Reports precision, recall, NDCG, MAP and hit rate at k (each with its standard error
+    over users), catalogue coverage and intra-list category diversity per strategy (every
+    strategy is fitted on the training part only), then ranks the strategies by --metric
+    with the difference to the best and its 95% paired interval over users: a difference
+    whose interval contains 0 is within noise. Tuned parameters are used when stored.
     """
-    from smart_suggest.evaluate import check_split
+    from smart_suggest.evaluate import check_metric, check_split
     from smart_suggest.evaluate import evaluate as run
     from smart_suggest.recommend import STRATEGIES
+    from smart_suggest.tuning import Tuned, build_options, stale_note
 
     names = _strategies(strategies, tuple(STRATEGIES))
     check_split(split, test_fraction)
+    check_metric(metric)
+    build_options("v1", None, count=k, neighbours=neighbours, threshold=threshold).validate()
     with open_db(db) as store, progress_bar(not json) as update:
         result = run(
             store,
@@ -402,22 +451,39 @@ def evaluate(
             seed=seed,
             neighbours=neighbours,
             threshold=threshold,
+            metric=metric,
+            tuned=not untuned,
             progress=update,
         )
+    for data in result.tuned.values():
+        if data["stale"]:
+            tuned = Tuned(**{k: v for k, v in data.items() if k != "stale"})
+            info(stale_note(tuned))
     if json:
         emit_json(result.to_dict())
         return
     _print_evaluation(result)
 
 
+_SPLIT_TEXT = {
+    "time": "the last {fraction} of each history",
+    "random": "a random {fraction} of each history (seed {seed})",
+    "leave-last-out": "the item each user found last",
+}
+_METRIC_LABEL = {
+    "precision": "P",
+    "recall": "R",
+    "ndcg": "NDCG",
+    "map": "MAP",
+    "hit_rate": "HR",
+    "diversity": "diversity",
+}
+
+
 def _print_evaluation(ev: Evaluation) -> None:
-    how = (
-        f"last {ev.test_fraction:.0%} of each history"
-        if ev.split == "time"
-        else f"random {ev.test_fraction:.0%} of each history (seed {ev.seed})"
-    )
+    how = _SPLIT_TEXT[ev.split].format(fraction=f"{ev.test_fraction:.0%}", seed=ev.seed)
     console.print(
-        f"Held out the {how}: {ev.train_interactions:,} training and "
+        f"Held out {how}: {ev.train_interactions:,} training and "
         f"{ev.test_interactions:,} test interactions; {ev.users:,} users evaluated."
     )
     from rich import box
@@ -433,7 +499,7 @@ def _print_evaluation(ev: Evaluation) -> None:
         ("diversity", "diversity"),
     ]
     table = make_table(
-        f"Offline evaluation, k = {k} (best in bold)",
+        f"Offline evaluation, k = {k} (best in bold; ± standard error below each row)",
         ["strategy", *((label, "right") for _, label in columns)],
     )
     table.box = box.SIMPLE_HEAD
@@ -447,11 +513,14 @@ def _print_evaluation(ev: Evaluation) -> None:
     }
     for r in ev.results:
         cells: list[Any] = [r.strategy]
+        errors: list[Any] = [""]
         for metric, _ in columns:
             value = getattr(r, metric)
             style = "bold" if len(ev.results) > 1 and value == best[metric] else ""
             cells.append(safe(f"{value:.3f}", style=style))
+            errors.append(safe(f"±{r.se[metric]:.3f}", style="dim") if metric in r.se else "")
         table.add_row(*cells)
+        table.add_row(*errors)
     console.print(table)
     console.print(
         "P precision, R recall, HR hit rate; coverage: share of the catalogue recommended; "
@@ -459,8 +528,154 @@ def _print_evaluation(ev: Evaluation) -> None:
         + ", ".join(f"{r.strategy} {r.seconds:.2f} s" for r in ev.results)
         + "."
     )
+    if len(ev.ranking) > 1:
+        label = f"{_METRIC_LABEL[ev.metric]}@{k}" if ev.metric != "diversity" else "diversity"
+        console.print(
+            f"Ranking by {label}: difference to the best and its 95% interval (paired, over "
+            "users); within noise when the interval contains 0."
+        )
+        ranking = make_table(
+            None,
+            [
+                ("#", "right"),
+                "strategy",
+                (label, "right"),
+                ("difference", "right"),
+                ("95% interval", "right"),
+                "verdict",
+            ],
+        )
+        ranking.box = box.SIMPLE_HEAD
+        ranking.show_edge = False
+        for row in ev.ranking:
+            if row.ci_low is None or row.ci_high is None:
+                diff, interval, verdict = "best", "", ""
+            else:
+                diff = f"{row.diff:+.4f}"
+                interval = f"{row.ci_low:+.4f} .. {row.ci_high:+.4f}"
+                verdict = "within noise" if row.within_noise else "worse"
+            ranking.add_row(
+                str(row.rank), row.strategy, f"{row.value:.4f}", diff, interval, verdict
+            )
+        console.print(ranking)
+    params = [
+        f"{r.strategy} " + ", ".join(f"{name} {value:g}" for name, value in r.params.items())
+        for r in ev.results
+        if r.params
+    ]
+    if params:
+        tuned = set(ev.tuned)
+        console.print(
+            "Parameters: "
+            + "; ".join(params)
+            + (f" (tuned: {', '.join(sorted(tuned))})" if tuned else " (not tuned)")
+            + "."
+        )
     if not ev.users:
         info("No user has a held-out item that is not already in their training history.")
+
+
+# -- tune ----------------------------------------------------------------------------
+def tune(
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            "-s",
+            help="Strategy to tune: v1 or v3 (repeat or comma-separate) [default: both].",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="NDCG cut-off.")] = 10,
+    test_fraction: Annotated[
+        float,
+        typer.Option("--test-fraction", help="Share of each history held out (as in evaluate)."),
+    ] = 0.2,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the search, store nothing.")
+    ] = False,
+    db: DbOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Choose hyper-parameters by NDCG@k on a validation split and store them.
+
+    The validation part is the end of each user's *training* history (the split of
+    evaluate, applied twice), so evaluate's test part is never looked at. v1 tries
+    threshold x neighbours; v3 tries lambda (EASE) or alpha x beta (RP3beta in large
+    catalogues). The best set is stored for the current data revision and used by
+    recommend, evaluate, experiments and the TUI from then on (explicit options win).
+    """
+    from smart_suggest.evaluate import check_split
+    from smart_suggest.tuning import TUNABLE
+    from smart_suggest.tuning import tune as run
+
+    names = _strategies(strategy, TUNABLE)
+    check_split("time", test_fraction)
+    for name in names:
+        if name not in TUNABLE:
+            from smart_suggest.errors import InputError
+
+            raise InputError(
+                f"strategy {name!r} has no hyper-parameters to tune: use {' or '.join(TUNABLE)}"
+            )
+    with open_db(db) as store, progress_bar(not json) as update:
+        results = run(
+            store,
+            strategies=names,
+            k=k,
+            test_fraction=test_fraction,
+            save=not dry_run,
+            progress=update,
+        )
+    if json:
+        emit_json({"k": k, "saved": not dry_run, "results": [r.to_dict() for r in results]})
+        return
+    from rich import box
+
+    for result in results:
+        if not result.validation_users:
+            info(f"{result.strategy}: no user has a validation item: nothing chosen")
+            continue
+        console.print(
+            f"{result.strategy} ({result.method}): NDCG@{k} on the validation split, "
+            f"{result.validation_users:,} users"
+        )
+        table = make_table(
+            None,
+            [
+                *(name for name in _grid_names(result.grid)),
+                (f"NDCG@{k}", "right"),
+                ("fit+score s", "right"),
+            ],
+        )
+        table.box = box.SIMPLE_HEAD
+        table.show_edge = False
+        for point in result.grid:
+            style = "bold" if point.params == result.best else ""
+            cells = [
+                safe(f"{point.params[name]:g}", style=style) for name in _grid_names(result.grid)
+            ]
+            table.add_row(*cells, safe(f"{point.ndcg:.4f}", style=style), f"{point.seconds:.2f}")
+        console.print(table)
+        chosen = ", ".join(
+            f"{name} {value:g}" for name, value in result.best.items() if name != "method"
+        )
+        default = (
+            f" (defaults: {result.default_ndcg:.4f})" if result.default_ndcg is not None else ""
+        )
+        console.print(
+            f"{result.strategy}: best {chosen}: NDCG@{k} {result.best_ndcg:.4f}{default}; "
+            + (
+                "not stored (--dry-run)."
+                if dry_run
+                else f"stored for data revision {result.revision}."
+            )
+            + f" {result.seconds:.1f} s."
+        )
+
+
+def _grid_names(grid: list[Any]) -> list[str]:
+    return [name for name in (grid[0].params if grid else {}) if name != "method"]
 
 
 # -- import --------------------------------------------------------------------------
@@ -514,4 +729,5 @@ def register(app: typer.Typer) -> None:
     app.command("recommend")(recommend)
     app.command("similar")(similar)
     app.command("evaluate")(evaluate)
+    app.command("tune")(tune)
     app.command("import")(import_cmd)

@@ -436,7 +436,10 @@ def _fast_chunk(
     return None if parsed is None else _resolve_chunk(parsed, resolver)
 
 
-_VARIANT_CODE = {"A": 0, "B": 1}
+#: Variant labels by code: A..Z (A/B/n) and AB (the users of an interleaving experiment).
+_LABELS: tuple[str, ...] = (*(chr(c) for c in range(ord("A"), ord("Z") + 1)), "AB")
+_VARIANT_CODE = {label: i for i, label in enumerate(_LABELS)}
+_KEY = 4 * 32  # room for 4 event types x up to 32 variant codes per hour
 _TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
 
 
@@ -452,7 +455,7 @@ def _tally_columns(exp_id: int, columns: Columns) -> Tally:
     hours = np.floor(seconds / 3600.0).astype(np.int64)
     codes = np.fromiter(map(_VARIANT_CODE.__getitem__, variants), np.int64, n) * 4
     codes += np.fromiter(map(_TYPE_CODE.__getitem__, types), np.int64, n)
-    keys, index = np.unique(hours * 8 + codes, return_inverse=True)
+    keys, index = np.unique(hours * _KEY + codes, return_inverse=True)
     counts = np.bincount(index)
     first = np.full(len(keys), np.inf)
     last = np.full(len(keys), -np.inf)
@@ -462,8 +465,8 @@ def _tally_columns(exp_id: int, columns: Columns) -> Tally:
     for key, k, lo, hi in zip(
         keys.tolist(), counts.tolist(), first.tolist(), last.tolist(), strict=True
     ):
-        hour, code = divmod(key, 8)
-        tally[(exp_id, "AB"[code // 4], EVENT_TYPES[code % 4], hour)] = [k, lo, hi]
+        hour, code = divmod(key, _KEY)
+        tally[(exp_id, _LABELS[code // 4], EVENT_TYPES[code % 4], hour)] = [k, lo, hi]
     return tally
 
 
@@ -524,7 +527,7 @@ def _user_rows(exp_id: int, sums: UserSums) -> UserTally:
         column.tolist() for column in sums
     )
     return {
-        (exp_id, "AB"[v], uid): [i, c, p, e, s, sq, None if f == math.inf else f]
+        (exp_id, _LABELS[v], uid): [i, c, p, e, s, sq, None if f == math.inf else f]
         for uid, v, i, c, p, e, s, sq, f in zip(
             ids, variant, imp, clk, pur, eng, total, total_sq, first_purchase, strict=True
         )
@@ -876,6 +879,7 @@ def _log_file(
             with bulk_write(store, checked=False):
                 # Re-read inside the lock: another process may have stopped the experiment.
                 exp = require_active(get_experiment(store, exp.id))
+                before = int(store.scalar("SELECT COALESCE(MAX(id), 0) FROM events"))
                 now = validate.check_ts(clock.now(), "the current time")
                 chunks = _chunks(reader, cols, now, CSV_CHUNK, resolver)
                 process: _ReaderProcess | None = None
@@ -920,6 +924,8 @@ def _log_file(
                     sums = _combine(user_parts)
                     n_users = len(sums[0])
                     add_user_rows(store, _user_rows(exp.id, sums))
+                if exp.interleaving:
+                    _credit_teams(store, exp.id, before)
                 if progress:
                     progress("events", total, total)
         finally:
@@ -928,10 +934,10 @@ def _log_file(
     finally:
         fh.close()
     by_type = dict.fromkeys(EVENT_TYPES, 0)
-    by_variant = {"A": 0, "B": 0}
+    by_variant = dict.fromkeys(["AB"] if exp.interleaving else exp.labels, 0)
     for (_exp, variant, kind, _hour), (n, _lo, _hi) in tally.items():
         by_type[kind] += n
-        by_variant[variant] += n
+        by_variant[variant] = by_variant.get(variant, 0) + n
     return BulkReport(
         experiment=exp,
         rows=total,
@@ -943,6 +949,22 @@ def _log_file(
         by_variant=by_variant,
         parallel=bool(parallel),
     )
+
+
+def _credit_teams(store: Store, experiment_id: int, after_id: int) -> None:
+    """Interleaving: credit the follow-ups just loaded (ids above ``after_id``) to the team
+    each item was last shown with, then recompute the experiment's team summaries.
+    Impressions in a file carry no team (only a serve knows who picked an item)."""
+    from smart_suggest.experiments.events import rebuild_team_summaries
+
+    store.conn.execute(
+        "UPDATE events SET team = (SELECT t.team FROM team_items t "
+        "WHERE t.experiment_id = events.experiment_id AND t.user_id = events.user_id "
+        "AND t.item_id = events.item_id) "
+        "WHERE id > ? AND experiment_id = ? AND type != 'impression'",
+        (after_id, experiment_id),
+    )
+    rebuild_team_summaries(store, experiment_id)
 
 
 def _count_lines(path: Path) -> int:

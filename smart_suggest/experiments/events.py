@@ -22,7 +22,7 @@ from typing import Any
 
 from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
-from smart_suggest.experiments.assignment import assign_variant
+from smart_suggest.experiments.assignment import experiment_variant
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
 from smart_suggest.store import ADD_EVENT_COUNTS_SQL, ADD_EVENT_USERS_SQL, Store
 
@@ -35,6 +35,11 @@ ACTION_TYPES: tuple[str, ...] = ("click", "purchase", "engagement")
 INSERT_EVENT_SQL = (
     "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+#: An event row with its interleaving team (``INSERT_EVENT_SQL`` plus ``team``).
+INSERT_TEAM_EVENT_SQL = (
+    "INSERT INTO events(experiment_id, variant, user_id, item_id, type, value, ts, team) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Rows per ``executemany`` call of the bulk paths (bounded memory, steady progress).
 CHUNK = 100_000
@@ -53,6 +58,7 @@ class Event:
     type: str
     value: float | None
     ts: float
+    team: str | None = None  # interleaving: the team credited ("A", "B", "both")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ts": clock.iso(self.ts)}
@@ -83,7 +89,7 @@ def check_ts(ts: float | None) -> float | None:
 
 def not_assigned_message(exp: Experiment, user_id: int, label: str) -> str:
     """Why a user has no assignment: outside the traffic, or never served."""
-    if assign_variant(exp.id, user_id, exp.traffic_fraction, exp.treatment_share) is None:
+    if experiment_variant(exp, user_id) is None:
         return (
             f"user {label} is not in experiment {exp.name!r}: outside its "
             f"{exp.traffic_fraction:.0%} traffic"
@@ -150,6 +156,34 @@ def insert_bulk(store: Store, rows: list[tuple[Any, ...]]) -> int:
     add_counts(store, tally_counts(rows))
     add_user_rows(store, tally_users(rows))
     return insert_events(store, rows)
+
+
+def insert_bulk_teams(store: Store, rows: list[tuple[Any, ...]]) -> int:
+    """``insert_bulk`` for interleaving rows ``(..., ts, team)``: the hourly and per-user
+    summaries are added here; the team summaries are rebuilt by the caller once the load
+    is in (``rebuild_team_summaries``)."""
+    plain = [r[:7] for r in rows]
+    add_counts(store, tally_counts(plain))
+    add_user_rows(store, tally_users(plain))
+    cur = store.conn.executemany(INSERT_TEAM_EVENT_SQL, rows)
+    return max(cur.rowcount, 0)
+
+
+def rebuild_team_summaries(store: Store, experiment_id: int) -> None:
+    """Recompute ``event_teams`` and ``team_items`` of one experiment from its events
+    (after a bulk load that set their triggers aside; inside its transaction)."""
+    from smart_suggest.store import REBUILD_EVENT_TEAMS_SQL, REBUILD_TEAM_ITEMS_SQL
+
+    if not store.conn.in_transaction:
+        raise RuntimeError("rebuild_team_summaries must run inside store.write()")
+    for table, sql in (
+        ("event_teams", REBUILD_EVENT_TEAMS_SQL),
+        ("team_items", REBUILD_TEAM_ITEMS_SQL),
+    ):
+        store.conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (experiment_id,))
+        # The rebuild definitions, limited to this experiment's events.
+        one = sql.replace("WHERE team IS NOT NULL", "WHERE team IS NOT NULL AND experiment_id = ?")
+        store.conn.execute(one, (experiment_id,))
 
 
 Tally = dict[tuple[int, str, str, int], list[Any]]
@@ -280,8 +314,20 @@ def log_event(
                 f"{exp.name!r}: nothing logged (pass --unserved to log it anyway)"
             )
         when = validate.check_ts(clock.now(), "the current time") if ts is None else float(ts)
+        team = shown_team(store, exp.id, user.id, item.id) if exp.interleaving else None
         cur = conn.execute(
-            INSERT_EVENT_SQL, (exp.id, variant, user.id, item.id, event_type, value, when)
+            INSERT_TEAM_EVENT_SQL,
+            (exp.id, variant, user.id, item.id, event_type, value, when, team),
         )
         new_id = int(cur.lastrowid or 0)
-    return Event(new_id, exp.id, variant, user.id, item.id, event_type, value, when)
+    return Event(new_id, exp.id, variant, user.id, item.id, event_type, value, when, team)
+
+
+def shown_team(store: Store, experiment_id: int, user_id: int, item_id: int) -> str | None:
+    """Interleaving: the team the item was last shown to the user with, which a click or
+    purchase of it is credited to (None: never shown, credited to no team)."""
+    row = store.conn.execute(
+        "SELECT team FROM team_items WHERE experiment_id = ? AND user_id = ? AND item_id = ?",
+        (experiment_id, user_id, item_id),
+    ).fetchone()
+    return None if row is None else str(row[0])

@@ -36,7 +36,8 @@ from smart_suggest import clock, validate
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment
 from smart_suggest.store import Store
 
-#: Users assigned per variant, and the two variants (every result has rows A and B).
+#: Users assigned per variant, and the variants: A and B always, and every other label
+#: users were assigned to (C, D, ... of an A/B/n experiment).
 _ASSIGNED_AND_VARIANTS = """\
 assigned AS (
     SELECT variant, COUNT(*) AS users_assigned
@@ -46,14 +47,16 @@ assigned AS (
 ),
 variants AS (
     SELECT 'A' AS variant
-    UNION ALL
+    UNION
     SELECT 'B' AS variant
+    UNION
+    SELECT variant FROM assigned
 )
 """
 
 #: Per-variant sufficient statistics of one experiment (parameter ``:experiment_id``).
 #: Reads ``events(experiment_id, variant, user_id, type, value)`` and
-#: ``assignments(experiment_id, variant)``; always returns the two rows A and B.
+#: ``assignments(experiment_id, variant)``; returns rows A and B and one per other label.
 #: This is the definition (``analyze --print-sql`` prints it); smart-suggest itself runs
 #: ``STORED_STATS_SQL``, the same sums over the per-user summary ``event_users``.
 SUFFICIENT_STATS_SQL = f"""\
@@ -87,7 +90,7 @@ engagement AS (
            SUM(value) AS engagement_sum,
            SUM(value * value) AS engagement_sumsq
     FROM events
-    WHERE experiment_id = :experiment_id AND variant IN ('A', 'B') AND type = 'engagement'
+    WHERE experiment_id = :experiment_id AND type = 'engagement'
     GROUP BY variant
 ),
 {_ASSIGNED_AND_VARIANTS}SELECT v.variant,
@@ -290,9 +293,15 @@ class DailyAssigned:
     day_start: float
     a: int
     b: int
+    #: Every variant's count (A and B included), for experiments with more than two.
+    by_variant: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"day": clock.iso(self.day_start)[:10], "a": self.a, "b": self.b}
+        d: dict[str, Any] = {"day": clock.iso(self.day_start)[:10], "a": self.a, "b": self.b}
+        for label, n in sorted(self.by_variant.items()):
+            if label not in ("A", "B"):
+                d[label.lower()] = n
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,13 +314,20 @@ class ExperimentResults:
     first_event_ts: float | None = None
     last_event_ts: float | None = None
     revision: int = 0  # the "experiments" data revision the numbers were read at
+    #: Every variant, A first (``a`` and ``b`` are the first two); empty means (a, b).
+    arms: tuple[VariantKPIs, ...] = ()
+    #: Each treatment (B, C, ...) against the control A, per metric.
+    lifts_by_variant: dict[str, dict[str, Lift]] = field(default_factory=dict)
 
     @property
-    def variants(self) -> tuple[VariantKPIs, VariantKPIs]:
-        return (self.a, self.b)
+    def variants(self) -> tuple[VariantKPIs, ...]:
+        return self.arms or (self.a, self.b)
 
     def variant(self, name: str) -> VariantKPIs:
-        return self.a if name == "A" else self.b
+        for v in self.variants:
+            if v.variant == name:
+                return v
+        raise KeyError(name)
 
     @property
     def duration_days(self) -> float:
@@ -327,8 +343,12 @@ class ExperimentResults:
     def to_dict(self) -> dict[str, Any]:
         return {
             "experiment": self.experiment.to_dict(),
-            "variants": {"A": self.a.to_dict(), "B": self.b.to_dict()},
+            "variants": {v.variant: v.to_dict() for v in self.variants},
             "lift": {k: v.to_dict() for k, v in self.lifts.items()},
+            "lifts": {
+                label: {k: v.to_dict() for k, v in lifts.items()}
+                for label, lifts in self.lifts_by_variant.items()
+            },
             "daily_assigned": [d.to_dict() for d in self.daily_assigned],
             "first_event_ts": None
             if self.first_event_ts is None
@@ -355,10 +375,13 @@ def event_span(store: Store, experiment_id: int) -> tuple[float | None, float | 
 
 
 def daily_assigned(store: Store, experiment_id: int) -> list[DailyAssigned]:
-    per_day: dict[int, list[int]] = {}
+    per_day: dict[int, dict[str, int]] = {}
     for day, variant, n in store.conn.execute(DAILY_ASSIGNED_SQL, {"experiment_id": experiment_id}):
-        per_day.setdefault(int(day), [0, 0])["AB".index(variant)] = int(n)
-    return [DailyAssigned(d * clock.DAY, a, b) for d, (a, b) in sorted(per_day.items())]
+        per_day.setdefault(int(day), {})[str(variant)] = int(n)
+    return [
+        DailyAssigned(d * clock.DAY, by.get("A", 0), by.get("B", 0), by)
+        for d, by in sorted(per_day.items())
+    ]
 
 
 def results(store: Store, exp_ref: int | str | Experiment) -> ExperimentResults:
@@ -371,9 +394,20 @@ def results(store: Store, exp_ref: int | str | Experiment) -> ExperimentResults:
         exp = get_experiment(store, exp_ref)
         revision = store.revision("experiments")
         stats = sufficient_stats(store, exp.id)
-        a = VariantKPIs.from_sums("A", exp.control, stats["A"])
-        b = VariantKPIs.from_sums("B", exp.treatment, stats["B"])
         days = daily_assigned(store, exp.id)
         first, last = event_span(store, exp.id)
-    lifts = {name: Lift.of(name, a.metric(name), b.metric(name)) for name in LIFT_METRICS}
-    return ExperimentResults(exp, a, b, lifts, days, first, last, revision)
+    empty: dict[str, Any] = {k: 0 for k in (*_INT_FIELDS, "engagement_sum", "engagement_sumsq")}
+    labels = list(exp.labels) + sorted(set(stats) - set(exp.labels))
+    arms = tuple(
+        VariantKPIs.from_sums(label, exp.strategy(label), stats.get(label, empty))
+        for label in labels
+        if label in exp.labels or stats.get(label, empty)["users_assigned"]
+    )
+    a, b = arms[0], arms[1]
+    by_variant = {
+        arm.variant: {n: Lift.of(n, a.metric(n), arm.metric(n)) for n in LIFT_METRICS}
+        for arm in arms[1:]
+    }
+    return ExperimentResults(
+        exp, a, b, by_variant["B"], days, first, last, revision, arms, by_variant
+    )

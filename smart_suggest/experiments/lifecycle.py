@@ -1,9 +1,14 @@
 """Experiment lifecycle: create, list, get, stop, delete.
 
-An experiment compares two recommendation strategies: ``control`` (variant A) and
-``treatment`` (variant B), both names from the recommenders' registry. ``control`` may equal
-``treatment``: that is an A/A test, the standard check that assignment, logging and the
-statistics do not find differences where there are none.
+An experiment compares two or more recommendation strategies, its *variants*, labelled
+A (the control), B, C, ... with a weight each (the share of enrolled users they get). The
+two-variant form names them ``control`` (A) and ``treatment`` (B) with a
+``treatment_share``. Strategies may repeat: an A/A (or A/A/A/A) test is the standard check
+that assignment, logging and the statistics do not find differences where there are none.
+
+The *design* says how a serve builds the list: ``ab`` (each user sees their variant's
+list) or ``interleaving`` (two variants only; each user sees both lists merged by
+team-draft interleaving, and clicks are credited to the team that contributed the item).
 
 Rules:
 
@@ -44,8 +49,29 @@ _METRIC_ALIASES = {
 
 _COLUMNS = (
     "id, name, description, control, treatment, traffic_fraction, treatment_share, "
-    "primary_metric, status, created_at, stopped_at"
+    "primary_metric, status, created_at, stopped_at, design"
 )
+
+AB = "ab"
+INTERLEAVING = "interleaving"
+DESIGNS: dict[str, str] = {
+    AB: "each enrolled user sees one variant's list",
+    INTERLEAVING: "each enrolled user sees both lists merged (team-draft interleaving)",
+}
+#: At most 26 variants (labels A to Z).
+MAX_VARIANTS = 26
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One arm of an experiment: its label, the strategy it serves and its weight."""
+
+    label: str
+    strategy: str
+    weight: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "strategy": self.strategy, "weight": self.weight}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +89,19 @@ class Experiment:
     status: str
     created_at: float
     stopped_at: float | None
+    design: str = AB
+    variants: tuple[Variant, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.variants:  # the two-variant form: A = control, B = treatment
+            object.__setattr__(
+                self,
+                "variants",
+                (
+                    Variant("A", self.control, 1.0 - self.treatment_share),
+                    Variant("B", self.treatment, self.treatment_share),
+                ),
+            )
 
     @property
     def active(self) -> bool:
@@ -70,21 +109,37 @@ class Experiment:
 
     @property
     def is_aa(self) -> bool:
-        """Both variants serve the same strategy (an A/A test)."""
-        return self.control == self.treatment
+        """Every variant serves the same strategy (an A/A test)."""
+        return len({v.strategy for v in self.variants}) == 1
+
+    @property
+    def interleaving(self) -> bool:
+        return self.design == INTERLEAVING
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(v.label for v in self.variants)
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        return tuple(v.weight for v in self.variants)
 
     def strategy(self, variant: str | None) -> str:
         """The strategy a variant serves; users outside the traffic (``None``) get control."""
-        return self.treatment if variant == "B" else self.control
+        for v in self.variants:
+            if v.label == variant:
+                return v.strategy
+        return self.control
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["created_at"] = clock.iso(self.created_at)
         d["stopped_at"] = None if self.stopped_at is None else clock.iso(self.stopped_at)
+        d["variants"] = [v.to_dict() for v in self.variants]
         return d
 
 
-def _from_row(row: tuple[Any, ...]) -> Experiment:
+def _from_row(row: tuple[Any, ...], variants: tuple[Variant, ...] = ()) -> Experiment:
     return Experiment(
         id=int(row[0]),
         name=str(row[1]),
@@ -98,7 +153,30 @@ def _from_row(row: tuple[Any, ...]) -> Experiment:
         status=str(row[8]),
         created_at=clock.stored(row[9]),
         stopped_at=None if row[10] is None else clock.stored(row[10]),
+        design=str(row[11]),
+        variants=variants,
     )
+
+
+def _variants(store: Store, experiment_ids: list[int]) -> dict[int, tuple[Variant, ...]]:
+    """The stored variants per experiment (an experiment inserted without them, e.g. by an
+    older export, falls back to control / treatment / treatment_share)."""
+    found: dict[int, list[Variant]] = {}
+    for lo in range(0, len(experiment_ids), 500):
+        chunk = experiment_ids[lo : lo + 500]
+        marks = ",".join("?" * len(chunk))
+        for exp_id, lab, strat, weight in store.conn.execute(
+            "SELECT experiment_id, label, strategy, weight FROM experiment_variants "
+            f"WHERE experiment_id IN ({marks}) ORDER BY experiment_id, label",
+            chunk,
+        ):
+            found.setdefault(int(exp_id), []).append(Variant(str(lab), str(strat), float(weight)))
+    return {e: tuple(v) for e, v in found.items() if len(v) >= 2}
+
+
+def _load(store: Store, rows: list[tuple[Any, ...]]) -> list[Experiment]:
+    variants = _variants(store, [int(r[0]) for r in rows])
+    return [_from_row(r, variants.get(int(r[0]), ())) for r in rows]
 
 
 def strategy_names() -> dict[str, str]:
@@ -113,6 +191,33 @@ def check_strategy(name: str, role: str) -> str:
     if name not in names:
         raise InputError(f"unknown {role} strategy {name!r}: use one of {', '.join(names)}")
     return name
+
+
+def check_design(design: str | None) -> str:
+    key = (design or AB).strip().lower()
+    if key not in DESIGNS:
+        raise InputError(f"unknown design {design!r}: use one of {', '.join(DESIGNS)}")
+    return key
+
+
+def check_weights(weights: list[float] | None, n: int) -> list[float]:
+    """``n`` positive finite weights (equal weights when none are given)."""
+    if weights is None:
+        return [1.0] * n
+    if len(weights) != n:
+        raise InputError(f"give one weight per variant ({n} variants, {len(weights)} weights)")
+    out = []
+    for w in weights:
+        try:
+            value = float(w)
+        except (TypeError, ValueError):
+            raise InputError(f"a weight must be a number (got {w!r})") from None
+        if not math.isfinite(value) or value <= 0:
+            raise InputError(f"weights must be positive numbers (got {w})")
+        out.append(value)
+    if max(out) / min(out) > 1e6:
+        raise InputError("weights differ by more than a factor of a million")
+    return out
 
 
 def check_metric(metric: str | None) -> str | None:
@@ -146,18 +251,51 @@ def create_experiment(
     treatment_share: float = 0.5,
     description: str = "",
     primary_metric: str | None = None,
+    *,
+    variants: list[str] | None = None,
+    weights: list[float] | None = None,
+    design: str | None = None,
 ) -> Experiment:
-    """Create an active experiment; every argument is validated before anything is written."""
+    """Create an active experiment; every argument is validated before anything is written.
+
+    ``variants`` (strategy names, the first is the control) with optional ``weights`` makes
+    an A/B/n experiment; without them ``control`` / ``treatment`` / ``treatment_share`` give
+    the two-variant form. ``design='interleaving'`` takes exactly two variants.
+    """
     name = clean_name(name, "experiment name")
     if is_decimal(name.strip()):
         raise InputError(f"experiment name {name!r} must not be all digits (ids are numbers)")
     description = description or ""
     if "\x00" in description:
         raise InputError("description must not contain NUL characters")
-    check_strategy(control, "control")
-    check_strategy(treatment, "treatment")
+    design = check_design(design)
     traffic = _check_fraction(traffic_fraction, "traffic fraction", upper_inclusive=True)
-    share = _check_fraction(treatment_share, "treatment share", upper_inclusive=False)
+    if variants:
+        if len(variants) < 2:
+            raise InputError("an experiment needs at least two variants (--variant twice)")
+        if len(variants) > MAX_VARIANTS:
+            raise InputError(f"at most {MAX_VARIANTS} variants (labels A to Z)")
+        for i, strat in enumerate(variants):
+            check_strategy(strat, "control" if i == 0 else "variant")
+        ws = check_weights(weights, len(variants))
+        total = math.fsum(ws)
+        control, treatment = variants[0], variants[1]
+        share = ws[1] / total  # the columns of the two-variant form, for older readers
+        if not 0.0 < share < 1.0:
+            raise InputError("weights leave variant B no share of the traffic")
+        arms = tuple(
+            Variant(chr(ord("A") + i), s, w)
+            for i, (s, w) in enumerate(zip(variants, ws, strict=True))
+        )
+    else:
+        if weights is not None:
+            raise InputError("--weights needs the variants (--variant for each)")
+        check_strategy(control, "control")
+        check_strategy(treatment, "treatment")
+        share = _check_fraction(treatment_share, "treatment share", upper_inclusive=False)
+        arms = (Variant("A", control, 1.0 - share), Variant("B", treatment, share))
+    if design == INTERLEAVING and len(arms) != 2:
+        raise InputError("an interleaving experiment compares exactly two variants")
     metric = check_metric(primary_metric)
     created = validate.check_ts(clock.now(), "the current time")
     with store.write() as conn:
@@ -166,13 +304,41 @@ def create_experiment(
         refuse_space_twin(conn, "experiments", "name", name, "experiment")
         cur = conn.execute(
             "INSERT INTO experiments(name, description, control, treatment, traffic_fraction, "
-            "treatment_share, primary_metric, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, description, control, treatment, traffic, share, metric, ACTIVE, created),
+            "treatment_share, primary_metric, status, created_at, design) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                description,
+                control,
+                treatment,
+                traffic,
+                share,
+                metric,
+                ACTIVE,
+                created,
+                design,
+            ),
         )
         new_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO experiment_variants(experiment_id, label, strategy, weight) "
+            "VALUES (?, ?, ?, ?)",
+            [(new_id, v.label, v.strategy, v.weight) for v in arms],
+        )
     return Experiment(
-        new_id, name, description, control, treatment, traffic, share, metric, ACTIVE, created, None
+        new_id,
+        name,
+        description,
+        control,
+        treatment,
+        traffic,
+        share,
+        metric,
+        ACTIVE,
+        created,
+        None,
+        design,
+        arms,
     )
 
 
@@ -188,14 +354,14 @@ def get_experiment(store: Store, ref: int | str | Experiment) -> Experiment:
         row = store.conn.execute(sql + "name = ?", (ref,)).fetchone()
     if row is None:
         raise NotFoundError(f"no experiment {str(ref)!r} (give an experiment id or name)")
-    return _from_row(row)
+    return _load(store, [row])[0]
 
 
 def list_experiments(store: Store, *, include_stopped: bool = False) -> list[Experiment]:
     """Active experiments (all with ``include_stopped``), oldest first."""
     where = "" if include_stopped else f"WHERE status = '{ACTIVE}'"
     rows = store.conn.execute(f"SELECT {_COLUMNS} FROM experiments {where} ORDER BY id")
-    return [_from_row(r) for r in rows.fetchall()]
+    return _load(store, rows.fetchall())
 
 
 def assignment_counts(store: Store, experiment_ids: list[int] | None = None) -> dict[int, int]:
@@ -271,5 +437,6 @@ def delete_experiment(store: Store, ref: int | str) -> DeleteReport:
         for table in EVENT_SUMMARIES:
             conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM assignments WHERE experiment_id = ?", (exp.id,))
+        conn.execute("DELETE FROM experiment_variants WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM experiments WHERE id = ?", (exp.id,))
     return DeleteReport(exp, n_assign, n_events)

@@ -11,14 +11,19 @@ stores no assignment and logs no impressions, so they never count in its KPIs.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
-from smart_suggest.experiments.assignment import assign_variant
-from smart_suggest.experiments.events import INSERT_EVENT_SQL, insert_events
+from smart_suggest.experiments.assignment import experiment_variant, experiment_variants
+from smart_suggest.experiments.events import (
+    INSERT_EVENT_SQL,
+    INSERT_TEAM_EVENT_SQL,
+    insert_events,
+)
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
 from smart_suggest.store import Store
 
@@ -64,7 +69,7 @@ def lookup_assignment(store: Store, exp: Experiment, user_id: int) -> Assignment
     ).fetchone()
     if row is not None:
         return Assignment(exp.id, user_id, str(row[0]), True, False, float(row[1]))
-    variant = assign_variant(exp.id, user_id, exp.traffic_fraction, exp.treatment_share)
+    variant = experiment_variant(exp, user_id)
     return Assignment(exp.id, user_id, variant, variant is not None, False, None)
 
 
@@ -80,13 +85,10 @@ def store_assignments(
     stored (an earlier assignment wins). Must run inside ``store.write()``; the caller has
     checked that the experiment is active.
     """
-    from smart_suggest.experiments.assignment import CODE_VARIANT, assign_codes
-
     if not store.conn.in_transaction:
         raise RuntimeError("store_assignments must run inside store.write()")
     ids = list(user_ids)
-    codes = assign_codes(exp.id, ids, exp.traffic_fraction, exp.treatment_share).tolist()
-    variants = [CODE_VARIANT[c] for c in codes]
+    variants = experiment_variants(exp, ids)
     times = (
         [float(assigned_at)] * len(ids)
         if isinstance(assigned_at, int | float)
@@ -148,8 +150,13 @@ class Served:
     impressions: int = 0
     new_assignment: bool = False
     ts: float = 0.0
+    #: Interleaving: the team of each shown item ("A", "B" or "both"), else empty.
+    teams: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        recs = [r.to_dict() for r in self.recommendations]
+        for rec, team in zip(recs, self.teams, strict=False):
+            rec["team"] = team
         return {
             "experiment": self.experiment.name,
             "experiment_id": self.experiment.id,
@@ -160,7 +167,8 @@ class Served:
             "new_assignment": self.new_assignment,
             "impressions": self.impressions,
             "ts": clock.iso(self.ts),
-            "recommendations": [r.to_dict() for r in self.recommendations],
+            "design": self.experiment.design,
+            "recommendations": recs,
         }
 
 
@@ -170,11 +178,14 @@ def serve(
     user_ref: int | str,
     count: int = DEFAULT_COUNT,
     recommender: Recommender | None = None,
+    rng: random.Random | None = None,
 ) -> Served:
     """Assign ``user_ref``, recommend ``count`` items with the variant's strategy, log them.
 
     One impression event per shown item, tagged with the experiment and the variant, all
-    in one transaction with the assignment. The recommendations are computed before the
+    in one transaction with the assignment. In an interleaving experiment the list merges
+    both strategies' rankings by team draft (``rng`` flips its coins) and each impression
+    also carries the team that contributed the item. The recommendations are computed before the
     write lock is taken, so a slow strategy never blocks other writers.
     """
     from smart_suggest.recommend import Recommender, get_strategy
@@ -185,6 +196,8 @@ def serve(
     exp = require_active(get_experiment(store, exp_ref))
     user = get_user(store, user_ref)
     planned = lookup_assignment(store, exp, user.id)
+    if exp.interleaving and planned.variant is not None:
+        return _serve_interleaved(store, exp, user.id, planned, count, recommender, rng)
     strategy = exp.strategy(planned.variant)
     get_strategy(strategy)  # a strategy removed from the registry: clear InputError
     engine = recommender if recommender is not None else Recommender(store)
@@ -208,10 +221,50 @@ def serve(
     return Served(exp, user.id, variant, True, strategy, recs, len(recs), new, when)
 
 
+def _serve_interleaved(
+    store: Store,
+    exp: Experiment,
+    user_id: int,
+    planned: Assignment,
+    count: int,
+    recommender: Recommender | None,
+    rng: random.Random | None,
+) -> Served:
+    from smart_suggest.experiments.interleaving import team_draft
+    from smart_suggest.recommend import Recommender, get_strategy
+
+    a, b = exp.variants[0].strategy, exp.variants[1].strategy
+    get_strategy(a)
+    get_strategy(b)
+    engine = recommender if recommender is not None else Recommender(store)
+    recs_a = list(engine.recommend(user_id, a, count))[:count]
+    recs_b = list(engine.recommend(user_id, b, count))[:count]
+    by_item = {r.item_id: r for r in recs_b}
+    by_item.update({r.item_id: r for r in recs_a})
+    picks = team_draft([r.item_id for r in recs_a], [r.item_id for r in recs_b], count, rng)
+    recs = [by_item[p.item] for p in picks]
+    teams = [p.team for p in picks]
+    when = clock.now()
+    label = f"{a} x {b} (interleaved)"
+    with store.write() as conn:
+        exp = require_active(get_experiment(store, exp.id))
+        cur = conn.execute(ASSIGN_SQL, (exp.id, user_id, planned.variant, when))
+        new = cur.rowcount == 1
+        variant = lookup_assignment(store, exp, user_id).variant
+        if variant != planned.variant:
+            raise InputError(f"user {user_id} changed variant during serve; nothing logged")
+        conn.executemany(
+            INSERT_TEAM_EVENT_SQL,
+            [(exp.id, variant, user_id, p.item, "impression", None, when, p.team) for p in picks],
+        )
+    return Served(exp, user_id, variant, True, label, recs, len(recs), new, when, teams)
+
+
 __all__ = [
     "ASSIGN_SQL",
     "DEFAULT_COUNT",
     "INSERT_EVENT_SQL",
+    "INSERT_TEAM_EVENT_SQL",
     "Assignment",
     "Served",
     "assign_user",

@@ -85,14 +85,20 @@ class Timeline:
     cumulative: bool
     start_ts: float
     end_ts: float  # exclusive end of the last bucket
-    buckets: list[TimelinePoint] = field(default_factory=list)  # by time, then A before B
+    buckets: list[TimelinePoint] = field(default_factory=list)  # by time, then by label
 
     def series(self, variant: str) -> list[TimelinePoint]:
         return [p for p in self.buckets if p.variant == variant]
 
     @property
+    def variants(self) -> list[str]:
+        """The variants in the timeline, in label order (A first)."""
+        return list(dict.fromkeys(p.variant for p in self.buckets))
+
+    @property
     def starts(self) -> list[float]:
-        return [p.start_ts for p in self.buckets if p.variant == "A"]
+        first = self.buckets[0].variant if self.buckets else "A"
+        return [p.start_ts for p in self.buckets if p.variant == first]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,18 +160,20 @@ def timeline(
             "per": round(width / clock.HOUR),
         }
         columns = {"impression": 0, "click": 1, "purchase": 2}
-        counts = {v: [[0, 0, 0] for _ in range(n)] for v in ("A", "B")}
+        # Every variant of the experiment (interleaving: its one merged group, AB).
+        labels = ("AB",) if exp.interleaving else exp.labels
+        counts = {v: [[0, 0, 0] for _ in range(n)] for v in labels}
         for variant, kind, index, total in store.conn.execute(COUNTS_SQL, params):
             if variant in counts:
                 counts[variant][_clamp(index, n)][columns[kind]] += int(total)
-        conversions = {v: [0] * n for v in ("A", "B")}
+        conversions = {v: [0] * n for v in labels}
         for variant, index, users in store.conn.execute(FIRSTS_SQL, params):
             if variant in conversions:
                 conversions[variant][_clamp(index, n)] += int(users)
     points: list[TimelinePoint] = []
-    totals = {v: [0, 0, 0, 0] for v in ("A", "B")}
+    totals = {v: [0, 0, 0, 0] for v in labels}
     for i in range(n):
-        for variant in ("A", "B"):
+        for variant in labels:
             imp, clk, pur = counts[variant][i]
             conv = conversions[variant][i]
             if cumulative:

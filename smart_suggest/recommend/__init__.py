@@ -1,4 +1,5 @@
-"""Recommendation strategies behind one interface: v1 (collaborative), v2 (content), popular.
+"""Recommendation strategies behind one interface: v1 (collaborative), v2 (content),
+v3 (item-item model), popular.
 
     from smart_suggest.recommend import Recommender
     engine = Recommender(store)            # keep it: it caches the snapshot
@@ -16,7 +17,12 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from smart_suggest.errors import NotFoundError
-from smart_suggest.recommend import collaborative, content, popular  # noqa: F401  (register)
+from smart_suggest.recommend import (  # noqa: F401  (register)
+    collaborative,
+    content,
+    itemitem,
+    popular,
+)
 from smart_suggest.recommend._ops import top_rows
 from smart_suggest.recommend.base import (
     DEFAULT_COUNT,
@@ -41,10 +47,8 @@ from smart_suggest.recommend.snapshot import (
 )
 from smart_suggest.store import Store
 
-#: Strategy name -> one-line description ("v1", "v2", "popular").
-STRATEGIES: dict[str, str] = {
-    name: registry()[name].description for name in ("v1", "v2", "popular")
-}
+#: Strategy name -> one-line description, in display order ("v1", "v2", "v3", "popular").
+STRATEGIES: dict[str, str] = {name: strat.description for name, strat in registry().items()}
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -167,6 +171,27 @@ class Recommender:
                 self._snapshot = snap
             return snap
 
+    def options(
+        self,
+        strategy: str,
+        count: int = DEFAULT_COUNT,
+        *,
+        neighbours: int | None = None,
+        threshold: float | None = None,
+        cold_items: bool = True,
+    ) -> Options:
+        """Options of ``strategy``: the parameters ``tune`` stored, explicit values winning."""
+        from smart_suggest.tuning import resolve_options
+
+        return resolve_options(
+            self.store,
+            strategy,
+            count=count,
+            neighbours=neighbours,
+            threshold=threshold,
+            cold_items=cold_items,
+        )[0]
+
     def start(self) -> None:
         """Build the snapshot in the background now, ahead of the first question."""
         with self._lock:
@@ -215,16 +240,17 @@ class Recommender:
         strategy: str = "v1",
         count: int = DEFAULT_COUNT,
         *,
-        neighbours: int = DEFAULT_NEIGHBOURS,
-        threshold: float = DEFAULT_THRESHOLD,
+        neighbours: int | None = None,
+        threshold: float | None = None,
     ) -> list[Recommendation]:
         """Ranked recommendations for one user, with reasons.
 
         v1 returns up to ``count`` items plus, appended after them, up to ``count`` cold
         items (nobody has interacted with them yet) that resemble the user's items.
+        Parameters not given are the tuned ones (``smart-suggest tune``), else the defaults.
         """
         strat = get_strategy(strategy)
-        options = Options(count, neighbours, threshold).validate()
+        options = self.options(strategy, count, neighbours=neighbours, threshold=threshold)
         snap = self.snapshot()
         if snap.catalogue.user_index(int(user_id)) is None and self.rebuilding:
             snap = self.snapshot(wait=True)  # a user the previous snapshot never saw
@@ -248,8 +274,8 @@ class Recommender:
         count: int = DEFAULT_COUNT,
         progress: Progress | None = None,
         *,
-        neighbours: int = DEFAULT_NEIGHBOURS,
-        threshold: float = DEFAULT_THRESHOLD,
+        neighbours: int | None = None,
+        threshold: float | None = None,
         explain: bool = True,
         cold_items: bool = True,
     ) -> Iterator[tuple[int, list[Recommendation]]]:
@@ -258,7 +284,9 @@ class Recommender:
         ``explain=False`` leaves ``reason`` empty, which is much faster for exports.
         """
         strat = get_strategy(strategy)
-        options = Options(count, neighbours, threshold, cold_items).validate()
+        options = self.options(
+            strategy, count, neighbours=neighbours, threshold=threshold, cold_items=cold_items
+        )
         snap = self.snapshot(wait=True)  # every user: the current data, not the previous
         rows = np.arange(snap.catalogue.n_users, dtype=np.int64)
         for ranking in rank_users(snap, strategy, rows, options, progress=progress):
@@ -273,14 +301,18 @@ def recommend(
     strategy: str = "v1",
     count: int = DEFAULT_COUNT,
     *,
-    neighbours: int = DEFAULT_NEIGHBOURS,
-    threshold: float = DEFAULT_THRESHOLD,
+    neighbours: int | None = None,
+    threshold: float | None = None,
 ) -> list[Recommendation]:
     """Recommendations for a user given by id or username (one-off: builds a snapshot)."""
     from smart_suggest import tracking
 
     get_strategy(strategy)
-    Options(count, neighbours, threshold).validate()
+    Options(
+        count,
+        DEFAULT_NEIGHBOURS if neighbours is None else neighbours,
+        DEFAULT_THRESHOLD if threshold is None else threshold,
+    ).validate()
     user = tracking.get_user(store, user_ref)
     return Recommender(store).recommend(
         user.id, strategy, count, neighbours=neighbours, threshold=threshold

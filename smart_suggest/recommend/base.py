@@ -54,6 +54,16 @@ class Options:
     threshold: float = DEFAULT_THRESHOLD
     #: v1 only: append cold items after the top-N (the evaluation scores the top-N only).
     cold_items: bool = True
+    #: Strategy-specific hyper-parameters as sorted (name, value) pairs, e.g. v3's
+    #: ``(("lambda", 250.0),)``; a strategy takes its defaults for the names missing here.
+    params: tuple[tuple[str, float], ...] = ()
+
+    def param(self, name: str, default: float) -> float:
+        """The hyper-parameter ``name`` of ``params``, else ``default``."""
+        for key, value in self.params:
+            if key == name:
+                return value
+        return default
 
     def validate(self) -> Options:
         if self.count < 0:
@@ -114,11 +124,12 @@ def register(strategy: Strategy) -> Strategy:
 
 
 def registry() -> dict[str, Strategy]:
-    return dict(_REGISTRY)
+    """Every registered strategy, in display order (v1, v2, v3, popular, then by name)."""
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY, key=_display_order)}
 
 
 def _display_order(name: str) -> tuple[int, str]:
-    preferred = ("v1", "v2", "popular")
+    preferred = ("v1", "v2", "v3", "popular")
     return (preferred.index(name) if name in preferred else len(preferred), name)
 
 

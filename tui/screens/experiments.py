@@ -362,17 +362,22 @@ class ExperimentsScreen(BaseScreen):
             head.append_text(verdict_text(stats.verdict))
             head.append("  ")
         status = "running" if exp.status == "active" else "stopped"
-        head.append(f"{exp.control} (A) vs {exp.treatment} (B) · {status}", style="dim")
+        arms = " vs ".join(f"{v.strategy} ({v.label})" for v in exp.variants)
+        design = " · interleaved" if exp.interleaving else ""
+        head.append(f"{arms}{design} · {status}", style="dim")
         parts: list[RenderableType] = [head]
         if waiting:
             reason = f"{waiting[0].upper()}{waiting[1:]}."
             parts.append(para(f"{reason} {self._how_to_feed(exp)}".strip()))
-        elif stats is not None:
-            # The first sentences (result, verdict); all of it is in the statistics panel.
-            wide = self.has_class("-wide")
-            parts.append(para(first_sentences(stats.conclusion, 2 if wide else 1)))
-        elif view.stats_error:
-            parts.append(para(f"Statistics unavailable: {view.stats_error}", style="dim"))
+        else:
+            if view.summary:
+                parts.append(para(view.summary))
+            if stats is not None:
+                # The first sentences (result, verdict); all of it is in the statistics panel.
+                wide = self.has_class("-wide")
+                parts.append(para(first_sentences(stats.conclusion, 2 if wide else 1)))
+            elif view.stats_error:
+                parts.append(para(f"Statistics unavailable: {view.stats_error}", style="dim"))
         if exp.status != "active":
             parts.append(
                 Text(

@@ -559,6 +559,18 @@ class RecommendScreen(BaseScreen):
             likes.append("nothing yet (cold start: popular items)")
         lines.append(likes)
         lines.append(self._experiment_line())
+        served = self.served
+        if served is not None and served.teams:
+            # The interleaved list as served, each row marked with the team that picked it.
+            width = detail.content_size.width or 46
+            for rec, team in zip(served.rows, served.teams, strict=False):
+                lines.append(
+                    Text.assemble(
+                        (f"{rec.rank:>2} ", "dim"),
+                        (f"[{team}]".ljust(7), "bold"),
+                        lit(rec.name, limit=max(12, width - 12)),
+                    )
+                )
         row = self._current_row()
         if row is not None:
             # Name and category on one line: the name gives way to the category.
@@ -600,17 +612,17 @@ class RecommendScreen(BaseScreen):
         variant = self._variant_of(self.view.user.id) if self.view else None
         if variant is None:
             line.append(": not enrolled · s serve", style="dim")
+        elif getattr(self.exp, "interleaving", False):
+            line.append(": interleaved (both strategies, teams marked) · s serve")
         else:
-            strategy = self.exp.control if variant == "A" else self.exp.treatment
+            strategy = self.exp.strategy(variant)
             line.append(f": variant {variant} ({strategy}) · s serve")
         return line
 
     def _variant_of(self, user_id: int) -> str | None:
-        from smart_suggest.experiments.assignment import assign_variant
+        from smart_suggest.experiments.assignment import experiment_variant
 
-        return assign_variant(
-            self.exp.id, user_id, float(self.exp.traffic_fraction), float(self.exp.treatment_share)
-        )
+        return experiment_variant(self.exp, user_id)
 
     # -- selection ----------------------------------------------------------------------------
     def _item_source(self) -> RecTable:

@@ -1,0 +1,167 @@
+"""``analyze`` of an experiment with 4 variants at 10M events (issue 15: <= 1.5 s).
+
+Run: python benchmarks/bench_abn_analyze.py [--events 10000000] [--users 100000]
+     [--repeat 3] [--workdir DIR]
+
+Builds (or reuses, with ``--workdir``) a database with 100,000 users, 2,000 items, one
+experiment with variants A/B/C/D (v1, v2, popular, v1; equal weights) assigned by the
+rule, and N events (impressions, clicks at 30-36% CTR, purchases, engagement) loaded in
+one bulk transaction (the summaries are rebuilt from the events at the end). Then, each
+in a fresh process, ``repeat`` times: the whole command ``smart-suggest analyze 1
+--json`` (import, the A/B/n analysis with Holm, SRM, P(best), CUPED, JSON), wall time and
+peak RSS. Prints the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _util import median, run_measured
+
+
+def build(path: Path, events: int, users: int) -> float:
+    from smart_suggest import clock
+    from smart_suggest.experiments.lifecycle import create_experiment
+    from smart_suggest.experiments.serving import store_assignments
+    from smart_suggest.store import open_store
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(7)
+    now = clock.now()
+    start = now - 14 * clock.DAY
+    with open_store(path) as store:
+        with store.bulk_load(("users", "items"), trusted=True) as conn:
+            conn.executemany(
+                "INSERT INTO users(id, username, created_at) VALUES (?, ?, ?)",
+                ((u, f"user{u}", start - 30 * clock.DAY) for u in range(1, users + 1)),
+            )
+            conn.executemany(
+                "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, 'books', ?)",
+                ((i, f"item {i}", start) for i in range(1, 2001)),
+            )
+        exp = create_experiment(
+            store, "abcd", variants=["v1", "v2", "popular", "v1"], primary_metric="ctr"
+        )
+        with store.write():
+            labels = store_assignments(store, exp, range(1, users + 1), start)
+        code = np.array(["ABCD".index(v) for v in labels])
+        # Events: per user impressions ~ events share, clicks by the variant's CTR.
+        n_imp = int(events * 0.6)
+        imp_user = rng.integers(0, users, n_imp)
+        ctr = np.array([0.30, 0.31, 0.36, 0.30])[code[imp_user]]
+        clicked = rng.random(n_imp) < ctr
+        c_user = imp_user[clicked]
+        rest = events - n_imp - 2 * len(c_user)
+        p_user = rng.integers(0, users, max(rest, 0))
+        parts = [
+            (imp_user, "impression"),
+            (c_user, "click"),
+            (c_user, "engagement"),
+            (p_user, "purchase"),
+        ]
+        with store.bulk_load(("events",), trusted=True) as conn:
+            for arr, kind in parts:
+                ts = start + rng.uniform(0, 13 * clock.DAY, len(arr))
+                items = rng.integers(1, 2001, len(arr))
+                value = rng.lognormal(3.5, 0.6, len(arr)) if kind == "engagement" else None
+                for lo in range(0, len(arr), 500_000):
+                    hi = min(lo + 500_000, len(arr))
+                    conn.executemany(
+                        "INSERT INTO events(experiment_id, variant, user_id, item_id, type, "
+                        "value, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        zip(
+                            [exp.id] * (hi - lo),
+                            [labels[u] for u in arr[lo:hi].tolist()],
+                            (arr[lo:hi] + 1).tolist(),
+                            items[lo:hi].tolist(),
+                            [kind] * (hi - lo),
+                            [None] * (hi - lo) if value is None else value[lo:hi].tolist(),
+                            ts[lo:hi].tolist(),
+                            strict=True,
+                        ),
+                    )
+        total = store.scalar("SELECT SUM(n) FROM event_counts")
+    print(
+        f"built {path.name}: {total:,} events, {users:,} users in {time.perf_counter() - t:.0f} s"
+    )
+    return time.perf_counter() - t
+
+
+_CORE = r"""
+import json, sys, time
+t = time.perf_counter()
+import smart_suggest.stats, scipy.integrate  # imports timed apart from the computation
+imported = time.perf_counter() - t
+from smart_suggest.analysis.cuped import cuped_for
+from smart_suggest.analysis.multiarm import analyze_multi
+from smart_suggest.experiments.lifecycle import get_experiment
+from smart_suggest.store import open_store
+
+store = open_store(sys.argv[1])
+t0 = time.perf_counter()
+exp = get_experiment(store, 1)
+an = analyze_multi(store, exp)
+t1 = time.perf_counter()
+cup = cuped_for(store, exp.id, list(exp.labels))
+t2 = time.perf_counter()
+print(json.dumps({"analysis": t1 - t0, "cuped": t2 - t1, "total": t2 - t0,
+                  "import": imported, "recommendation": an.recommendation.text}))
+"""
+
+
+def core(db: Path) -> dict[str, float]:
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", _CORE, str(db)], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(json.loads(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-abn-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / f"abcd-{args.events}.db"
+    if not db.exists():
+        build(db, args.events, args.users)
+    cores = [core(db) for _ in range(args.repeat)]
+
+    def med(key: str) -> float:
+        return median([c[key] for c in cores])
+
+    print(
+        f"core (after imports), median of {args.repeat}: analysis {med('analysis'):.2f} s + "
+        f"CUPED {med('cuped'):.2f} s = {med('total'):.2f} s; imports {med('import'):.2f} s; "
+        f"{cores[0]['recommendation']}"
+    )
+    cmd = [sys.executable, "-m", "smart_suggest", "analyze", "1", "--db", str(db), "--json"]
+    walls, rss = [], []
+    for _ in range(args.repeat):
+        wall, peak, _out = run_measured(cmd)
+        walls.append(wall)
+        rss.append(peak)
+    print(
+        f"whole command `analyze 1 --json`, 4 variants, {args.events:,} events, "
+        f"{args.users:,} users: median "
+        f"{median(walls):.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)}), peak RSS "
+        f"{median(rss):.0f} MB (target <= 1.5 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
