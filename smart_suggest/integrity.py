@@ -191,6 +191,8 @@ def recover(source: Path, target: Path) -> RecoveryReport:
                         cols = [r[1] for r in out.conn.execute(f"PRAGMA table_info({table})")]
                         have = {r[1] for r in src.execute(f"PRAGMA table_info({table})")}
                         cols = [c for c in cols if c in have]
+                        if not cols:  # a table newer than the damaged file's schema
+                            continue
                         sql = (
                             f"INSERT OR IGNORE INTO {table}({', '.join(cols)}) "
                             f"VALUES ({', '.join('?' * len(cols))})"
@@ -272,6 +274,7 @@ _ORPHANS = {
     "events": "NOT EXISTS (SELECT 1 FROM assignments a "
     "WHERE a.experiment_id = events.experiment_id "
     "AND a.user_id = events.user_id AND a.variant = events.variant)",
+    "sequential_looks": "experiment_id NOT IN (SELECT id FROM experiments)",
 }
 
 

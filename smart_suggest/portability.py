@@ -140,11 +140,8 @@ def _export_into(store: Store, directory: Path, fmt: str, progress: Progress) ->
     return counts
 
 
-#: Tables and columns that schema 8 added, and an export from an older version lacks:
-#: missing variants fall back to control / treatment / treatment_share when read, the
-#: columns take their defaults ('ab' design, no interleaving team).
-_ADDED_IN = 8
-_ADDED_TABLES = ("experiment_variants",)
+#: Columns that an export from an older version lacks: they take their defaults ('ab'
+#: design, no interleaving team). Tables added later: ``TABLE_SINCE``.
 _ADDED_COLUMNS = {"experiments": {"design"}, "events": {"team"}}
 
 
@@ -170,10 +167,11 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get("format") not in FORMATS:
         raise InputError(f"{path}: unknown format {manifest.get('format')!r}")
     tables = manifest.get("tables")
+    # Every table of the export's schema must be there; later ones may be (or not).
     expected = set(tables_of(version))
-    if not isinstance(tables, dict) or set(tables) != expected:
+    if not isinstance(tables, dict) or not expected <= set(tables) <= set(TABLES):
         names = ", ".join(t for t in TABLES if t in expected)
-        raise InputError(f"{path}: the export must list exactly the tables {names}")
+        raise InputError(f"{path}: the export must list the tables {names}")
     for table, entry in tables.items():
         _check_entry(path, table, entry)
     return manifest
@@ -206,7 +204,11 @@ def _is_hex(text: str) -> bool:
 
 #: Tables added after the first schema, by the schema version that added them: an export
 #: written before has none, and ``import_all`` derives them (see ``_DERIVED``).
-TABLE_SINCE: dict[str, int] = {"item_categories": 6, "experiment_variants": _ADDED_IN}
+TABLE_SINCE: dict[str, int] = {
+    "item_categories": 6,
+    "experiment_variants": 8,  # missing variants fall back to control / treatment
+    "sequential_looks": 9,  # missing looks: none were recorded
+}
 #: How a table missing from an older export is rebuilt from the tables it does have
 #: (``experiment_variants`` needs nothing: variants fall back to control / treatment).
 _DERIVED: dict[str, str] = {
@@ -310,7 +312,7 @@ def import_all(
         raise InputError(f"{directory}: no such folder")
     manifest = _read_manifest(directory)
     fmt = manifest["format"]
-    present = tables_of(int(manifest["schema_version"]))
+    present = [t for t in TABLES if t in manifest["tables"]]
     for table in present:
         entry = manifest["tables"][table]
         path = directory / str(entry.get("file", ""))

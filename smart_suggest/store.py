@@ -690,6 +690,29 @@ END;
 {chr(10).join(_revision_triggers("catalog", "item_categories", if_not_exists=True))}
 """
 
+#: v9: the looks of group-sequential tests (``analyze --sequential group --record-look``):
+#: each look keeps the boundary and the alpha spent as they were computed then, so later
+#: looks (in any process) continue the same design and never re-decide an earlier one.
+#: The design (metric, spending, looks, planned units, alpha) is fixed by look 1 and
+#: repeated on every row so a row is self-describing in an export.
+_SCHEMA_V9 = """
+CREATE TABLE IF NOT EXISTS sequential_looks (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    look INTEGER NOT NULL CHECK (look >= 1),
+    ts REAL NOT NULL,
+    metric TEXT NOT NULL CHECK (metric IN ('ctr', 'conversion_rate', 'engagement')),
+    spending TEXT NOT NULL CHECK (spending IN ('obf', 'pocock')),
+    planned_looks INTEGER NOT NULL CHECK (planned_looks >= 1),
+    planned_units INTEGER NOT NULL CHECK (planned_units >= 1),
+    alpha REAL NOT NULL CHECK (alpha > 0 AND alpha < 1),
+    information REAL NOT NULL CHECK (information > 0 AND information <= 1),
+    z REAL NOT NULL,
+    boundary REAL CHECK (boundary IS NULL OR boundary >= 0),
+    alpha_spent REAL NOT NULL CHECK (alpha_spent >= 0 AND alpha_spent <= alpha),
+    PRIMARY KEY (experiment_id, look)
+) WITHOUT ROWID;
+"""
+
 #: A migration is a SQL script or, where Python logic is needed, a callable on the
 #: connection (run inside the migration's transaction).
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -703,6 +726,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: _SCHEMA_V6,
     7: _SCHEMA_V7,
     8: _schema_v8,
+    9: _SCHEMA_V9,
 }
 
 #: Every table holding data, parents before children (export order; cleared in reverse).
@@ -715,6 +739,7 @@ TABLES = (
     "experiment_variants",
     "assignments",
     "events",
+    "sequential_looks",
 )
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -10,7 +10,10 @@ The package shows the parts of one analysis:
 * ``metrics``  the tests of one metric (headline test, intervals, sample size, sequential
   and Bayesian views);
 * ``verdict``  the whole analysis: SRM, Holm, power, novelty, the verdict, ``--fail-on``;
-* ``report``   the frozen result types and their JSON form.
+* ``report``   the frozen result types and their JSON form;
+* ``tails``    heavy-tailed impressions per user and the ``--bootstrap`` interval of CTR
+  (per-user data: the local store only);
+* ``groupseq`` group-sequential looks with alpha spending, kept in ``sequential_looks``.
 
 
 ``analyze(store, exp)`` reads the per-variant sufficient statistics (``kpis.results``) and
@@ -60,6 +63,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smart_suggest.analysis.common import LABELS, METRICS, Progress, check_params, metric_name
+from smart_suggest.analysis.groupseq import GroupDesign
 from smart_suggest.analysis.inputs import SUMMARY_COLUMNS, SUMMARY_OPTIONAL_COLUMNS, load_summary
 from smart_suggest.analysis.report import (
     Analysis,
@@ -111,24 +115,77 @@ def analyze(
     min_lift: float = 0.05,
     tau2: Mapping[str, float] | None = None,
     progress: Progress | None = None,
+    bootstrap: bool = False,
+    resamples: int = 2000,
+    seed: int = 20240601,
+    group: GroupDesign | None = None,
+    planned_units: int | None = None,
 ) -> Analysis:
     """Analyse a stored experiment (see the package docstring for what is computed).
 
     ``metric`` chooses the primary metric (ctr, conversion_rate or engagement; aliases
     accepted); ``tau2`` fixes the mSPRT mixing variance per metric (default: derived from
-    the control's value at this look).  Raises ``InputError`` for bad parameters and
+    the control's value at this look).  ``bootstrap`` adds a user-level cluster bootstrap
+    interval of CTR (``resamples`` >= 2000, fixed ``seed``) next to the delta-method one.
+    ``group`` runs (and with ``group.record`` records) a group-sequential look
+    (``analysis.groupseq``) instead of the fixed-horizon decision of the primary metric;
+    ``planned_units`` (per variant) is its planned size, and with ``sequential`` tunes the
+    mSPRT's tau^2 to it.  Raises ``InputError`` for bad parameters and
     ``NotFoundError`` for an unknown experiment; never for degenerate data.
     """
+    from smart_suggest.analysis.tails import check_options
+
     check_params(alpha, min_lift)
     metric_name(metric)
+    options = check_options(resamples, seed) if bootstrap else None
     step = progress or (lambda stage, done, total: None)
+    if group is not None and sequential:
+        raise InputError("choose one sequential method: mSPRT or group-sequential")
+    if planned_units is not None and not 2 <= planned_units <= 10**12:
+        raise InputError(f"--planned-users must be between 2 and 10^12, got {planned_units}")
     inp = inputs_from_store(store, exp_ref, step)
     step("statistics", 2, 3)
+    summary = None
+    if group is not None:
+        summary = _group_look(store, inp, group, planned_units, metric, alpha, min_lift)
     out = analyze_inputs(
-        inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+        inp,
+        alpha=alpha,
+        metric=metric,
+        sequential=sequential,
+        min_lift=min_lift,
+        tau2=tau2,
+        bootstrap=options,
+        group=summary,
+        planned_units=planned_units,
     )
     step("statistics", 3, 3)
     return out
+
+
+def _group_look(
+    store: Store,
+    inp: Any,
+    design: GroupDesign,
+    planned_units: int | None,
+    metric: str | None,
+    alpha: float,
+    min_lift: float,
+) -> Any:
+    from dataclasses import replace
+
+    from smart_suggest.analysis.groupseq import group_sequential
+    from smart_suggest.analysis.metrics import _sample_size, prepare
+
+    primary = metric_name(metric) or inp.primary_declared or "ctr"
+    prep = prepare(primary, inp, alpha, False, None)
+    default_units = None
+    if prep.res is not None:
+        default_units = _sample_size(primary, prep.res, prep.value_a, min_lift, alpha)[0]
+    if planned_units is not None:
+        design = replace(design, planned_units=planned_units)
+    assert inp.info.id is not None
+    return group_sequential(store, inp.info.id, prep, alpha, design, default_units)
 
 
 def analyze_summary(
@@ -141,6 +198,7 @@ def analyze_summary(
     tau2: Mapping[str, float] | None = None,
     name: str = "summary",
     source: str = "summary",
+    planned_units: int | None = None,
 ) -> Analysis:
     """Analyse per-variant sufficient statistics computed elsewhere.
 
@@ -154,7 +212,13 @@ def analyze_summary(
     inp = inputs_from_summary(rows, name, source)
     try:
         return analyze_inputs(
-            inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+            inp,
+            alpha=alpha,
+            metric=metric,
+            sequential=sequential,
+            min_lift=min_lift,
+            tau2=tau2,
+            planned_units=planned_units,
         )
     except ValueError as exc:  # impossible sums the parser could not see
         raise InputError(f"{source}: inconsistent statistics: {exc}") from None
@@ -173,6 +237,7 @@ def analyze_source(
     sequential: bool = False,
     min_lift: float = 0.05,
     tau2: Mapping[str, float] | None = None,
+    planned_units: int | None = None,
 ) -> tuple[Analysis, dict[str, Any]]:
     """Analyse an experiment whose events live in an external SQL engine (``external``).
 
@@ -194,6 +259,12 @@ def analyze_source(
     )
     inp, took = external.inputs_from_source(src, experiment, treatment_share=treatment_share)
     out = analyze_inputs(
-        inp, alpha=alpha, metric=metric, sequential=sequential, min_lift=min_lift, tau2=tau2
+        inp,
+        alpha=alpha,
+        metric=metric,
+        sequential=sequential,
+        min_lift=min_lift,
+        tau2=tau2,
+        planned_units=planned_units,
     )
     return out, {**external.describe(src), "seconds_in_engine": took}

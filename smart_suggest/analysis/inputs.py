@@ -61,6 +61,12 @@ class Inputs:
     daily_assigned: list[dict[str, Any]] = field(default_factory=list)
     revision: int = 0
     timeline_note: str = ""
+    #: Engagement n, mean and variance per arm ("A", "B") from centred values, where the
+    #: sums could not carry the variance and the raw values were at hand.
+    engagement_centred: dict[str, Any] = field(default_factory=dict)
+    #: Per arm, the distinct (clicks, impressions) pairs of exposed users and their counts
+    #: (``tails.user_pairs``); empty for sources with sums only.
+    user_pairs: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_rows(

@@ -144,7 +144,22 @@ def _method(res: Any) -> str:
     return names.get(res.test, res.test)
 
 
-def _headline_test(metric: str, a: VariantKPIs, b: VariantKPIs, alpha: float) -> tuple[Any, str]:
+def _engagement_mv(k: VariantKPIs, centred: Mapping[str, Any] | None) -> Any:
+    """n, mean, variance of one arm's engagement: centred values when the store gave them."""
+    from smart_suggest import stats
+
+    if centred and k.variant in centred:
+        return centred[k.variant]
+    return stats.mean_var_from_sums(k.engagement_n, k.engagement_sum, k.engagement_sumsq)
+
+
+def _headline_test(
+    metric: str,
+    a: VariantKPIs,
+    b: VariantKPIs,
+    alpha: float,
+    centred: Mapping[str, Any] | None = None,
+) -> tuple[Any, str]:
     """(raw stats result or None, reason when no result is possible)."""
     from smart_suggest import stats
 
@@ -166,24 +181,22 @@ def _headline_test(metric: str, a: VariantKPIs, b: VariantKPIs, alpha: float) ->
                 ),
                 "",
             )
-        return (
-            stats.welch_t_test_from_sums(
-                a.engagement_n,
-                a.engagement_sum,
-                a.engagement_sumsq,
-                b.engagement_n,
-                b.engagement_sum,
-                b.engagement_sumsq,
-                alpha,
-            ),
-            "",
-        )
+        ma, mb = _engagement_mv(a, centred), _engagement_mv(b, centred)
+        return stats.welch_t_test(ma.n, ma.mean, ma.var, mb.n, mb.mean, mb.var, alpha), ""
+    except stats.UnresolvedVariance as exc:
+        # Invalid rather than a warning: any p-value (1 included) would rest on a variance
+        # the numbers do not contain, and --fail-on invalid must see it.
+        return None, str(exc)
     except ValueError as exc:  # impossible sums (only from a hand-made summary)
         return None, f"the sufficient statistics are inconsistent: {exc}"
 
 
 def _tau2(
-    metric: str, value_a: float | None, value_b: float | None, given: Mapping[str, float] | None
+    metric: str,
+    value_a: float | None,
+    value_b: float | None,
+    given: Mapping[str, float] | None,
+    basis_of: Mapping[str, str] | None = None,
 ) -> tuple[float | None, str]:
     from smart_suggest import stats
 
@@ -191,7 +204,8 @@ def _tau2(
         t = float(given[metric])
         if not (math.isfinite(t) and t > 0):
             raise InputError(f"tau2 for {metric} must be a number > 0, got {given[metric]!r}")
-        return t, f"tau^2 = {t:.4g}, fixed by the caller"
+        why = (basis_of or {}).get(metric, "fixed by the caller")
+        return t, f"tau^2 = {t:.4g}, {why}"
     base = value_a
     basis = f"(0.1 x control {METRICS[metric]})^2"
     if not base:
@@ -213,10 +227,12 @@ def _sequential(
     value_b: float | None,
     alpha: float,
     tau2: Mapping[str, float] | None,
+    centred: Mapping[str, Any] | None = None,
+    basis_of: Mapping[str, str] | None = None,
 ) -> tuple[Any, float | None, str]:
     from smart_suggest import stats
 
-    t2, basis = _tau2(metric, value_a, value_b, tau2)
+    t2, basis = _tau2(metric, value_a, value_b, tau2, basis_of)
     if t2 is None:
         return None, None, f"not run: {basis}"
     if metric == "ctr":
@@ -226,8 +242,7 @@ def _sequential(
             a.users_converted, a.users_exposed, b.users_converted, b.users_exposed, t2, alpha
         )
     else:
-        ma = stats.mean_var_from_sums(a.engagement_n, a.engagement_sum, a.engagement_sumsq)
-        mb = stats.mean_var_from_sums(b.engagement_n, b.engagement_sum, b.engagement_sumsq)
+        ma, mb = _engagement_mv(a, centred), _engagement_mv(b, centred)
         seq = stats.sequential_means(ma.n, ma.mean, ma.var, mb.n, mb.mean, mb.var, t2, alpha)
     return seq, t2, basis
 
@@ -309,14 +324,17 @@ def prepare(
     alpha: float,
     sequential: bool,
     tau2: Mapping[str, float] | None,
+    basis_of: Mapping[str, str] | None = None,
 ) -> Prepared:
-    res, problem = _headline_test(metric, inp.a, inp.b, alpha)
+    res, problem = _headline_test(metric, inp.a, inp.b, alpha, inp.engagement_centred)
     if res is None:
         return Prepared(metric, None, problem, None, None, None, "not run: no valid test")
     value_a, value_b = _values(metric, res, inp.a, inp.b)
     seq, seq_note = None, ""
     if sequential:
-        seq, _t2, seq_note = _sequential(metric, inp.a, inp.b, value_a, value_b, alpha, tau2)
+        seq, _t2, seq_note = _sequential(
+            metric, inp.a, inp.b, value_a, value_b, alpha, tau2, inp.engagement_centred, basis_of
+        )
     return Prepared(metric, res, "", value_a, value_b, seq, seq_note)
 
 
@@ -332,6 +350,7 @@ def metric_analysis(
     trend: Any,
     holm_p: float | None,
     family: int = 1,
+    group: Any = None,
 ) -> MetricAnalysis:
     """The analysis of one metric; ``family`` is the size of its Holm family (secondary
     metrics): its intervals are then at the Bonferroni level 1 - alpha / family, so an
@@ -407,7 +426,7 @@ def metric_analysis(
     diff_ci, rel_ci, ci_note = res.diff_ci, res.relative_lift_ci, ""
     family_intervals = None
     if holm_p is not None and family > 1 and seq is None:
-        wide, _problem = _headline_test(metric, a, b, alpha / family)
+        wide, _problem = _headline_test(metric, a, b, alpha / family, inp.engagement_centred)
         if wide is not None:
             diff_ci, rel_ci = wide.diff_ci, wide.relative_lift_ci
             family_intervals = (diff_ci, rel_ci)
@@ -415,6 +434,14 @@ def metric_analysis(
                 f"Bonferroni {(1 - alpha / family) * 100:.3g}% interval (alpha {alpha:g} over "
                 f"{family} secondary metrics), consistent with the Holm-adjusted p-value"
             )
+    interval_label = "Bonferroni CI" if family_intervals else None
+    p_override = holm_p
+    if group is not None and group.p_value is not None:
+        # Group-sequential: the boundary decides; its scaled p and repeated CI agree with it.
+        p_override, p_label = group.p_value, "group-sequential"
+        diff_ci, rel_ci = group.ci, None
+        family_intervals, interval_label = (group.ci, None), "repeated CI"
+        ci_note = "repeated confidence interval: difference +- the look's boundary x SE"
     judgement = stats.verdict(
         label,
         res,
@@ -422,11 +449,11 @@ def metric_analysis(
         trend=trend if metric == "ctr" else _only_too_short(trend),
         min_lift=min_lift,
         alpha=alpha,
-        p_value=holm_p,
+        p_value=p_override,
         p_value_label=p_label or None,
         sequential=seq,
         intervals=family_intervals,
-        interval_label="Bonferroni CI" if family_intervals else None,
+        interval_label=interval_label,
         label_b=b.variant,  # C, D, ... when one treatment of an A/B/n test is compared
     )
     sentences = [judgement.summary]
@@ -445,6 +472,8 @@ def metric_analysis(
         notes.append(power_note)
     if res.note:
         notes.insert(0, res.note)
+    if metric == "engagement" and inp.engagement_centred:
+        notes.append("variance computed from the centred raw values (the sums could not carry it)")
     effect, effect_name = None, ""
     if metric == "conversion_rate":
         effect, effect_name = res.cohens_h, "Cohen's h"

@@ -224,6 +224,8 @@ class Analysis(_ToDict):
     methods: dict[str, str]
     daily_assigned: tuple[dict[str, Any], ...]
     revision: int
+    tails: Any = None  # tails.TailsSummary (local store only: needs per-user data)
+    group: Any = None  # groupseq.GroupSummary (analyze --sequential group) | None
 
     def metric(self, name: str) -> MetricAnalysis:
         for m in self.metrics:

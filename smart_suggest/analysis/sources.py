@@ -10,6 +10,7 @@ from typing import Any
 from smart_suggest import clock
 from smart_suggest.analysis.inputs import Inputs, parse_rows
 from smart_suggest.analysis.report import ExperimentInfo
+from smart_suggest.analysis.tails import user_pairs
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import ExperimentResults
 from smart_suggest.experiments.lifecycle import Experiment
@@ -27,6 +28,41 @@ def days_run(exp: Experiment, results: ExperimentResults) -> float:
     return max(0.0, (end - start) / clock.DAY)
 
 
+#: Centred second moment of engagement from the raw values, two passes over one arm's
+#: engagement events: the mean first, then sum (x - mean)^2, which cannot cancel.
+_ENGAGEMENT_MEAN_SQL = """\
+SELECT COUNT(value), SUM(value) FROM events
+WHERE experiment_id = :experiment_id AND variant = :variant AND type = 'engagement'
+"""
+_ENGAGEMENT_CENTRED_SQL = """\
+SELECT SUM((value - :mean) * (value - :mean)) FROM events
+WHERE experiment_id = :experiment_id AND variant = :variant AND type = 'engagement'
+"""
+
+
+def centred_engagement(store: Store, experiment_id: int, k: Any) -> Any:
+    """n, mean and variance of one arm's engagement from centred raw values, or None when
+    the sums already carry the variance (the usual case: no extra pass over events)."""
+    from smart_suggest import stats
+
+    if stats.sums_resolve_variance(k.engagement_n, k.engagement_sum, k.engagement_sumsq):
+        return None
+    params = {"experiment_id": experiment_id, "variant": k.variant}
+    n, total = store.conn.execute(_ENGAGEMENT_MEAN_SQL, params).fetchone()
+    if not n or n < 2:
+        return None
+    mean = float(total) / n
+    # One more pass removes the mean's own rounding error from the deviations.
+    (dev,) = store.conn.execute(
+        "SELECT SUM(value - :mean) FROM events WHERE experiment_id = :experiment_id "
+        "AND variant = :variant AND type = 'engagement'",
+        {**params, "mean": mean},
+    ).fetchone()
+    mean += float(dev or 0.0) / n
+    (m2,) = store.conn.execute(_ENGAGEMENT_CENTRED_SQL, {**params, "mean": mean}).fetchone()
+    return stats.MeanVar(int(n), mean, max(float(m2 or 0.0), 0.0) / (n - 1))
+
+
 def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) -> Inputs:
     """The inputs of a stored experiment: KPIs and the daily timeline in one read snapshot."""
     from smart_suggest.experiments.kpis import results
@@ -37,6 +73,12 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
         exp = get_experiment(store, exp_ref)
         step("results", 0, 3)
         res = results(store, exp.id)
+        centred = {}
+        for k in (res.a, res.b):
+            mv = centred_engagement(store, exp.id, k)
+            if mv is not None:
+                centred[k.variant] = mv
+        pairs = user_pairs(store, exp.id)
         step("timeline", 1, 3)
         note = ""
         try:
@@ -57,6 +99,8 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
         daily_assigned=[d.to_dict() for d in res.daily_assigned],
         revision=res.revision,
         timeline_note=note,
+        engagement_centred=centred,
+        user_pairs=pairs,
     )
 
 

@@ -27,6 +27,7 @@ from smart_suggest.analysis.report import (
     PowerSummary,
     SequentialSummary,
 )
+from smart_suggest.errors import InputError
 
 #: ``--fail-on`` conditions and their exit codes (the lowest code among those holding wins).
 FAIL_CONDITIONS: dict[str, tuple[int, str]] = {
@@ -226,6 +227,10 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
         "duration": "remaining users / (users assigned per day so far), per variant",
         "novelty": "weighted least-squares slope of the daily relative CTR lift",
         "verdict": "stats.VERDICT_RULES",
+        "tails": "share of impressions held by the top 1% of exposed users; above 10% the "
+        "delta method's finite-variance assumption is in doubt (local database only)",
+        "bootstrap": "with --bootstrap: user-level cluster bootstrap of the CTR difference "
+        "(users resampled within each arm, percentile interval, fixed seed)",
     }
     if sequential:
         m["sequential"] = (
@@ -233,6 +238,22 @@ def _methods(alpha: float, sequential: bool) -> dict[str, str]:
             "always-valid p-values and confidence sequences"
         )
     return m
+
+
+def tuned_tau2_for(metric: str, inp: Inputs, alpha: float, planned_units: int) -> float | None:
+    """The mSPRT tau^2 with the most power at ``planned_units`` per variant for ``metric``,
+    from the variance of the difference now (None when there is no test yet)."""
+    from smart_suggest import stats
+    from smart_suggest.analysis.metrics import _headline_test, _se, _sizes
+
+    res, _problem = _headline_test(metric, inp.a, inp.b, alpha, inp.engagement_centred)
+    if res is None or res.test == "none":
+        return None
+    se = _se(metric, res)
+    n_a, n_b = _sizes(metric, res)
+    if not (se > 0 and n_a + n_b > 0):
+        return None
+    return stats.tuned_tau2(se * se, (n_a + n_b) / 2.0, float(planned_units), alpha)
 
 
 def analyze_inputs(
@@ -243,10 +264,21 @@ def analyze_inputs(
     sequential: bool,
     min_lift: float,
     tau2: Mapping[str, float] | None,
+    bootstrap: Any = None,
+    group: Any = None,
+    planned_units: int | None = None,
 ) -> Analysis:
+    """The whole analysis of ``inp``; ``bootstrap`` (``tails.BootstrapOptions``) adds the
+    user-level bootstrap interval of CTR, which needs ``inp.user_pairs``; ``group``
+    (``groupseq.GroupSummary``) makes the primary metric's decision the group-sequential
+    one; ``planned_units`` (per variant) tunes the primary metric's mSPRT tau^2 to that
+    planned size (``stats.tuned_tau2``)."""
     from smart_suggest import stats
+    from smart_suggest.analysis.tails import NEEDS_USERS, tails_summary
 
     check_params(alpha, min_lift)
+    if bootstrap is not None and not inp.user_pairs:
+        raise InputError(NEEDS_USERS)
     chosen = metric_name(metric)
     primary_name = chosen or inp.primary_declared or "ctr"
     declared = chosen is not None or inp.primary_declared is not None
@@ -255,7 +287,18 @@ def analyze_inputs(
     share = inp.info.treatment_share
     srm = stats.srm_check(a.users_assigned, b.users_assigned, treatment_share=share)
     novelty = _novelty(inp, alpha)
-    preps = {m: prepare(m, inp, alpha, sequential, tau2) for m in (primary_name, *secondaries)}
+    basis_of: dict[str, str] = {}
+    if sequential and planned_units is not None and not (tau2 and primary_name in tau2):
+        tuned = tuned_tau2_for(primary_name, inp, alpha, planned_units)
+        if tuned is not None:
+            tau2 = {**(tau2 or {}), primary_name: tuned}
+            basis_of[primary_name] = (
+                f"tuned for power at the planned {planned_units:,} per variant "
+                f"(tau^2 = {stats.tuned_ratio(alpha):.3f} x variance of the difference there)"
+            )
+    preps = {
+        m: prepare(m, inp, alpha, sequential, tau2, basis_of) for m in (primary_name, *secondaries)
+    }
     common = {
         "alpha": alpha,
         "min_lift": min_lift,
@@ -263,7 +306,9 @@ def analyze_inputs(
         "srm": srm,
         "trend": novelty.trend,
     }
-    primary = metric_analysis(preps[primary_name], "primary", inp, holm_p=None, **common)
+    primary = metric_analysis(
+        preps[primary_name], "primary", inp, holm_p=None, group=group, **common
+    )
     # Holm over the secondary metrics, on the p-values their verdicts would use
     # (always-valid ones in sequential mode: Holm needs only valid p-values).
     holm = stats.holm([preps[m].p_for_holm for m in secondaries], alpha) if secondaries else None
@@ -296,11 +341,28 @@ def analyze_inputs(
         )
     for w in primary.warnings:
         warnings.append(w[0].upper() + w[1:])
+    if group is not None and group.status == "continue":
+        warnings.append(
+            "Group-sequential: " + group.message + "; decide only when a boundary is crossed "
+            "or at the final look"
+        )
     for m in metrics:
         if m.verdict == "invalid" and m.judgement is None:
             warnings.append(f"{m.label}: {m.note}")
     if novelty.trend is not None and novelty.trend.shrinking and primary.metric != "ctr":
         warnings.append("CTR: " + novelty.trend.warning)
+    tails = None
+    if inp.user_pairs:
+        ctr = next(m for m in metrics if m.metric == "ctr")
+        tails = tails_summary(inp.user_pairs, ctr if ctr.test != "none" else None, bootstrap)
+        if tails.heavy:
+            warnings.append("CTR: " + tails.message)
+        bci, dci = (tails.bootstrap.ci if tails.bootstrap else None), tails.delta_ci
+        if bci is not None and dci is not None and ctr.significant and bci.contains(0.0):
+            warnings.append(
+                "CTR: the user-level bootstrap interval includes 0 although the delta-method "
+                "test is significant: the evidence rests on the delta method's variance"
+            )
 
     bayes_metric = (
         primary
@@ -337,7 +399,9 @@ def analyze_inputs(
         version=__version__,
         alpha=alpha,
         min_lift=min_lift,
-        mode="sequential" if sequential else "fixed_horizon",
+        mode="group_sequential"
+        if group is not None
+        else ("sequential" if sequential else "fixed_horizon"),
         primary_metric=primary_name,
         primary_declared=declared,
         variants={"A": a, "B": b},
@@ -354,9 +418,20 @@ def analyze_inputs(
         headline=headline,
         conclusion=conclusion,
         warnings=tuple(dict.fromkeys(warnings)),
-        methods=_methods(alpha, sequential),
+        methods=_methods(alpha, sequential)
+        | (
+            {
+                "group_sequential": "Lan-DeMets alpha spending over planned looks "
+                "(stats.groupseq), looks kept in sequential_looks; the primary metric's p is "
+                "on the look's boundary scale, its interval the repeated CI"
+            }
+            if group is not None
+            else {}
+        ),
         daily_assigned=tuple(inp.daily_assigned),
         revision=inp.revision,
+        tails=tails,
+        group=group,
     )
 
 

@@ -235,6 +235,19 @@ def _root(
     """
 
 
+def _sequential_value(args: list[str]) -> list[str]:
+    """``analyze --sequential`` alone means ``--sequential msprt`` (its meaning before
+    ``group`` existed): click options cannot take an optional value, so it is filled in."""
+    if "analyze" not in args or "--sequential" not in args:
+        return args
+    out: list[str] = []
+    for i, tok in enumerate(args):
+        out.append(tok)
+        if tok == "--sequential" and (i + 1 == len(args) or args[i + 1] not in ("msprt", "group")):
+            out.append("msprt")
+    return out
+
+
 def _fail(message: str, code: int) -> None:
     from smart_suggest.termsafe import error_line
 
@@ -276,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         args = ["--help"]  # bare `smart-suggest`: the help, and success
     try:
-        rv = app(args=args, prog_name="smart-suggest", standalone_mode=False)
+        rv = app(args=_sequential_value(args), prog_name="smart-suggest", standalone_mode=False)
     except TyperException as exc:  # usage errors (exit 2) and other click-style errors
         message = exc.format_message()
         if exc.exit_code == 2 and "--help" not in message:

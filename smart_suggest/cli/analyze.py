@@ -164,6 +164,11 @@ def _pp(x: float) -> str:
     return "< 0.001 pp" if 0 < x * 100 < 0.001 else f"{x * 100:.3g} pp"
 
 
+def _spp(x: float) -> str:
+    """A signed difference of rates in percentage points."""
+    return f"{x * 100:+.3g} pp"
+
+
 def _verdict_text(code: str, headline: str) -> Text:
     style, glyph = VERDICT_STYLES.get(code, ("bold", "?"))
     return Text(f"{glyph} {headline}", style=style)
@@ -222,6 +227,8 @@ def _render(an: Analysis) -> None:
     bits.append(" (declared)" if an.primary_declared else " (default)")
     if an.mode == "sequential":
         bits.append("; sequential (always-valid) mode")
+    elif an.mode == "group_sequential":
+        bits.append("; group-sequential mode")
     console.print(bits)
 
     kpi = _table(
@@ -282,6 +289,11 @@ def _render(an: Analysis) -> None:
             foot += f" Secondary metrics' intervals are Bonferroni {level}, matching Holm."
     if an.mode == "sequential":
         foot += " mSPRT: always-valid p-values and confidence sequences."
+    elif an.mode == "group_sequential":
+        foot += (
+            f" Primary metric: group-sequential p on the look's boundary scale (< {an.alpha:g} "
+            "exactly when crossed) and repeated CI."
+        )
     console.print(Text(foot, style="dim"))
     console.print()
 
@@ -308,6 +320,10 @@ def _render(an: Analysis) -> None:
                     style="dim" if view == m.bayes_per_impression_label else "",
                 ),
             )
+    if an.group is not None:
+        g = an.group
+        style = {"reject": "green", "continue": "yellow"}.get(g.status, "dim")
+        facts.add_row("Group-seq.", Text(g.message, style=style))
     if an.sequential is not None:
         seq = an.sequential
         style = {"significant": "green", "keep running": "yellow"}.get(seq.status, "dim")
@@ -318,6 +334,20 @@ def _render(an: Analysis) -> None:
                 style="dim",
             )
         facts.add_row("Sequential", text)
+    if an.tails is not None:
+        facts.add_row("Tails", Text(an.tails.message, style="yellow" if an.tails.heavy else ""))
+        boot = an.tails.bootstrap
+        if boot is not None:
+            level = f"{boot.ci.level * 100:.3g}%"
+            delta = an.tails.delta_ci
+            versus = (
+                "" if delta is None else f" (delta method {_spp(delta.low)} to {_spp(delta.high)})"
+            )
+            facts.add_row(
+                "Bootstrap",
+                f"CTR difference {level} interval {_spp(boot.ci.low)} to {_spp(boot.ci.high)}"
+                f"{versus}; {boot.resamples:,} user resamples, seed {boot.seed}",
+            )
     facts.add_row("Power", an.power.message)
     trend = an.novelty.trend
     warn = trend is not None and (trend.shrinking or trend.too_short)
@@ -349,10 +379,48 @@ def analyze(
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level, in (0, 1).")] = 0.05,
     metric: Annotated[str | None, typer.Option("--metric", help=_METRIC_HELP)] = None,
     sequential: Annotated[
-        bool,
+        str | None,
         typer.Option(
             "--sequential",
-            help="Always-valid mSPRT p-values and intervals (safe to look at any time).",
+            help="Sequential testing. msprt (also plain --sequential): always-valid p-values "
+            "and intervals, safe to look at any time. group: group-sequential test with "
+            "alpha spending over planned looks (--looks, --spending, --planned-users; "
+            "--record-look stores a look).",
+            metavar="msprt|group",
+            show_default=False,
+        ),
+    ] = None,
+    looks: Annotated[
+        int | None,
+        typer.Option(
+            "--looks", help="--sequential group: planned number of looks.", show_default="14"
+        ),
+    ] = None,
+    spending: Annotated[
+        str | None,
+        typer.Option(
+            "--spending",
+            help="--sequential group: alpha spending function, obf (O'Brien-Fleming type) or "
+            "pocock.",
+            show_default="obf",
+        ),
+    ] = None,
+    planned_users: Annotated[
+        int | None,
+        typer.Option(
+            "--planned-users",
+            help="Planned size per variant, in the primary metric's unit (default: the sample "
+            "size for --min-lift). Sets the group-sequential information fractions; with "
+            "msprt, tunes tau^2 for the most power at that size.",
+            show_default=False,
+        ),
+    ] = None,
+    record_look: Annotated[
+        bool,
+        typer.Option(
+            "--record-look",
+            help="--sequential group: record this look in the database (without it the look "
+            "is a preview).",
         ),
     ] = False,
     min_lift: Annotated[
@@ -422,6 +490,29 @@ def analyze(
         float,
         typer.Option("--share", help="With --source: the configured share of variant B."),
     ] = 0.5,
+    bootstrap: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap",
+            help="Add a user-level cluster bootstrap interval of the CTR difference next to "
+            "the delta-method one (local database only: needs per-user data).",
+        ),
+    ] = False,
+    resamples: Annotated[
+        int | None,
+        typer.Option(
+            "--resamples", help="With --bootstrap: resamples, >= 2000.", show_default="2000"
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="With --bootstrap: random seed (fixed by default: the same data give the "
+            "same interval).",
+            show_default="20240601",
+        ),
+    ] = None,
     dialect: Annotated[
         str | None,
         typer.Option(
@@ -505,6 +596,40 @@ def analyze(
             "--assignments, --events-table, --assignments-table and --share go with --source"
         )
 
+    if not bootstrap and (resamples is not None or seed is not None):
+        raise InputError("--resamples and --seed go with --bootstrap")
+    if bootstrap and (summary is not None or source is not None):
+        from smart_suggest.analysis.tails import NEEDS_USERS
+
+        raise InputError(NEEDS_USERS)
+    from smart_suggest.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+    if bootstrap:
+        from smart_suggest.analysis.tails import check_options
+
+        check_options(
+            DEFAULT_RESAMPLES if resamples is None else resamples,
+            DEFAULT_SEED if seed is None else seed,
+        )
+
+    if sequential not in (None, "msprt", "group"):
+        raise InputError(f"--sequential must be msprt or group, got {sequential!r}")
+    group = None
+    if sequential == "group":
+        from smart_suggest.analysis.groupseq import GroupDesign
+
+        if summary is not None or source is not None:
+            raise InputError(
+                "--sequential group records its looks in the local database: not with "
+                "--summary or --source"
+            )
+        group = GroupDesign(looks=looks, spending=spending, record=record_look)
+    elif looks is not None or spending is not None or record_look:
+        raise InputError("--looks, --spending and --record-look go with --sequential group")
+    elif planned_users is not None and sequential is None:
+        raise InputError("--planned-users goes with --sequential msprt or group")
+    msprt = sequential == "msprt"
+
     cuped_summary: Any = None
     source_info: dict[str, object] | None = None
     if source is not None:
@@ -518,8 +643,9 @@ def analyze(
             treatment_share=share,
             alpha=alpha,
             metric=metric,
-            sequential=sequential,
+            sequential=msprt,
             min_lift=min_lift,
+            planned_units=planned_users,
         )
     elif summary is not None:
         rows = core.load_summary(summary)
@@ -528,8 +654,9 @@ def analyze(
             rows,
             alpha=alpha,
             metric=metric,
-            sequential=sequential,
+            sequential=msprt,
             min_lift=min_lift,
+            planned_units=planned_users,
             name="stdin" if source == "stdin" else Path(source).name,
             source=source,
         )
@@ -545,10 +672,14 @@ def analyze(
         show = not json and err_console.is_terminal
         with open_db(db) as store, progress_bar(show) as update:
             exp = get_experiment(store, experiment)
+            if (group is not None or bootstrap) and (exp.interleaving or len(exp.variants) > 2):
+                raise InputError(
+                    "--sequential group and --bootstrap are for two-variant A/B experiments"
+                )
             if exp.interleaving:
                 from smart_suggest.analysis.interleaving import analyze_interleaving
 
-                inter = analyze_interleaving(store, exp, alpha=alpha, sequential=sequential)
+                inter = analyze_interleaving(store, exp, alpha=alpha, sequential=msprt)
                 _finish_other(inter, inter.to_dict(), _interleaving_fails(inter), conditions, json)
                 return
             if len(exp.variants) > 2:
@@ -559,7 +690,7 @@ def analyze(
                     exp,
                     alpha=alpha,
                     metric=metric,
-                    sequential=sequential,
+                    sequential=msprt,
                     min_lift=min_lift,
                     progress=update,
                 )
@@ -576,9 +707,14 @@ def analyze(
                 exp,
                 alpha=alpha,
                 metric=metric,
-                sequential=sequential,
+                sequential=msprt,
                 min_lift=min_lift,
                 progress=update,
+                group=group,
+                planned_units=planned_users,
+                bootstrap=bootstrap,
+                resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
+                seed=DEFAULT_SEED if seed is None else seed,
             )
             if not no_cuped:
                 from smart_suggest.analysis.cuped import cuped_for

@@ -16,7 +16,7 @@ Conventions:
   ``ValueError``.
 """
 
-from ._common import Interval, Result
+from ._common import Interval, Result, UnresolvedVariance
 from .bayes import (
     BetaBinomialResult,
     NormalPosteriorResult,
@@ -24,12 +24,24 @@ from .bayes import (
     normal_posterior,
     prob_greater,
 )
+from .bootstrap import BootstrapResult, cluster_bootstrap_ratio, top_share
 from .continuous import (
     MeanVar,
     WelchTest,
     mean_var_from_sums,
+    sums_resolve_variance,
     welch_t_test,
     welch_t_test_from_sums,
+)
+from .groupseq import (
+    GroupLook,
+    constant_boundaries,
+    group_boundaries,
+    group_look,
+    obrien_fleming_boundaries,
+    spent,
+    tuned_ratio,
+    tuned_tau2,
 )
 from .guards import SRM_THRESHOLD, HolmResult, SrmResult, holm, srm_check
 from .power import (
@@ -82,7 +94,9 @@ __all__ = [
     "VERDICTS",
     "VERDICT_RULES",
     "BetaBinomialResult",
+    "BootstrapResult",
     "DurationEstimate",
+    "GroupLook",
     "HolmResult",
     "Interval",
     "MdeResult",
@@ -98,14 +112,19 @@ __all__ = [
     "SequentialResult",
     "SrmResult",
     "TrendResult",
+    "UnresolvedVariance",
     "Verdict",
     "WelchTest",
     "achieved_power",
     "beta_binomial",
     "classify",
+    "cluster_bootstrap_ratio",
     "cohens_h",
+    "constant_boundaries",
     "default_tau2",
     "expected_duration",
+    "group_boundaries",
+    "group_look",
     "holm",
     "mde_proportions",
     "mean_var_from_sums",
@@ -113,6 +132,7 @@ __all__ = [
     "newcombe_diff_interval",
     "normal_posterior",
     "novelty_check",
+    "obrien_fleming_boundaries",
     "power_from_se",
     "prob_greater",
     "ratio_arm",
@@ -123,7 +143,12 @@ __all__ = [
     "sequential_means",
     "sequential_proportions",
     "sequential_ratio",
+    "spent",
     "srm_check",
+    "sums_resolve_variance",
+    "top_share",
+    "tuned_ratio",
+    "tuned_tau2",
     "two_proportion_test",
     "verdict",
     "welch_t_test",

@@ -13,7 +13,52 @@ from typing import Any
 
 from . import _dist as _st
 
-__all__ = ["Interval", "Result", "lift_interval_from_log", "relative_change", "z_crit"]
+__all__ = [
+    "Interval",
+    "Result",
+    "UnresolvedVariance",
+    "lift_interval_from_log",
+    "relative_change",
+    "sum_of_squares_about_mean",
+    "z_crit",
+]
+
+_EPS = 2.220446049250313e-16
+#: Relative rounding error assumed for a floating-point sum of squares (or the square of a
+#: floating-point sum) that arrives already accumulated: generous for naive summation of
+#: millions of terms with SQLite's compensated SUM, which is what produces them here.
+SUM_ROUNDING = 64 * _EPS
+
+
+class UnresolvedVariance(ValueError):
+    """The sums cannot carry the variance: it is below their rounding error.
+
+    When the mean is ~1e7 times the SD, sum(x^2) - sum(x)^2 / n cancels to within the
+    rounding of the sums themselves, so any value (0 included) would be invented.
+    """
+
+
+def _integral(x: float) -> bool:
+    return isinstance(x, int) or (isinstance(x, float) and x.is_integer())
+
+
+def sum_of_squares_about_mean(n: int, total: float, total_sq: float) -> tuple[float, float]:
+    """(sum (x - mean)^2 from n, sum(x), sum(x^2); an upper bound of its rounding error).
+
+    The difference is taken exactly (rationals), so the only error left is the one the
+    sums brought with them: none for Python ints, or integer floats below 2^53 (counts,
+    whole seconds: every partial sum was exact), else ``SUM_ROUNDING * total_sq``.  A result
+    within that bound cannot be told apart from zero, or from anything else that small.
+    """
+    from fractions import Fraction
+
+    ss = Fraction(total_sq) - Fraction(total) * Fraction(total) / n
+    # Python ints are exact at any size; integer-valued floats while below 2^53.
+    exact = all(isinstance(v, int) for v in (total, total_sq)) or (
+        _integral(total) and _integral(total_sq) and abs(total_sq) <= 2.0**53
+    )
+    bound = 0.0 if exact else SUM_ROUNDING * abs(float(total_sq))
+    return max(0.0, float(ss)), bound
 
 
 class Result:

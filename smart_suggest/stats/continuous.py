@@ -20,16 +20,23 @@ from . import _dist as _st
 from ._common import (
     Interval,
     Result,
+    UnresolvedVariance,
     check_alpha,
     check_count,
     check_finite,
     lift_interval_from_log,
     relative_change,
+    sum_of_squares_about_mean,
 )
 
-_EPS = 2.220446049250313e-16
-
-__all__ = ["MeanVar", "WelchTest", "mean_var_from_sums", "welch_t_test", "welch_t_test_from_sums"]
+__all__ = [
+    "MeanVar",
+    "WelchTest",
+    "mean_var_from_sums",
+    "sums_resolve_variance",
+    "welch_t_test",
+    "welch_t_test_from_sums",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,10 @@ def mean_var_from_sums(n: int, total: float, total_sq: float) -> MeanVar:
     """Mean and unbiased variance from n, sum(x) and sum(x^2).
 
     The textbook shortcut (sum_sq - sum^2/n) cancels catastrophically when the mean is
-    large relative to the SD; values below zero from rounding are clamped to 0.
+    large relative to the SD: the difference is taken exactly, and when it is within the
+    rounding error the sums themselves carry (``sum_of_squares_about_mean``) this raises
+    ``UnresolvedVariance`` rather than report a zero (or any) variance.  Integer sums
+    below 2^53 are exact, so a zero from them is a real zero.
     """
     check_count("n", n)
     check_finite("sum", total)
@@ -55,11 +65,24 @@ def mean_var_from_sums(n: int, total: float, total_sq: float) -> MeanVar:
     mean = total / n
     if n < 2:
         return MeanVar(int(n), mean, 0.0)
-    ss = total_sq - total * mean
-    # Below ~1e-13 of sum(x^2) the difference is rounding noise, not spread: call it 0.
-    if ss <= 64 * _EPS * total_sq:
-        ss = 0.0
+    ss, bound = sum_of_squares_about_mean(n, total, total_sq)
+    if bound > 0 and ss <= bound:
+        raise UnresolvedVariance(
+            f"the variance cannot be recovered from these sums: the mean ({mean:.6g}) is so "
+            f"large relative to the spread that sum(x^2) - sum(x)^2/n ({ss:.3g}) is within "
+            f"the rounding error of the sums ({bound:.3g}); compute it from centred values "
+            "(sum of (x - mean)^2)"
+        )
     return MeanVar(int(n), mean, ss / (n - 1))
+
+
+def sums_resolve_variance(n: int, total: float, total_sq: float, digits: float = 6.0) -> bool:
+    """True when n, sum(x), sum(x^2) give the variance to about ``digits`` significant
+    digits; False means: recompute it from centred values where the raw data exists."""
+    if n < 2:
+        return True
+    ss, bound = sum_of_squares_about_mean(n, total, total_sq)
+    return bound == 0 or bound * 10.0**digits < ss
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +223,36 @@ def welch_t_test_from_sums(
     sum_sq_b: float,
     alpha: float = 0.05,
 ) -> WelchTest:
-    """Welch's t test from n, sum(x) and sum(x^2) per arm (what SQL aggregates give)."""
-    a = mean_var_from_sums(n_a, sum_a, sum_sq_a)
-    b = mean_var_from_sums(n_b, sum_b, sum_sq_b)
+    """Welch's t test from n, sum(x) and sum(x^2) per arm (what SQL aggregates give).
+
+    Sums that cannot carry a variance give no test (p = 1) with that reason in the note:
+    never a zero variance they do not contain."""
+    try:
+        a = mean_var_from_sums(n_a, sum_a, sum_sq_a)
+        b = mean_var_from_sums(n_b, sum_b, sum_sq_b)
+    except UnresolvedVariance as exc:
+        check_alpha(alpha)
+        ma = sum_a / n_a if n_a else 0.0
+        mb = sum_b / n_b if n_b else 0.0
+        return WelchTest(
+            n_a=int(n_a),
+            n_b=int(n_b),
+            mean_a=ma,
+            mean_b=mb,
+            sd_a=0.0,
+            sd_b=0.0,
+            diff=mb - ma,
+            se_diff=0.0,
+            diff_ci=None,
+            relative_lift=relative_change(mb, ma),
+            relative_lift_ci=None,
+            cohens_d=0.0,
+            t=0.0,
+            df=0.0,
+            p_value=1.0,
+            alpha=alpha,
+            significant=False,
+            test="none",
+            note=f"{exc}; no test possible: p-value set to 1 and intervals omitted",
+        )
     return welch_t_test(a.n, a.mean, a.var, b.n, b.mean, b.var, alpha)

@@ -22,9 +22,11 @@ import math
 from dataclasses import dataclass
 
 from . import _dist as _st
+from ._common import SUM_ROUNDING as _SUM_ROUNDING
 from ._common import (
     Interval,
     Result,
+    _integral,
     check_alpha,
     check_count,
     check_finite,
@@ -32,8 +34,6 @@ from ._common import (
     relative_change,
     z_crit,
 )
-
-_EPS = 2.220446049250313e-16
 
 __all__ = ["RatioArm", "RatioSums", "RatioTest", "ratio_arm", "ratio_test"]
 
@@ -84,15 +84,41 @@ def ratio_arm(s: RatioSums) -> RatioArm:
     r = s.sum_x / s.sum_y
     if n < 2:
         return RatioArm(n, r, 0.0, False, "variance undefined with a single user")
-    ybar = s.sum_y / n
+    var = _ratio_var(s)
+    if var is None:
+        return RatioArm(n, r, 0.0, True, _UNRESOLVED)
+    return RatioArm(n, r, math.sqrt(var), True, "")
+
+
+_UNRESOLVED = "the variance cannot be recovered from these sums (it is below their rounding error)"
+
+
+def _ratio_var(s: RatioSums) -> float | None:
+    """Delta-method Var(R) = sum (x_i - R y_i)^2 / (n - 1) / (n ybar^2), without cancellation.
+
+    Per-user counts give integer sums, and then the residual sum of squares is taken
+    exactly: Sx2 Sy^2 - 2 Sx Sy Sxy + Sx^2 Sy2 over Sy^2 (three terms of ~n mean^2 that
+    cancel down to ~n SD^2 in floating point, which loses everything when the mean is
+    ~1e7 SDs).  Non-integer sums (only through the API: counts are integers) are computed
+    in floating point; None when the result is within their rounding error.
+    """
+    from fractions import Fraction
+
+    n = int(s.n_users)
+    sums = (s.sum_x, s.sum_y, s.sum_x2, s.sum_y2, s.sum_xy)
+    if all(_integral(v) for v in sums):
+        sx, sy, sx2, sy2, sxy = (int(v) for v in sums)
+        num = sx2 * sy * sy - 2 * sx * sy * sxy + sx * sx * sy2
+        # num < 0 only for moments that break Cauchy-Schwarz (refused where they enter).
+        return float(Fraction(max(num, 0) * n, (n - 1) * sy**4))
+    r = s.sum_x / s.sum_y
     terms = (s.sum_x2, -2.0 * r * s.sum_xy, r * r * s.sum_y2)
     resid_ss = math.fsum(terms)
-    # Three large terms cancel: anything within rounding noise of their size (or below
-    # zero, impossible for a sum of squares) is a zero variance.
-    if resid_ss <= 64 * _EPS * sum(abs(t) for t in terms):
-        resid_ss = 0.0
-    var = resid_ss / (n - 1) / (n * ybar * ybar)
-    return RatioArm(n, r, math.sqrt(var), True, "")
+    bound = _SUM_ROUNDING * sum(abs(t) for t in terms)
+    if resid_ss <= bound:
+        return None
+    ybar = s.sum_y / n
+    return resid_ss / (n - 1) / (n * ybar * ybar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +160,7 @@ def ratio_test(a: RatioSums, b: RatioSums, alpha: float = 0.05) -> RatioTest:
         notes.append("relative lift undefined because A's ratio is 0")
 
     if not (arm_a.defined and arm_b.defined) or se == 0.0:
-        if arm_a.defined and arm_b.defined:
+        if arm_a.defined and arm_b.defined and not (arm_a.note or arm_b.note):
             notes.append("both arms have zero variance, so no test is possible")
         return RatioTest(
             a=arm_a,
