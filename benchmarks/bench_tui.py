@@ -191,7 +191,9 @@ def experiments_drawn(lines: list[str]) -> bool:
 
 def experiments_ready(lines: list[str]) -> bool:
     text = "\n".join(lines)
-    return experiments_drawn(lines) and "analysing" not in text and "CTR [" in text
+    # The KPI table's interval rows are filled in once the analysis is in.
+    analysed = any("95% CI" in line and any(c.isdigit() for c in line) for line in lines)
+    return experiments_drawn(lines) and "analysing" not in text and analysed
 
 
 def session(cli: list[str], db: Path, cols: int, rows: int) -> dict[str, float]:

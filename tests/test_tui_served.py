@@ -113,8 +113,12 @@ def test_served_demo_header_help_and_notices(demo_db: Path) -> None:
             assert any("closes in 60 s" in n for n in notes(pilot))
             await pilot.press("f1")
             await settle(pilot)
-            text = screen_text(pilot)
-            assert "This session" in text and "closing the terminal" in text
+            from tui.screens.dialogs import HelpScreen
+
+            help_screen = pilot.app.screen
+            assert isinstance(help_screen, HelpScreen)
+            session = dict(help_screen.sections)["This session"]
+            assert any("closing the terminal" in text for _key, text in session)
 
     try:
         asyncio.run(scenario())

@@ -261,9 +261,10 @@ def test_export_all_users_with_v3(run_cli, store: Store, db_path: Path) -> None:
     code, out, err = run_cli("recommend", "--all-users", "-s", "v3", "-n", "2", "--db", db_path)
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0] == "user_id,item_id,rank,score"
+    assert lines[0] == "user_id,item_id,rank,score,source"
     rows = [line.split(",") for line in lines[1:]]
     assert len(rows) == 16 * 2
-    for user_id, item_id, _rank, _score in rows:
+    for user_id, item_id, _rank, _score, source in rows:
         same_block = (int(user_id) <= 8) == (int(item_id) <= 8)
         assert same_block, (user_id, item_id)
+        assert source  # which part of the list the row came from
