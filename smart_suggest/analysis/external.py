@@ -319,20 +319,12 @@ def inputs_from_source(
         if days is not None:
             r["days"] = days
     a, b, share, days_run = parse_rows(rows, source.label)
-    info = ExperimentInfo(
+    info = ExperimentInfo.elsewhere(
+        str(key),
+        share,
+        days_run,
+        f"{source.kind}:{source.dialect}",
         id=key if isinstance(key, int) else None,
-        name=str(key),
-        description="",
-        control="A",
-        treatment="B",
-        traffic_fraction=1.0,
-        treatment_share=share,
-        primary_metric=None,
-        status=None,
-        created_at=None,
-        stopped_at=None,
-        days_run=days_run,
-        source=f"{source.kind}:{source.dialect}",
     )
     note = "no daily data from an external source: novelty check not run"
     return Inputs(info, a, b, None, timeline_note=note), took

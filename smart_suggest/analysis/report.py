@@ -50,7 +50,28 @@ class ExperimentInfo(_ToDict):
     created_at: str | None
     stopped_at: str | None
     days_run: float | None
-    source: str  # "database" or "summary"
+    source: str  # "database", "summary" or "KIND:DIALECT" of an external engine
+
+    @classmethod
+    def elsewhere(
+        cls, name: str, share: float, days_run: float | None, source: str, id: int | None = None
+    ) -> ExperimentInfo:
+        """An experiment known only by sums computed elsewhere (a file, another engine)."""
+        return cls(
+            id=id,
+            name=name,
+            description="",
+            control="A",
+            treatment="B",
+            traffic_fraction=1.0,
+            treatment_share=share,
+            primary_metric=None,
+            status=None,
+            created_at=None,
+            stopped_at=None,
+            days_run=days_run,
+            source=source,
+        )
 
     @classmethod
     def of(cls, exp: Experiment, days_run: float | None) -> ExperimentInfo:

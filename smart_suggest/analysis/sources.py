@@ -107,21 +107,7 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
 def inputs_from_summary(rows: Sequence[Mapping[str, Any]], name: str, source: str) -> Inputs:
     """The inputs of per-variant sufficient statistics computed elsewhere (no timeline)."""
     a, b, share, days = parse_rows(rows, source)
-    info = ExperimentInfo(
-        id=None,
-        name=name,
-        description="",
-        control="A",
-        treatment="B",
-        traffic_fraction=1.0,
-        treatment_share=share,
-        primary_metric=None,
-        status=None,
-        created_at=None,
-        stopped_at=None,
-        days_run=days,
-        source="summary",
-    )
+    info = ExperimentInfo.elsewhere(name, share, days, "summary")
     return Inputs(
         info, a, b, None, timeline_note="no daily data in a summary: novelty check not run"
     )
