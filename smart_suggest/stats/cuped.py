@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+
+from smart_suggest.stats import _dist as _st
 
 from ._common import Interval, Result, check_alpha
 

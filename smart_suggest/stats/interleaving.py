@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as _st
+from smart_suggest.stats import _dist as _st
 
 from ._common import Interval, Result, check_alpha
 from .sequential import SequentialResult, msprt

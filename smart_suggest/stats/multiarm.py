@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+
+from smart_suggest.stats import _dist as _st
 
 from ._common import Result
 from .guards import SRM_THRESHOLD
@@ -150,8 +151,11 @@ def prob_best_normal(
     hi = float((m + 12 * s).max())
     x = np.linspace(lo, hi, 20_001)
     dx = np.gradient(x)
-    pdfs = np.array([_st.norm.pdf(x, mi, si) for mi, si in zip(m, s, strict=True)])
-    cdfs = np.array([_st.norm.cdf(x, mi, si) for mi, si in zip(m, s, strict=True)])
+    zs = [(x - mi) / si for mi, si in zip(m, s, strict=True)]
+    pdfs = np.array(
+        [np.exp(-0.5 * z * z) / (si * math.sqrt(2 * math.pi)) for z, si in zip(zs, s, strict=True)]
+    )
+    cdfs = np.array([_st.norm.cdf(z) for z in zs])
     return ProbBest(tuple(labels), tuple(_grid_prob_best(pdfs, cdfs, dx)), "normal")
 
 
