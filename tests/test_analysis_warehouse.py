@@ -160,8 +160,9 @@ def test_unknown_experiment_and_missing_table(exported: dict[str, Path]) -> None
         )
 
 
-def test_impossible_sums_from_an_engine_are_refused(tmp_path: Path) -> None:
-    """The engine's rows go through the same checks as a summary file."""
+def test_clicks_without_impressions_from_an_engine_are_analysed(tmp_path: Path) -> None:
+    """Possible logging (a click with no impression) passes the checks of the sums and is
+    analysed; impossible sums are refused by the same checks (tests/test_analysis.py)."""
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE e AS SELECT 1 AS experiment_id, 'A' AS variant, 7 AS user_id, "
