@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import statistics
@@ -37,7 +38,7 @@ import asyncssh
 import pyte
 
 #: What each key shows: a string found only on that screen (its footer keys).
-SCREENS = {"1": "Load sample", "2": "+User", "3": "Simulate"}
+SCREENS = {"1": "Load sample", "2": "Strategies", "3": "Simulate"}
 FIRST_SCREEN = ("Load sample", "Interactions")
 
 
@@ -189,12 +190,35 @@ class Visitor:
         self.pump.cancel()
 
 
-def app_pids(server_pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     try:
-        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-    return [int(c) for c in children]
+
+
+def zygote_pid(server_pid: int) -> int | None:
+    for pid in children(server_pid):
+        with contextlib.suppress(OSError):
+            if b"serve.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
+def app_pids(server_pid: int) -> list[int]:
+    """The visitors' app processes: the server's children, or the zygote's."""
+    zygote = zygote_pid(server_pid)
+    apps = [p for p in children(server_pid) if p != zygote]
+    return apps + (children(zygote) if zygote is not None else [])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def memory_kb(pid: int) -> tuple[int, int]:

@@ -33,6 +33,7 @@ from typing import Any
 import asyncssh
 
 from serve.common import DemoCopies, ServeError, app_command, app_env, is_loopback
+from serve.zygote import ForkedApp, Zygote, ZygoteError
 
 #: The channel's write buffer: above HIGH the PTY is no longer read (the app then blocks on
 #: its own output), below LOW reading resumes. A slow client cannot grow our memory.
@@ -70,6 +71,9 @@ class SshOptions:
     warn_before: float = 60.0
     #: Seconds visitors get to read the shutdown notice before their session closes.
     shutdown_notice: float = 1.0
+    #: Fork each visitor's app from a process that has imported it already (serve/zygote.py)
+    #: instead of starting a new interpreter.
+    zygote: bool = True
 
 
 def default_host_key_path() -> Path:
@@ -174,7 +178,7 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
         self.size = (80, 24)
         self.has_pty = False
         self.refusal: str | None = None
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: asyncio.subprocess.Process | ForkedApp | None = None
         self.master: int | None = None
         self.control: int | None = None
         self.db_copy: Path | None = None
@@ -320,15 +324,30 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
             for name in ("COLORTERM", "NO_COLOR"):
                 if name in client_env:
                     extra[name] = str(client_env[name])
-            self.proc = await asyncio.create_subprocess_exec(
-                *server.command(db, read_only=options.read_only),
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                env=app_env(served, extra, drop=("COLORTERM", "NO_COLOR", "TEXTUAL_COLOR_SYSTEM")),
-                start_new_session=True,
-                pass_fds=(control_read,),
-            )
+            env = app_env(served, extra, drop=("COLORTERM", "NO_COLOR", "TEXTUAL_COLOR_SYSTEM"))
+            zygote = server.zygote
+            if zygote is not None and zygote.alive:
+                try:
+                    self.proc = await zygote.spawn(
+                        str(db),
+                        read_only=options.read_only,
+                        env=env,
+                        served={"via": "ssh", "demo": server.demo is not None},
+                        tty=slave,
+                        control=control_read,
+                    )
+                except ZygoteError as exc:  # start this one the ordinary way
+                    server.log("error", **self._who(), error=f"zygote: {exc}")
+            if self.proc is None:
+                self.proc = await asyncio.create_subprocess_exec(
+                    *(server.command or app_command)(db, read_only=options.read_only),
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    env=env,
+                    start_new_session=True,
+                    pass_fds=(control_read,),
+                )
             os.close(slave)
             os.close(control_read)
             slave = control_read = -1
@@ -619,12 +638,14 @@ class SshServer:
         self,
         options: SshOptions,
         log: Callable[..., None] | None = None,
-        command: Callable[..., list[str]] = app_command,
+        command: Callable[..., list[str]] | None = None,
     ) -> None:
         self.options = options
-        #: ``command(db, read_only=...)``: what runs on each visitor's PTY (the app; tests
-        #: of the byte pipe give it a program that writes as fast as it can).
+        #: ``command(db, read_only=...)``: what runs on each visitor's PTY instead of the
+        #: app forked by the zygote (tests of the byte pipe give it a program that writes as
+        #: fast as it can).
         self.command = command
+        self.zygote: Zygote | None = None
         self.log = log or EventLog(options.log_json)
         self.sessions: set[AppSession] = set()
         self.demo: DemoCopies | None = None
@@ -682,9 +703,15 @@ class SshServer:
         key, created = load_host_key(key_path)
         if o.authorized_keys is not None:
             self.authorized = load_authorized_keys(o.authorized_keys)
+        if o.zygote and self.command is None:
+            self.zygote = Zygote()
+            self.zygote.on_lost = self._zygote_lost
+            await self.zygote.start(app_env("{}", drop=("SMART_SUGGEST_SERVED",)))
         if o.db is None:
             self.demo = DemoCopies()
             await asyncio.to_thread(self.demo.make_template)
+        if self.zygote is not None and not await self.zygote.wait_ready(120):
+            self.log("error", error="zygote: not ready; apps start the ordinary way")
         try:
             self._acceptor = await asyncssh.create_server(
                 lambda: _Connection(self),
@@ -704,6 +731,8 @@ class SshServer:
         except OSError as exc:
             if self.demo is not None:
                 self.demo.close()
+            if self.zygote is not None:
+                await self.zygote.close()
             raise ServeError(f"cannot listen on {o.host}:{o.port} ({exc.strerror})") from None
         sockets = self._acceptor.sockets
         self.port = sockets[0].getsockname()[1] if sockets else o.port
@@ -774,8 +803,14 @@ class SshServer:
         if self._acceptor is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._acceptor.wait_closed(), 2)
+        if self.zygote is not None:
+            await self.zygote.close()
         if self.demo is not None:
             self.demo.close()
+
+    def _zygote_lost(self, reason: str) -> None:
+        self.log("error", error=f"zygote: {reason}; apps start the ordinary way")
+        self.zygote = None
 
 
 def run_ssh(options: SshOptions) -> int:
