@@ -1,23 +1,31 @@
 """`smart-suggest serve ssh` under load: N concurrent visitors typing through the screens.
 
-Run: python benchmarks/bench_serve.py [--sessions 20] [--seconds 30] [--interval 0.2]
+Run: python benchmarks/bench_serve.py [--sessions 20] [--seconds 20] [--interval 0.2]
+     [--connects 5] [--idle 5] [--no-zygote]
 
 Starts a real demo server on a free loopback port (its own data and temp folders), then:
 
 1. **connect -> first full screen**, one visitor at a time (``--connects`` of them): from
    opening the TCP connection to the overview with its counts on the visitor's screen
-   (SSH handshake, demo copy, app process start, first frames). Median and max.
+   (SSH handshake, demo copy, the app forked by the zygote or, with ``--no-zygote``, a new
+   interpreter, first frames). Median and max, and the CPU it took: the new app's and the
+   server's (with the zygote's).
 2. **demo copy** per visitor: the server logs how long each copy of the template took.
-3. **N concurrent sessions** (connected one after another, then all typing): every
-   session presses 1, 2, 3, 1, ... one key per ``--interval`` seconds, and each keystroke
-   is timed until the visitor's screen (a pyte VT emulator fed by the SSH channel) shows
-   the screen that key selects. p50/p95/max over every keystroke of every session;
-   disconnects counted.
-4. **memory per session**: RSS and PSS (shared pages split between the processes that
+3. **N concurrent sessions** connected one after another, then each screen visited once
+   (the first visit builds the recommender and runs the analysis: timed apart).
+4. **idle**: CPU used by all N apps and by the server while nobody types (``--idle`` s).
+5. **typing**: every session, at the same time, presses one key per ``--interval``
+   seconds: down, down, then the next screen's key (2, 3, 1, ...), so it cycles through
+   all three screens, one screen switch and two cursor moves every three keys. A screen
+   key is timed until the new screen's footer arrives on the visitor's side, an arrow key
+   until the app's first output after it. p50/p95/max per key type over every keystroke
+   of every session; disconnects counted; CPU of the apps and of the server over the run.
+6. **memory per session**: RSS and PSS (shared pages split between the processes that
    share them) of every app process, read from /proc while all N are live; the server's own
-   RSS.
+   RSS and the zygote's PSS.
 
-Figures on a shared 2-core machine are noisy: run it several times and quote medians.
+Figures on a shared 2-core machine are noisy: the load average is printed with them; run
+it several times and quote medians. The whole run takes about a minute for 20 sessions.
 """
 
 from __future__ import annotations
@@ -42,7 +50,9 @@ SCREENS = {"1": "Load sample", "2": "Strategies", "3": "Simulate"}
 FIRST_SCREEN = ("Load sample", "Interactions")
 
 
-def start_server(tmp: Path, sessions: int) -> tuple[subprocess.Popen[str], int, Path]:
+def start_server(
+    tmp: Path, sessions: int, zygote: bool = True
+) -> tuple[subprocess.Popen[str], int, Path]:
     env = dict(os.environ, XDG_DATA_HOME=str(tmp / "data"), TMPDIR=str(tmp))
     env.pop("SMART_SUGGEST_DB", None)
     log = tmp / "server.log"
@@ -61,6 +71,7 @@ def start_server(tmp: Path, sessions: int) -> tuple[subprocess.Popen[str], int, 
             "1000",
             "--idle-timeout",
             "0",
+            "--zygote" if zygote else "--no-zygote",
         ],
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
@@ -239,18 +250,36 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def server_cpu(server_pid: int) -> float:
+    """CPU of the server and of its zygote (not of the visitors' apps)."""
+    zygote = zygote_pid(server_pid)
+    return cpu_seconds(server_pid) + (cpu_seconds(zygote) if zygote is not None else 0.0)
+
+
+def apps_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(p) for p in pids)
+
+
 async def run(
     args: argparse.Namespace, port: int, server: subprocess.Popen[str]
 ) -> dict[str, object]:
-    out: dict[str, object] = {}
-    # 1. connect -> first full screen, one visitor at a time.
-    connects = []
+    out: dict[str, object] = {"load_before": os.getloadavg()}
+    # 1. connect -> first full screen, one visitor at a time, with the CPU it took: the new
+    # app's own (all of it, it is a new process) and the server's (with the zygote's).
+    connects, connect_app_cpu, connect_server_cpu = [], [], []
     for _ in range(args.connects):
+        before = set(app_pids(server.pid))
+        server_before = server_cpu(server.pid)
         v = Visitor(port)
         connects.append(await v.connect())
+        new = [p for p in app_pids(server.pid) if p not in before]
+        connect_app_cpu.append(apps_cpu(new))
+        connect_server_cpu.append(server_cpu(server.pid) - server_before)
         await v.close()
         await asyncio.sleep(0.5)
     out["connect"] = connects
+    out["connect_app_cpu"] = connect_app_cpu
+    out["connect_server_cpu"] = connect_server_cpu
     # 3. N concurrent sessions.
     visitors = [Visitor(port) for _ in range(args.sessions)]
     started = time.perf_counter()
@@ -268,7 +297,7 @@ async def run(
         for key in ("2", "3", "1"):
             sent = time.perf_counter()
             v.proc.stdin.write(key.encode())
-            await v.wait(SCREENS[key], timeout=60)
+            await v.wait(SCREENS[key], timeout=30)
             times.append(time.perf_counter() - sent)
         return times
 
@@ -280,7 +309,24 @@ async def run(
     out["rss_mb"] = [r / 1024 for r, _ in mem]
     out["pss_mb"] = [p / 1024 for _, p in mem]
     out["server_rss_mb"] = memory_kb(server.pid)[0] / 1024
+    zygote = zygote_pid(server.pid)
+    out["zygote_pss_mb"] = memory_kb(zygote)[1] / 1024 if zygote is not None else None
+    # 4. all N idle: what sessions cost when nobody types.
+    await asyncio.sleep(1)
+    idle_apps, idle_server, idle_t = apps_cpu(pids), server_cpu(server.pid), time.perf_counter()
+    await asyncio.sleep(args.idle)
+    idle_wall = time.perf_counter() - idle_t
+    out["idle_apps_cpu"] = (apps_cpu(pids) - idle_apps) / idle_wall
+    out["idle_server_cpu"] = (server_cpu(server.pid) - idle_server) / idle_wall
+    # 5. all N typing.
+    out["load_typing_before"] = os.getloadavg()
+    typing_apps, typing_server = apps_cpu(pids), server_cpu(server.pid)
+    typing_t = time.perf_counter()
     results = await asyncio.gather(*(v.type_through(args.seconds, args.interval) for v in visitors))
+    out["typing_wall"] = time.perf_counter() - typing_t
+    out["typing_apps_cpu"] = apps_cpu(pids) - typing_apps
+    out["typing_server_cpu"] = server_cpu(server.pid) - typing_server
+    out["load_after"] = os.getloadavg()
     out["switch"] = [x for r in results for x in r["switch"]]
     out["move"] = [x for r in results for x in r["move"]]
     out["latencies"] = out["switch"] + out["move"]  # type: ignore[operator]
@@ -292,15 +338,33 @@ async def run(
     return out
 
 
+def _ms(values: list[float]) -> str:
+    return (
+        f"p50 {statistics.median(values) * 1000:.0f} ms, p95 {pct(values, 0.95) * 1000:.0f} ms, "
+        f"max {max(values) * 1000:.0f} ms"
+    )
+
+
+def _load(values: object) -> str:
+    return "/".join(f"{x:.1f}" for x in values)  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--connects", type=int, default=5)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of all sessions idle")
+    parser.add_argument(
+        "--no-zygote",
+        action="store_true",
+        help="start a new interpreter per visitor (the server's --no-zygote), to compare",
+    )
     args = parser.parse_args()
+    wall0, cpu0 = time.perf_counter(), os.times()
     with tempfile.TemporaryDirectory() as tmp:
-        server, port, log = start_server(Path(tmp), args.sessions)
+        server, port, log = start_server(Path(tmp), args.sessions, zygote=not args.no_zygote)
         try:
             out = asyncio.run(run(args, port, server))
         finally:
@@ -309,31 +373,49 @@ def main() -> None:
         copies = [float(m) for m in re.findall(r"copy_ms=([\d.]+)", log.read_text())]
     lat = [x for x in out["latencies"] if x != float("inf")]  # type: ignore[attr-defined]
     lost = len(out["latencies"]) - len(lat)  # type: ignore[arg-type]
-    connect = out["connect"]
-    ramp = out["ramp"]
-    pss = out["pss_mb"]
-    rss = out["rss_mb"]
+    connect: list[float] = out["connect"]  # type: ignore[assignment]
+    ramp: list[float] = out["ramp"]  # type: ignore[assignment]
+    pss: list[float] = out["pss_mb"]  # type: ignore[assignment]
+    rss: list[float] = out["rss_mb"]  # type: ignore[assignment]
+    keys = len(out["latencies"])  # type: ignore[arg-type]
     print(
-        f"serve ssh benchmark: demo server, {args.sessions} sessions, 100x30 terminals, "
-        f"cpu count {os.cpu_count()}"
+        f"serve ssh benchmark: demo server ({'no zygote' if args.no_zygote else 'zygote'}), "
+        f"{args.sessions} sessions, 100x30 terminals, cpu count {os.cpu_count()}, "
+        f"load average (1/5/15 min) at start {_load(out['load_before'])}"
     )
     print(
-        f"connect -> first full screen (one visitor at a time, {len(connect)}): "  # type: ignore[arg-type]
-        f"median {statistics.median(connect):.2f} s, max {max(connect):.2f} s  (target 2 s)"
-    )  # type: ignore[arg-type]
+        f"connect -> first full screen (one visitor at a time, {len(connect)}): median "
+        f"{statistics.median(connect):.2f} s, max {max(connect):.2f} s  (target 2 s); CPU per "
+        f"connect: app {statistics.median(out['connect_app_cpu']):.2f} s, server + zygote "  # type: ignore[arg-type]
+        f"{statistics.median(out['connect_server_cpu']):.2f} s (medians)"  # type: ignore[arg-type]
+    )
     print(
         f"demo copy per visitor ({len(copies)} copies): median {statistics.median(copies):.1f} ms,"
         f" max {max(copies):.1f} ms  (target 100 ms)"
     )
     print(
         f"{args.sessions} visitors arriving one after another: all on screen after "
-        f"{out['ramp_seconds']:.1f} s (each: median {statistics.median(ramp):.2f} s, "  # type: ignore[arg-type]
+        f"{out['ramp_seconds']:.1f} s (each: median {statistics.median(ramp):.2f} s, "
         f"max {max(ramp):.2f} s)"
-    )  # type: ignore[arg-type]
+    )
     print(
-        f"keystrokes: {len(out['latencies'])} over {args.seconds:.0f} s, one per "  # type: ignore[arg-type]
-        f"{args.interval * 1000:.0f} ms per session (down, down, next screen); "
-        f"not answered within 10 s: {lost}"
+        f"all {args.sessions} idle for {args.idle:.0f} s: apps {out['idle_apps_cpu']:.3f} CPU-s/s "
+        f"in all, server + zygote {out['idle_server_cpu']:.3f} CPU-s/s"
+    )
+    typing_wall: float = out["typing_wall"]  # type: ignore[assignment]
+    apps_used: float = out["typing_apps_cpu"]  # type: ignore[assignment]
+    server_used: float = out["typing_server_cpu"]  # type: ignore[assignment]
+    print(
+        f"typing: {keys} keystrokes over {typing_wall:.0f} s, each session one key per "
+        f"{args.interval * 1000:.0f} ms cycling (down, down, next screen) through screens "
+        f"1 -> 2 -> 3 -> 1; not answered within 10 s: {lost}; load average before/after "
+        f"{_load(out['load_typing_before'])} / {_load(out['load_after'])}"
+    )
+    print(
+        f"  CPU while typing: apps {apps_used:.1f} s ({apps_used / typing_wall:.2f} cores, "
+        f"{apps_used / max(keys, 1) * 1000:.0f} ms per keystroke), server "
+        f"{server_used:.1f} s ({server_used / max(keys, 1) * 1000:.1f} ms per keystroke); "
+        f"the machine has {os.cpu_count()} cores"
     )
     for name, values in (
         ("all keys", lat),
@@ -343,22 +425,28 @@ def main() -> None:
         done = [x for x in values if x != float("inf")]  # type: ignore[attr-defined]
         if done:
             print(
-                f"  keystroke -> updated screen, {name} ({len(done)}): p50 "
-                f"{statistics.median(done) * 1000:.0f} ms, p95 {pct(done, 0.95) * 1000:.0f} ms, "
-                f"max {max(done) * 1000:.0f} ms  (target p95 300 ms)"
+                f"  keystroke -> updated screen, {name} ({len(done)}): {_ms(done)}"
+                "  (target p95 300 ms)"
             )
-    firsts = out["first_visits"]
+    firsts: list[float] = out["first_visits"]  # type: ignore[assignment]
     print(
         f"first visit of each screen (all {args.sessions} at once, untimed by the typing): "
         f"median {statistics.median(firsts) * 1000:.0f} ms, max {max(firsts) * 1000:.0f} ms"
-    )  # type: ignore[arg-type]
+    )
     print(f"disconnected during the run: {out['disconnected']}")
+    zygote_pss = out["zygote_pss_mb"]
     print(
         f"memory per app process ({out['apps']} live): PSS median "
-        f"{statistics.median(pss):.0f} MB, max {max(pss):.0f} MB; RSS median "  # type: ignore[arg-type]
-        f"{statistics.median(rss):.0f} MB  (target 120 MB); after typing PSS median "  # type: ignore[arg-type]
+        f"{statistics.median(pss):.0f} MB, max {max(pss):.0f} MB; RSS median "
+        f"{statistics.median(rss):.0f} MB  (target 120 MB); after typing PSS median "
         f"{statistics.median(out['pss_after_mb']):.0f} MB; server RSS "  # type: ignore[arg-type]
         f"{out['server_rss_mb']:.0f} MB"
+        + (f", zygote PSS {zygote_pss:.0f} MB" if zygote_pss is not None else "")
+    )
+    cpu1 = os.times()
+    print(
+        f"benchmark: {time.perf_counter() - wall0:.0f} s wall; its own client CPU "
+        f"{cpu1.user - cpu0.user + cpu1.system - cpu0.system:.1f} s"
     )
 
 

@@ -10,7 +10,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from smart_suggest.errors import InputError
 
@@ -46,6 +49,107 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to any interface
+
+
+class EventLog:
+    """One line per event on stderr: text for people, JSON lines with ``--log-json``."""
+
+    def __init__(self, as_json: bool, stream: Any = None) -> None:
+        self.as_json = as_json
+        self.stream = stream if stream is not None else sys.stderr
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        now = time.time()
+        stamp = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        )
+        # Fields carry what clients sent (a command, a terminal type): never raw control
+        # characters in a log that someone will read on a terminal.
+        from smart_suggest import termsafe
+
+        if self.as_json:
+            line = termsafe.json_dumps({"time": stamp, "event": event, **fields})
+        else:
+            parts = [stamp, event] + [f"{k}={v}" for k, v in fields.items() if v is not None]
+            line = termsafe.escape(" ".join(str(p) for p in parts))
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class RateLimiter:
+    """New sessions per address per minute (both servers)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._recent: dict[str, deque[float]] = {}
+
+    def allow(self, address: str) -> bool:
+        now = time.monotonic()
+        recent = self._recent.setdefault(address, deque())
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            return False
+        recent.append(now)
+        if len(self._recent) > 10_000:  # forget quiet addresses
+            for addr in [a for a, d in self._recent.items() if not d]:
+                del self._recent[addr]
+        return True
+
+
+def human(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+@dataclass
+class SessionClock:
+    """The idle and session-length limits of one visitor's session (both servers).
+
+    ``check()`` says what to do now: nothing, warn the visitor (once per limit, ``lead``
+    seconds before it strikes: ``warn_before``, at most half the limit), or end the session.
+    A key press resets the idle limit and its warning.
+    """
+
+    idle_timeout: float | None
+    max_session: float | None
+    warn_before: float = 60.0
+    started: float = field(default_factory=time.monotonic)
+    last_input: float = field(default_factory=time.monotonic)
+    warned: set[str] = field(default_factory=set)
+
+    def key_pressed(self) -> None:
+        self.last_input = time.monotonic()
+        self.warned.discard("idle")
+
+    def check(self, now: float) -> tuple[str, str, float] | None:
+        """``("warn", text, seconds the notice stays)``, ``("end", reason, 0)`` or None."""
+        for name, limit, since, what in (
+            ("idle", self.idle_timeout, self.last_input, "without a key press"),
+            ("max", self.max_session, self.started, "(the longest a session may last)"),
+        ):
+            if limit is None:
+                continue
+            elapsed = now - since
+            lead = min(self.warn_before, limit / 2)
+            if elapsed >= limit:
+                return ("end", f"{human(limit)} {what}", 0.0)
+            if elapsed >= limit - lead and name not in self.warned:
+                self.warned.add(name)
+                left = human(limit - elapsed)
+                if name == "idle":
+                    text = (
+                        f"No key pressed for a while: this session closes in {left} "
+                        "unless you press a key."
+                    )
+                else:
+                    text = f"This session reaches its time limit and closes in {left}."
+                return ("warn", text, lead)
+        return None
 
 
 def app_command(db: Path, *, read_only: bool) -> list[str]:

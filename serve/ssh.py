@@ -24,7 +24,6 @@ import struct
 import sys
 import termios
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,16 @@ from typing import Any
 
 import asyncssh
 
-from serve.common import DemoCopies, ServeError, app_command, app_env, is_loopback
+from serve.common import (
+    DemoCopies,
+    EventLog,
+    RateLimiter,
+    ServeError,
+    SessionClock,
+    app_command,
+    app_env,
+    is_loopback,
+)
 from serve.zygote import ForkedApp, Zygote, ZygoteError
 
 #: The channel's write buffer: above HIGH the PTY is no longer read (the app then blocks on
@@ -132,31 +140,6 @@ def load_authorized_keys(path: Path) -> dict[bytes, str]:
     return keys
 
 
-class EventLog:
-    """One line per event on stderr: text for people, JSON lines with ``--log-json``."""
-
-    def __init__(self, as_json: bool, stream: Any = None) -> None:
-        self.as_json = as_json
-        self.stream = stream if stream is not None else sys.stderr
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        now = time.time()
-        stamp = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-        )
-        # Fields carry what clients sent (a command, a terminal type): never raw control
-        # characters in a log that someone will read on a terminal.
-        from smart_suggest import termsafe
-
-        if self.as_json:
-            line = termsafe.json_dumps({"time": stamp, "event": event, **fields})
-        else:
-            parts = [stamp, event] + [f"{k}={v}" for k, v in fields.items() if v is not None]
-            line = termsafe.escape(" ".join(str(p) for p in parts))
-        self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 @dataclass
 class Visitor:
     """What the log says about one connection."""
@@ -185,8 +168,10 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
         self.bytes_in = 0
         self.bytes_out = 0
         self.started = time.monotonic()
-        self.last_input = time.monotonic()
-        self.warned: set[str] = set()
+        options = server.options
+        self.clock = SessionClock(
+            options.idle_timeout, options.max_session, options.warn_before, self.started
+        )
         self.end_reason: str | None = None
         self.reading = False
         self.pending = b""
@@ -243,8 +228,7 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
 
     def data_received(self, data: bytes, datatype: Any) -> None:
         self.bytes_in += len(data)
-        self.last_input = time.monotonic()
-        self.warned.discard("idle")
+        self.clock.key_pressed()
         if self.master is None:
             return
         self.pending += data
@@ -519,40 +503,14 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
         """Idle and session-length limits, each with a warning before it strikes."""
         if self.end_reason is not None or self.proc is None:
             return
-        options = self.server.options
-        for name, limit, since, what in (
-            ("idle", options.idle_timeout, self.last_input, "without a key press"),
-            ("max", options.max_session, self.started, "(the longest a session may last)"),
-        ):
-            if limit is None:
-                continue
-            elapsed = now - since
-            lead = min(options.warn_before, limit / 2)
-            if elapsed >= limit:
-                self.end(f"{_human(limit)} {what}")
-                return
-            if elapsed >= limit - lead and name not in self.warned:
-                self.warned.add(name)
-                left = _human(limit - elapsed)
-                if name == "idle":
-                    self.tell(
-                        f"No key pressed for a while: this session closes in {left} "
-                        "unless you press a key.",
-                        timeout=lead,
-                    )
-                else:
-                    self.tell(
-                        f"This session reaches its time limit and closes in {left}.", timeout=lead
-                    )
-
-
-def _human(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
+        action = self.clock.check(now)
+        if action is None:
+            return
+        what, text, lead = action
+        if what == "end":
+            self.end(text)
+        else:
+            self.tell(text, timeout=lead)
 
 
 class _Connection(asyncssh.SSHServer):
@@ -650,7 +608,7 @@ class SshServer:
         self.sessions: set[AppSession] = set()
         self.demo: DemoCopies | None = None
         self.authorized: dict[bytes, str] | None = None
-        self._recent: dict[str, deque[float]] = {}
+        self.rate = RateLimiter(options.rate_limit)
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self.port = options.port
         self.stopping = asyncio.Event()
@@ -682,17 +640,7 @@ class SshServer:
         self.sessions.discard(session)
 
     def allow_address(self, address: str) -> bool:
-        now = time.monotonic()
-        recent = self._recent.setdefault(address, deque())
-        while recent and now - recent[0] > 60:
-            recent.popleft()
-        if len(recent) >= self.options.rate_limit:
-            return False
-        recent.append(now)
-        if len(self._recent) > 10_000:  # forget quiet addresses
-            for addr in [a for a, d in self._recent.items() if not d]:
-                del self._recent[addr]
-        return True
+        return self.rate.allow(address)
 
     # -- running ----------------------------------------------------------------------------
     async def start(self, out: Any = None) -> None:

@@ -16,9 +16,27 @@ import signal
 import sys
 from pathlib import Path
 
+#: Set by serve/web.py (kept in step with its CONTROL_ENV; this module stays light).
+CONTROL_ENV = "SMART_SUGGEST_CONTROL_FIFO"
+
 
 def copy_path(folder: Path, pid: int) -> Path:
     return folder / f"visitor-{pid}.db"
+
+
+def _control_fd() -> int | None:
+    """The server's notices for this session (idle warning, quit) come through a FIFO.
+
+    Opened for reading and writing: a FIFO opened only for reading reports end-of-file
+    whenever no writer holds it, and the server opens its end only when it has something
+    to say."""
+    path = os.environ.get(CONTROL_ENV)
+    if not path:
+        return None
+    try:
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
         store = open_store(db, read_only=args.read_only)
         try:
-            served = Served(via="web", demo=copy is not None)
+            served = Served(via="web", demo=copy is not None, control_fd=_control_fd())
             SmartSuggestApp(store=store, served=served).run()
         finally:
             store.close()

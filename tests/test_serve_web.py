@@ -4,6 +4,7 @@ websocket session that gets the first screen, and a real headless browser."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import struct
@@ -224,3 +225,113 @@ def test_real_browser_renders_the_app(web_server: Server, tmp_path: Path) -> Non
             browser.wait()
     # The tab is gone with the browser: its copy goes too.
     _wait(lambda: web_server.demo_copies() == [], "the browser visitor's copy removed")
+
+
+class WebTerm:
+    """One browser tab as textual-serve's page drives it: a websocket whose binary messages
+    are the app's terminal output, fed into a pyte screen."""
+
+    def __init__(self, ws: object) -> None:
+        self.ws = ws
+        self.screen = pyte.Screen(100, 30)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = b""
+        self.closed = False
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    async def pump(self, until: object, timeout: float) -> bool:
+        """Feed messages until ``until()`` holds (True) or the socket closes (False)."""
+        deadline = time.monotonic() + timeout
+        while not until():  # type: ignore[operator]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out; screen:\n{self.text()}")
+            try:
+                message = await self.ws.receive(timeout=left)  # type: ignore[attr-defined]
+            except TimeoutError:
+                continue
+            if message.type == aiohttp.WSMsgType.BINARY:
+                self.raw += message.data
+                self.stream.feed(message.data)
+            elif message.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+            ):
+                self.closed = True
+                return bool(until())  # type: ignore[operator]
+        return True
+
+    async def wait_for(self, text: str, timeout: float = 30) -> None:
+        assert await self.pump(lambda: text in self.text(), timeout), self.text()
+
+    async def wait_closed(self, timeout: float = 30) -> None:
+        await self.pump(lambda: self.closed, timeout)
+        assert self.closed
+
+
+def test_web_limits_sessions_rate_idle_and_length(tmp_path: Path) -> None:
+    """One session at a time, three new sessions per address per minute, 6 s idle, 9 s at
+    most: the second tab is told and closed; an idle tab is warned in the app, then closed
+    with the reason; a tab that keeps typing is closed at the session limit; the fourth
+    tab within the minute is refused."""
+    port = free_port("127.0.0.1")
+    server = Server(
+        tmp_path,
+        "web",
+        [
+            "--port",
+            str(port),
+            "--max-sessions",
+            "1",
+            "--rate-limit",
+            "3",
+            "--idle-timeout",
+            "6s",
+            "--max-session",
+            "9s",
+        ],
+        "open:",
+    )
+    url = f"http://127.0.0.1:{port}/ws?width=100&height=30"
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(url) as ws1:
+                t1 = WebTerm(ws1)
+                await t1.wait_for("Overview")
+                async with http.ws_connect(url) as ws2:
+                    t2 = WebTerm(ws2)
+                    await t2.wait_closed(10)
+                    assert b"all 1 sessions are in use" in t2.raw
+                # Nobody types: the app shows the warning, then the session closes.
+                await t1.wait_for("closes in", timeout=10)
+                await t1.wait_closed(15)
+                assert b"session closed: 6 s without a key press" in t1.raw
+            async with http.ws_connect(url) as ws3:
+                t3 = WebTerm(ws3)
+                await t3.wait_for("Overview")
+                started = time.monotonic()
+                # Keys keep the idle limit away; the session limit strikes all the same.
+                while not t3.closed and time.monotonic() - started < 20:
+                    await ws3.send_json(["stdin", "1"])
+                    with contextlib.suppress(AssertionError):
+                        await t3.pump(lambda: t3.closed, 1)
+                assert t3.closed
+                assert b"session closed: 9 s (the longest a session may last)" in t3.raw
+            async with http.ws_connect(url) as ws4:
+                t4 = WebTerm(ws4)
+                await t4.wait_closed(10)
+                assert b"too many connections from your address" in t4.raw
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    assert "reason=max-sessions" in log and "reason=rate-limit" in log
+    assert "reason=6 s without a key press" in log
+    assert "reason=9 s (the longest a session may last)" in log
+    assert server.demo_copies() == []

@@ -44,6 +44,28 @@ ReadOnlyOption = Annotated[
 ]
 
 
+MaxSessionsOption = Annotated[
+    int,
+    typer.Option("--max-sessions", min=1, help="Concurrent sessions; more are told to retry."),
+]
+IdleTimeoutOption = Annotated[
+    str,
+    typer.Option(
+        "--idle-timeout",
+        help="Close a session after this long without a key (warned a minute before; 0 = never).",
+    ),
+]
+MaxSessionOption = Annotated[
+    str, typer.Option("--max-session", help="Longest session (0 = no limit).")
+]
+RateLimitOption = Annotated[
+    int, typer.Option("--rate-limit", min=1, help="New sessions per address per minute.")
+]
+LogJsonOption = Annotated[
+    bool, typer.Option("--log-json", help="Log one JSON object per line (stderr).")
+]
+
+
 def _source(db: Path | None, demo: bool) -> None:
     from smart_suggest.errors import InputError
 
@@ -60,21 +82,9 @@ def ssh(
     db: ServeDbOption = None,
     demo: DemoOption = False,
     read_only: ReadOnlyOption = False,
-    max_sessions: Annotated[
-        int,
-        typer.Option("--max-sessions", min=1, help="Concurrent sessions; more are told to retry."),
-    ] = 20,
-    idle_timeout: Annotated[
-        str,
-        typer.Option(
-            "--idle-timeout",
-            help="Close a session after this long without a key "
-            "(warned a minute before; 0 = never).",
-        ),
-    ] = "15m",
-    max_session: Annotated[
-        str, typer.Option("--max-session", help="Longest session (0 = no limit).")
-    ] = "2h",
+    max_sessions: MaxSessionsOption = 20,
+    idle_timeout: IdleTimeoutOption = "15m",
+    max_session: MaxSessionOption = "2h",
     authorized_keys: Annotated[
         Path | None,
         typer.Option(
@@ -90,9 +100,7 @@ def ssh(
             "--open", help="Anyone who can reach the address may connect (a public demo)."
         ),
     ] = False,
-    rate_limit: Annotated[
-        int, typer.Option("--rate-limit", min=1, help="New connections per address per minute.")
-    ] = 10,
+    rate_limit: RateLimitOption = 10,
     host_key: Annotated[
         Path | None,
         typer.Option(
@@ -102,9 +110,16 @@ def ssh(
             dir_okay=False,
         ),
     ] = None,
-    log_json: Annotated[
-        bool, typer.Option("--log-json", help="Log one JSON object per line (stderr).")
-    ] = False,
+    log_json: LogJsonOption = False,
+    zygote: Annotated[
+        bool,
+        typer.Option(
+            "--zygote/--no-zygote",
+            help="Fork each visitor's app from a process that imported it once (faster "
+            "connects); --no-zygote starts a new interpreter per visitor.",
+            hidden=True,
+        ),
+    ] = True,
 ) -> None:
     """Serve the app over SSH: visitors type `ssh -p PORT demo@HOST` and get the workbench.
 
@@ -129,6 +144,7 @@ def ssh(
         log_json=log_json,
         host_key=host_key,
         rate_limit=rate_limit,
+        zygote=zygote,
     )
     raise typer.Exit(run_ssh(options))
 
@@ -148,9 +164,18 @@ def web(
         bool,
         typer.Option("--open", help="Allow a non-loopback --host (there is no login)."),
     ] = False,
+    max_sessions: MaxSessionsOption = 20,
+    idle_timeout: IdleTimeoutOption = "15m",
+    max_session: MaxSessionOption = "2h",
+    rate_limit: RateLimitOption = 10,
+    log_json: LogJsonOption = False,
 ) -> None:
-    """Serve the app in the browser (textual-serve): each visitor gets their own app."""
+    """Serve the app in the browser (textual-serve): each visitor gets their own app.
+
+    The same limits as serve ssh; one line per connect and disconnect on stderr.
+    """
     _source(db, demo)
+    from serve.common import parse_duration
     from serve.web import WebOptions, run_web
 
     raise typer.Exit(
@@ -162,6 +187,11 @@ def web(
                 read_only=read_only,
                 public_url=public_url,
                 open=open_,
+                max_sessions=max_sessions,
+                idle_timeout=parse_duration(idle_timeout, "--idle-timeout"),
+                max_session=parse_duration(max_session, "--max-session"),
+                rate_limit=rate_limit,
+                log_json=log_json,
             )
         )
     )
