@@ -160,13 +160,18 @@ def app_command(db: Path, *, read_only: bool) -> list[str]:
     return cmd
 
 
+#: The operator's session: never in a visitor's app (``SSH_*`` neither).
+PRIVATE_ENV = ("DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "GPG_AGENT_INFO")
+
+
 def app_env(
     served_json: str, extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()
 ) -> dict[str, str]:
     """The visitor's app environment: ours, less what would pick another database or
-    size, and less ``drop``."""
-    skip = ("SMART_SUGGEST_DB", "COLUMNS", "LINES", *drop)
-    env = {k: v for k, v in os.environ.items() if k not in skip}
+    size, less the server operator's own SSH agent and X display (a visitor must never
+    reach them, not even through a bug in the app), and less ``drop``."""
+    skip = ("SMART_SUGGEST_DB", "COLUMNS", "LINES", *PRIVATE_ENV, *drop)
+    env = {k: v for k, v in os.environ.items() if k not in skip and not k.startswith("SSH_")}
     env["SMART_SUGGEST_SERVED"] = served_json
     env.update(extra or {})
     return env

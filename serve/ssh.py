@@ -41,7 +41,7 @@ from serve.common import (
     app_env,
     is_loopback,
 )
-from serve.zygote import ForkedApp, Zygote, ZygoteError
+from serve.zygote import UNKNOWN_STATUS, ForkedApp, Zygote, ZygoteError
 
 #: The channel's write buffer: above HIGH the PTY is no longer read (the app then blocks on
 #: its own output), below LOW reading resumes. A slow client cannot grow our memory.
@@ -385,7 +385,13 @@ class AppSession(asyncssh.SSHServerSession[bytes]):
         if self.db_copy is not None and self.server.demo is not None:
             self.server.demo.remove(self.db_copy)
             self.db_copy = None
-        reason = self.end_reason or ("quit" if status == 0 else f"app exited ({status})")
+        if status == 0:
+            ended = "quit"
+        elif status == UNKNOWN_STATUS:
+            ended = "app ended"
+        else:
+            ended = f"app exited ({status})"
+        reason = self.end_reason or ended
         if self.chan is not None and not self.client_gone:
             if self.end_reason is not None:
                 with contextlib.suppress(OSError, asyncssh.Error):
@@ -604,6 +610,7 @@ class SshServer:
         #: fast as it can).
         self.command = command
         self.zygote: Zygote | None = None
+        self._zygote_task: asyncio.Task[None] | None = None
         self.log = log or EventLog(options.log_json)
         self.sessions: set[AppSession] = set()
         self.demo: DemoCopies | None = None
@@ -652,9 +659,7 @@ class SshServer:
         if o.authorized_keys is not None:
             self.authorized = load_authorized_keys(o.authorized_keys)
         if o.zygote and self.command is None:
-            self.zygote = Zygote()
-            self.zygote.on_lost = self._zygote_lost
-            await self.zygote.start(app_env("{}", drop=("SMART_SUGGEST_SERVED",)))
+            await self._start_zygote()
         if o.db is None:
             self.demo = DemoCopies()
             await asyncio.to_thread(self.demo.make_template)
@@ -756,9 +761,21 @@ class SshServer:
         if self.demo is not None:
             self.demo.close()
 
-    def _zygote_lost(self, reason: str) -> None:
-        self.log("error", error=f"zygote: {reason}; apps start the ordinary way")
+    def _zygote_lost(self, zygote: Zygote, reason: str) -> None:
+        """Sessions forked by the lost zygote go on; new visitors get a new zygote (and,
+        until it answers, a new interpreter each), unless this one never got ready."""
         self.zygote = None
+        again = zygote.was_ready and not self.stopping.is_set()
+        more = "starting another" if again else "apps start the ordinary way"
+        self.log("error", error=f"zygote: {reason}; {more}")
+        if again:
+            self._zygote_task = asyncio.get_running_loop().create_task(self._start_zygote())
+
+    async def _start_zygote(self) -> None:
+        zygote = Zygote()
+        zygote.on_lost = self._zygote_lost
+        await zygote.start(app_env("{}", drop=("SMART_SUGGEST_SERVED",)))
+        self.zygote = zygote
 
 
 def run_ssh(options: SshOptions) -> int:

@@ -216,6 +216,10 @@ def _child(request: dict[str, Any], tty: int, control: int) -> int:
 
 
 # -- the server's side --------------------------------------------------------------------
+#: The exit status of an app whose end was seen without its status (zygote lost).
+UNKNOWN_STATUS = -1
+
+
 class ForkedApp:
     """An app forked by the zygote, as the server sees it (the parts of
     ``asyncio.subprocess.Process`` that the sessions use: ``pid``, ``returncode``,
@@ -250,6 +254,8 @@ class Zygote:
         self.sock: socket.socket | None = None
         self.ready: Any = None
         self.alive = False
+        #: It got as far as importing everything (a zygote that never did is not restarted).
+        self.was_ready = False
         self.apps: dict[int, ForkedApp] = {}
         self._pending: dict[int, Any] = {}
         self._ids = 0
@@ -310,6 +316,7 @@ class Zygote:
         except ValueError:
             return
         if message.get("ready"):
+            self.was_ready = True
             if not self.ready.done():
                 self.ready.set_result(True)
         elif "exit" in message:
@@ -390,14 +397,26 @@ class Zygote:
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
-        # Nobody can tell us when these apps end any more: end them now.
+        # The apps live on (their visitors keep their sessions); the zygote can no longer
+        # report their end, so watch each one directly (a pidfd becomes readable when
+        # the process ends; its status is not ours to read).
+        loop = asyncio.get_running_loop()
         for pid, app in list(self.apps.items()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            app.exited(-signal.SIGKILL)
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # gone already
+                app.exited(UNKNOWN_STATUS)
+                continue
+
+            def ended(pidfd: int = pidfd, app: ForkedApp = app) -> None:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
+                app.exited(UNKNOWN_STATUS)
+
+            loop.add_reader(pidfd, ended)
         self.apps.clear()
         if self.on_lost is not None:
-            self.on_lost(reason)
+            self.on_lost(self, reason)
 
     async def close(self) -> None:
         """Stop the zygote (its apps are the sessions' business)."""

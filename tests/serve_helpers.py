@@ -98,6 +98,22 @@ class Server:
         return int(self.proc.returncode)
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def zygote_pid(server_pid: int) -> int | None:
+    """The server's zygote process (serve/zygote.py), if it runs one."""
+    for pid in children(server_pid):
+        with contextlib.suppress(OSError):
+            if b"serve.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
 class Term:
     """One SSH session with a PTY, its output fed into a pyte screen."""
 

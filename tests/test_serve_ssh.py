@@ -462,3 +462,109 @@ def test_log_lines_escape_what_clients_send() -> None:
     assert "\x1b" not in out.getvalue() and "\u202e" not in out.getvalue()
     assert "command=ls \\x1b]52;c;eA==\\x07 reason=exec" in text
     assert json.loads(js)["term"] == "xterm\x1b[2J\u202e"  # exact for a JSON reader
+
+
+AGENT_PROBE = (
+    "import os, sys\n"
+    "print('agent:', os.environ.get('SSH_AUTH_SOCK'), 'display:', os.environ.get('DISPLAY'),"
+    " flush=True)\n"
+    "sys.stdin.read(1)\n"
+)
+
+
+def test_agent_and_x11_forwarding_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client asking for agent forwarding gets no agent socket on the server side, one
+    asking for X11 forwarding is refused, and the app never sees the operator's own agent
+    or display (the server's environment has both here)."""
+    import io
+
+    from serve import ssh
+
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "operator-agent.sock"))
+    monkeypatch.setenv("DISPLAY", ":0")
+
+    def probe(db: Path, *, read_only: bool) -> list[str]:
+        return [sys.executable, "-c", AGENT_PROBE]
+
+    xauth = tmp_path / "Xauthority"
+    xauth.write_bytes(b"")
+
+    async def scenario() -> None:
+        server = ssh.SshServer(
+            ssh.SshOptions(port=0, idle_timeout=None, host_key=tmp_path / "key"),
+            log=lambda *a, **k: None,
+            command=probe,
+        )
+        await server.start(io.StringIO())
+        try:
+            # The client forwards an agent socket of its own (it need not exist: the
+            # server must not even set up a listener for it).
+            async with await connect(
+                server.port, agent_forwarding=str(tmp_path / "client-agent.sock")
+            ) as conn:
+                proc = await conn.create_process(
+                    term_type="xterm", term_size=(80, 24), encoding=None
+                )
+                line = await asyncio.wait_for(proc.stdout.readline(), 20)
+                assert line.strip() == b"agent: None display: None", line
+                session = next(iter(server.sessions))
+                assert session.chan is not None
+                assert session.chan.get_agent_path() is None
+                proc.stdin.write(b"q\r")
+                await asyncio.wait_for(proc.wait_closed(), 10)
+            async with await connect(server.port) as conn:
+                with pytest.raises(
+                    asyncssh.ChannelOpenError, match="X11 forwarding request failed"
+                ):
+                    await conn.create_process(
+                        term_type="xterm",
+                        x11_forwarding=True,
+                        x11_display="127.0.0.1:0",
+                        x11_auth_path=str(xauth),
+                    )
+        finally:
+            await server.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_apps_are_forked_by_the_zygote_and_outlive_it(tmp_path: Path) -> None:
+    """Each visitor's app is a child of the zygote (no new interpreter). If the zygote
+    dies, live sessions go on, the server starts another zygote for new visitors, and
+    the end of an app it forked is still noticed."""
+    from serve_helpers import children, zygote_pid
+
+    server = Server(tmp_path, "ssh", ["--port", "0", "--idle-timeout", "0"], "connect:")
+
+    async def scenario() -> None:
+        async with await connect(server.port) as c1:
+            t1 = await open_term(c1)
+            await t1.wait_for("Overview")
+            zygote = zygote_pid(server.proc.pid)
+            assert zygote is not None
+            assert len(children(zygote)) == 1, "the app is not the zygote's child"
+            assert children(server.proc.pid) == [zygote]
+            os.kill(zygote, signal.SIGKILL)
+            t1.send("3")
+            await t1.wait_for("B share")  # the session goes on
+            _wait(lambda: zygote_pid(server.proc.pid) not in (None, zygote), "a new zygote")
+            async with await connect(server.port) as c2:
+                t2 = await open_term(c2)
+                await t2.wait_for("Overview")
+                assert len(children(zygote_pid(server.proc.pid) or 0)) == 1
+                t2.send(b"\x11")
+                await t2.wait_closed()
+                await t2.close()
+            t1.send(b"\x11")
+            await t1.wait_closed()
+            await t1.close()
+
+    try:
+        asyncio.run(scenario())
+        _wait(lambda: server.log().count(" disconnect ") == 2, "both disconnects logged")
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    assert "zygote: the zygote process ended; starting another" in log
+    assert "reason=app ended" in log and "reason=quit" in log
+    assert server.demo_copies() == []
