@@ -79,6 +79,10 @@ SINGLE_THREADED = {
 }
 
 
+#: The collector's thresholds in the apps (see serve()).
+GC_THRESHOLD = (10_000, 50, 100)
+
+
 def preload() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
@@ -102,6 +106,11 @@ def serve(sock: socket.socket) -> int:
     # it untouched keeps the pages shared with the zygote.
     gc.collect()
     gc.freeze()
+    # Textual allocates many short-lived objects per frame: with the default threshold
+    # (700) the young generation is collected dozens of times per screen switch. Measured
+    # on the demo (headless, 24 switches): collection time per switch 21 ms -> 3 ms, CPU per
+    # switch 95 -> 75 ms, for a few MB of garbage waiting a little longer.
+    gc.set_threshold(GC_THRESHOLD[0], GC_THRESHOLD[1], GC_THRESHOLD[2])
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)

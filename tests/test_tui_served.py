@@ -134,3 +134,20 @@ def test_served_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Served.from_env() == Served("ssh")
     monkeypatch.delenv("SMART_SUGGEST_SERVED")
     assert Served.from_env() is None
+
+
+def test_served_demo_copy_does_not_poll(demo_db: Path) -> None:
+    """A visitor's private demo copy has no other writer: no revision polling (CPU in every
+    idle session); a shared database is still polled for other visitors' changes."""
+    from tui.app import SmartSuggestApp
+
+    demo = SmartSuggestApp(demo_db, served=Served(via="ssh", demo=True))
+    shared = SmartSuggestApp(demo_db, served=Served(via="ssh", demo=False))
+    try:
+        assert demo.poll_seconds == 0
+        assert shared.poll_seconds == SmartSuggestApp.POLL_SECONDS > 0
+    finally:
+        demo.backend.close()
+        shared.backend.close()
+        demo.store.close()
+        shared.store.close()

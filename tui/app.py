@@ -97,6 +97,10 @@ class SmartSuggestApp(App[None]):
         #: Set when a server runs this app for a visitor (``smart-suggest serve``).
         self.served = served if served is not None else Served.from_env()
         self.screens_live: dict[str, BaseScreen] = {}
+        if poll_seconds is None and self.served is not None and self.served.demo:
+            # A visitor's private demo copy has no other writer, and this app refreshes
+            # after its own writes: polling would only cost CPU in every idle session.
+            poll_seconds = 0
         self.poll_seconds = self.POLL_SECONDS if poll_seconds is None else poll_seconds
         self.debounce = self.DEBOUNCE_SECONDS if debounce is None else debounce
         self._revisions: Revisions | None = None
