@@ -12,7 +12,9 @@ Starts a real demo server on a free loopback port (its own data and temp folders
    server's (with the zygote's).
 2. **demo copy** per visitor: the server logs how long each copy of the template took.
 3. **N concurrent sessions** connected one after another, then each screen visited once
-   (the first visit builds the recommender and runs the analysis: timed apart).
+   (the first visit builds the recommender and runs the analysis: timed apart). Then one
+   of them types alone (``--solo`` cycles): the app's CPU per screen switch and per cursor
+   move, and from it how many visitors typing at this pace the cores can carry at all.
 4. **idle**: CPU used by all N apps and by the server while nobody types (``--idle`` s).
 5. **typing**: every session, at the same time, presses one key per ``--interval``
    seconds: down, down, then the next screen's key (2, 3, 1, ...), so it cycles through
@@ -282,6 +284,7 @@ async def run(
     out["connect_server_cpu"] = connect_server_cpu
     # 3. N concurrent sessions.
     visitors = [Visitor(port) for _ in range(args.sessions)]
+    pids_before_ramp = set(app_pids(server.pid))
     started = time.perf_counter()
     ramp = []
     for v in visitors:  # one after another, as visitors arrive
@@ -311,6 +314,25 @@ async def run(
     out["server_rss_mb"] = memory_kb(server.pid)[0] / 1024
     zygote = zygote_pid(server.pid)
     out["zygote_pss_mb"] = memory_kb(zygote)[1] / 1024 if zygote is not None else None
+    # One visitor typing alone (the others idle): the app's CPU per key type, which says
+    # how many typing visitors the cores can carry at all.
+    solo = visitors[0]
+    solo_pid = next(p for p in app_pids(server.pid) if p not in pids_before_ramp)
+    solo.parse = False
+    solo_cpu: dict[str, list[float]] = {"switch": [], "move": []}
+    for key in ["down", "down", "2", "down", "down", "3", "down", "down", "1"] * args.solo:
+        solo.since_key = bytearray()
+        before = cpu_seconds(solo_pid)
+        if key == "down":
+            solo.proc.stdin.write(b"\x1b[B")
+            await solo.wait_raw(None)
+        else:
+            solo.proc.stdin.write(key.encode())
+            await solo.wait_raw(SCREENS[key].encode())
+        await asyncio.sleep(0.3)  # the key's last frames (and CPU ticks) land
+        solo_cpu["move" if key == "down" else "switch"].append(cpu_seconds(solo_pid) - before)
+    solo.parse = True
+    out["solo_cpu"] = solo_cpu
     # 4. all N idle: what sessions cost when nobody types.
     await asyncio.sleep(1)
     idle_apps, idle_server, idle_t = apps_cpu(pids), server_cpu(server.pid), time.perf_counter()
@@ -357,6 +379,9 @@ def main() -> None:
     parser.add_argument("--connects", type=int, default=5)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of all sessions idle")
     parser.add_argument(
+        "--solo", type=int, default=6, help="cycles (down, down, next screen) of one visitor alone"
+    )
+    parser.add_argument(
         "--no-zygote",
         action="store_true",
         help="start a new interpreter per visitor (the server's --no-zygote), to compare",
@@ -398,6 +423,17 @@ def main() -> None:
         f"{out['ramp_seconds']:.1f} s (each: median {statistics.median(ramp):.2f} s, "
         f"max {max(ramp):.2f} s)"
     )
+    solo_cpu: dict[str, list[float]] = out["solo_cpu"]  # type: ignore[assignment]
+    per_switch = statistics.mean(solo_cpu["switch"])
+    per_move = statistics.mean(solo_cpu["move"])
+    demand = (per_switch + 2 * per_move) / (3 * args.interval)
+    print(
+        f"one visitor typing alone (the others idle), app CPU: per screen switch "
+        f"{per_switch * 1000:.0f} ms, per cursor move {per_move * 1000:.0f} ms (means of "
+        f"{len(solo_cpu['switch'])} / {len(solo_cpu['move'])}); at one key per "
+        f"{args.interval * 1000:.0f} ms that is {demand:.2f} cores per typing visitor, so "
+        f"{os.cpu_count()} cores carry about {(os.cpu_count() or 1) / demand:.0f} of them"
+    )
     print(
         f"all {args.sessions} idle for {args.idle:.0f} s: apps {out['idle_apps_cpu']:.3f} CPU-s/s "
         f"in all, server + zygote {out['idle_server_cpu']:.3f} CPU-s/s"
@@ -423,10 +459,12 @@ def main() -> None:
         ("cursor moves", out["move"]),
     ):
         done = [x for x in values if x != float("inf")]  # type: ignore[attr-defined]
+        missed = len(values) - len(done)  # type: ignore[arg-type]
         if done:
             print(
-                f"  keystroke -> updated screen, {name} ({len(done)}): {_ms(done)}"
-                "  (target p95 300 ms)"
+                f"  keystroke -> updated screen, {name} ({len(done)}"
+                + (f", {missed} not answered" if missed else "")
+                + f"): {_ms(done)}  (target p95 300 ms)"
             )
     firsts: list[float] = out["first_visits"]  # type: ignore[assignment]
     print(
