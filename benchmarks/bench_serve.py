@@ -17,7 +17,7 @@ Starts a real demo server on a free loopback port (its own data and temp folders
    move, and from it how many visitors typing at this pace the cores can carry at all.
 4. **idle**: CPU used by all N apps and by the server while nobody types (``--idle`` s).
 5. **typing**: every session, at the same time, presses one key per ``--interval``
-   seconds: down, down, then the next screen's key (2, 3, 1, ...), so it cycles through
+   seconds: down, up, then the next screen's key (2, 3, 1, ...), so it cycles through
    all three screens, one screen switch and two cursor moves every three keys. A screen
    key is timed until the new screen's footer arrives on the visitor's side, an arrow key
    until the app's first output after it. p50/p95/max per key type over every keystroke
@@ -50,6 +50,10 @@ import pyte
 #: What each key shows: a string found only on that screen (its footer keys).
 SCREENS = {"1": "Load sample", "2": "Strategies", "3": "Simulate"}
 FIRST_SCREEN = ("Load sample", "Interactions")
+#: The keys every visitor types, one per interval: on each screen the highlight goes down a
+#: row and back up (so it always moves, however long the run), then the next screen.
+PLAN = ["down", "up", "2", "down", "up", "3", "down", "up", "1"]
+ARROWS = {"down": b"\x1b[B", "up": b"\x1b[A"}
 
 
 def start_server(
@@ -167,14 +171,14 @@ class Visitor:
         return True
 
     async def type_through(self, seconds: float, interval: float) -> dict[str, list[float]]:
-        """On each screen: down, down, then the next screen's key; one key per interval.
+        """On each screen: down, up, then the next screen's key; one key per interval.
 
         A screen key counts when the new screen's footer arrives; an arrow key when the
         app's first output after it arrives (the moved highlight; the app writes nothing
         while idle)."""
         self.parse = False
         latencies: dict[str, list[float]] = {"switch": [], "move": []}
-        plan = ["down", "down", "2", "down", "down", "3", "down", "down", "1"]
+        plan = PLAN
         end = time.perf_counter() + seconds
         i = 0
         while time.perf_counter() < end and not self.closed:
@@ -182,8 +186,8 @@ class Visitor:
             i += 1
             self.since_key = bytearray()
             sent = time.perf_counter()
-            if key == "down":
-                self.proc.stdin.write(b"\x1b[B")
+            if key in ARROWS:
+                self.proc.stdin.write(ARROWS[key])
                 ok = await self.wait_raw(None)
                 kind = "move"
             else:
@@ -320,19 +324,23 @@ async def run(
     solo_pid = next(p for p in app_pids(server.pid) if p not in pids_before_ramp)
     solo.parse = False
     solo_cpu: dict[str, list[float]] = {"switch": [], "move": []}
-    for key in ["down", "down", "2", "down", "down", "3", "down", "down", "1"] * args.solo:
+    solo_wall: dict[str, list[float]] = {"switch": [], "move": []}
+    for key in PLAN * args.solo:
         solo.since_key = bytearray()
         before = cpu_seconds(solo_pid)
-        if key == "down":
-            solo.proc.stdin.write(b"\x1b[B")
+        sent = time.perf_counter()
+        if key in ARROWS:
+            solo.proc.stdin.write(ARROWS[key])
             await solo.wait_raw(None)
         else:
             solo.proc.stdin.write(key.encode())
             await solo.wait_raw(SCREENS[key].encode())
+        solo_wall["move" if key in ARROWS else "switch"].append(time.perf_counter() - sent)
         await asyncio.sleep(0.3)  # the key's last frames (and CPU ticks) land
-        solo_cpu["move" if key == "down" else "switch"].append(cpu_seconds(solo_pid) - before)
+        solo_cpu["move" if key in ARROWS else "switch"].append(cpu_seconds(solo_pid) - before)
     solo.parse = True
     out["solo_cpu"] = solo_cpu
+    out["solo_wall"] = solo_wall
     # 4. all N idle: what sessions cost when nobody types.
     await asyncio.sleep(1)
     idle_apps, idle_server, idle_t = apps_cpu(pids), server_cpu(server.pid), time.perf_counter()
@@ -379,7 +387,7 @@ def main() -> None:
     parser.add_argument("--connects", type=int, default=5)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of all sessions idle")
     parser.add_argument(
-        "--solo", type=int, default=6, help="cycles (down, down, next screen) of one visitor alone"
+        "--solo", type=int, default=6, help="cycles (down, up, next screen) of one visitor alone"
     )
     parser.add_argument(
         "--no-zygote",
@@ -432,7 +440,10 @@ def main() -> None:
         f"{per_switch * 1000:.0f} ms, per cursor move {per_move * 1000:.0f} ms (means of "
         f"{len(solo_cpu['switch'])} / {len(solo_cpu['move'])}); at one key per "
         f"{args.interval * 1000:.0f} ms that is {demand:.2f} cores per typing visitor, so "
-        f"{os.cpu_count()} cores carry about {(os.cpu_count() or 1) / demand:.0f} of them"
+        f"{os.cpu_count()} cores carry about {(os.cpu_count() or 1) / demand:.0f} of them; "
+        f"keystroke -> updated screen alone: switches p50 "
+        f"{statistics.median(out['solo_wall']['switch']) * 1000:.0f} ms, moves p50 "  # type: ignore[index]
+        f"{statistics.median(out['solo_wall']['move']) * 1000:.0f} ms"  # type: ignore[index]
     )
     print(
         f"all {args.sessions} idle for {args.idle:.0f} s: apps {out['idle_apps_cpu']:.3f} CPU-s/s "
@@ -443,7 +454,7 @@ def main() -> None:
     server_used: float = out["typing_server_cpu"]  # type: ignore[assignment]
     print(
         f"typing: {keys} keystrokes over {typing_wall:.0f} s, each session one key per "
-        f"{args.interval * 1000:.0f} ms cycling (down, down, next screen) through screens "
+        f"{args.interval * 1000:.0f} ms cycling (down, up, next screen) through screens "
         f"1 -> 2 -> 3 -> 1; not answered within 10 s: {lost}; load average before/after "
         f"{_load(out['load_typing_before'])} / {_load(out['load_after'])}"
     )
