@@ -151,3 +151,27 @@ def test_served_demo_copy_does_not_poll(demo_db: Path) -> None:
         shared.backend.close()
         demo.store.close()
         shared.store.close()
+
+
+def test_idle_app_runs_no_animation(demo_db: Path) -> None:
+    """Once every screen was visited, nothing redraws by itself: an idle session costs no
+    CPU (a widget with ``auto_refresh``, such as an indeterminate progress bar, redraws
+    15 times a second even where it is hidden)."""
+    from tui.app import SmartSuggestApp
+
+    async def scenario() -> None:
+        app = SmartSuggestApp(demo_db, served=Served(via="ssh", demo=True), debounce=0)
+        async with app.run_test(size=SIZE) as pilot:
+            for key in "231":
+                await pilot.press(key)
+                await settle(pilot)
+            animated = [
+                f"{type(screen).__name__}: {widget!r}"
+                for screen in app.screens_live.values()
+                for widget in screen.walk_children()
+                if widget.auto_refresh is not None
+            ]
+            assert len(app.screens_live) == 3
+            assert animated == []
+
+    asyncio.run(scenario())

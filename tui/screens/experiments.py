@@ -125,7 +125,9 @@ class ExperimentsScreen(BaseScreen):
         self.sequential = self.sapp.settings.sequential  # remembered from the last run
         with Horizontal(id="sim-bar"):
             yield Label("Simulating…", id="sim-label")
-            yield ProgressBar(id="sim-progress", show_eta=False)
+            # A total from the start: an indeterminate bar animates (15 frames a second,
+            # even hidden), which every idle session would pay for.
+            yield ProgressBar(id="sim-progress", total=1, show_eta=False)
         with Body(id="exp-body"):
             with Horizontal(id="exp-top"):
                 with Vertical(id="exp-list-panel", classes="panel") as panel:
