@@ -317,14 +317,14 @@ def analyze_source(
     rows, key, took = external.sums_from_source(
         src, experiment, treatment_share=None if weights else treatment_share
     )
+    if weights and len(weights) != len(rows):
+        raise InputError(
+            f"--weights gives {len(weights)} weights for the {len(rows)} variants there"
+        )
     arms, split, _share, days = parse_variants(
-        [{**r, "weight": w} for r, w in zip(rows, weights, strict=False)] if weights else rows,
+        [{**r, "weight": w} for r, w in zip(rows, weights, strict=True)] if weights else rows,
         src.label,
     )
-    if weights and len(weights) != len(arms):
-        raise InputError(
-            f"--weights gives {len(weights)} weights for the {len(arms)} variants there"
-        )
     summary = None
     cov_note = ""
     if cuped:

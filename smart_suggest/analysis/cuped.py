@@ -4,8 +4,9 @@ The pre-period of a user is the ``PRE_PERIOD_DAYS`` (14) days before their assig
 The covariate x is the number of their interactions (views, clicks and purchases in
 ``interactions``) in that window; h = 1 when their account existed for the whole window
 (created at least 14 days before the assignment), else 0. A user who joined later has no
-pre-period: x = 0 and h = 0, "covariate 0 plus an indicator", so they are compared with
-their own kind instead of being taken for inactive users (``stats.cuped``).
+(full) pre-period: x = 0 and h = 0 even if they interacted in the days they had, "covariate
+0 plus an indicator", so they are compared with their own kind instead of being taken for
+inactive users (``stats.cuped`` relies on x = 0 wherever h = 0).
 
 Only data from before each user's assignment enters the covariate, so the treatment
 cannot have changed it, which is what keeps the adjusted estimate unbiased.
@@ -68,7 +69,8 @@ per_user AS (
 joined AS (
     SELECT p.variant, p.clicks, p.impressions,
            CASE WHEN p.purchases > 0 THEN 1 ELSE 0 END AS converted,
-           COALESCE(pre.x, 0) AS x,
+           CASE WHEN u.created_at <= a.assigned_at - {PRE_PERIOD_SECONDS}
+                THEN COALESCE(pre.x, 0) ELSE 0 END AS x,
            CASE WHEN u.created_at <= a.assigned_at - {PRE_PERIOD_SECONDS} THEN 1 ELSE 0 END AS h
     FROM per_user p
     LEFT JOIN assignments a
