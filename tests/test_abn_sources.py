@@ -210,6 +210,12 @@ def test_two_variants_cuped_verdict_and_no_cuped(
     # Unadjusted: the plain user-level ratio test.
     assert ctr_off.p_value == pytest.approx(ctr_off.detail.p_value)
     assert ctr_on.p_value_test == pytest.approx(ctr_off.p_value_test)
+    # Too few conversions for a normal test (an expected cell below 5): Fisher's exact
+    # test stays the verdict's, CUPED or not, and the note says why.
+    conv = on.metric("conversion_rate")
+    assert off.metric("conversion_rate").test == conv.test == "fisher_exact"
+    assert conv.adjustment == "" and "Fisher's exact test decides" in conv.note
+    assert conv.p_value == off.metric("conversion_rate").p_value
     # Engagement has no covariate: unchanged.
     assert on.metric("engagement").p_value == off.metric("engagement").p_value
     code, out, err = run_cli("analyze", "1", "--db", db, "--json")

@@ -139,6 +139,7 @@ def _method(res: Any) -> str:
         "chi_square": "Pearson chi-square (= two-proportion z test)",
         "fisher_exact": "Fisher's exact test",
         "welch_t": "Welch's t test",
+        "cuped_z": "z test on the per-user conversion",
         "none": "no test (not enough data)",
     }
     return names.get(res.test, res.test)
@@ -314,6 +315,7 @@ class Prepared:
     #: replaced the test's in ``res`` (``with_cuped``), and the unadjusted test.
     cuped: Any = None
     unadjusted: Any = None
+    cuped_note: str = ""  # why CUPED did not decide this metric although it ran
 
     @property
     def p_for_holm(self) -> float:
@@ -350,8 +352,10 @@ def with_cuped(prep: Prepared, comp: Any, alpha: float) -> Prepared:
     """``prep`` with the CUPED-adjusted difference in place of the unadjusted one.
 
     The adjusted test is the normal z test of the adjusted difference with its standard
-    error (``stats.cuped``); its interval is rebuilt here at ``alpha`` (the level Holm
-    gave an A/B/n comparison, not the one the summary was computed at). The relative
+    error (``stats.cuped``), except where the unadjusted test had to be Fisher's exact test
+    (too few conversions for a normal test: it stays); its interval is rebuilt here at
+    ``alpha`` (the level Holm gave an A/B/n comparison, not the one the summary was
+    computed at). The relative
     lift is the adjusted difference over the control's observed value; its interval is
     not given (the adjusted difference and the control's mean are correlated through
     theta, which the sums do not carry). Unusable comparisons leave ``prep`` as it was.
@@ -362,6 +366,14 @@ def with_cuped(prep: Prepared, comp: Any, alpha: float) -> Prepared:
     res = prep.res
     if res is None or res.test == "none" or prep.seq is not None or comp is None:
         return prep
+    if res.test == "fisher_exact":
+        # Too few conversions for any normal test (an expected cell below 5): the exact
+        # test stays, as it would without CUPED.
+        return replace(
+            prep,
+            cuped_note="CUPED not used for the verdict: too few conversions for its normal "
+            "test, so Fisher's exact test decides",
+        )
     d, se = comp.adjusted_diff, comp.adjusted_se
     if d is None or se is None or not (math.isfinite(d) and math.isfinite(se) and se > 0):
         return prep
@@ -379,6 +391,9 @@ def with_cuped(prep: Prepared, comp: Any, alpha: float) -> Prepared:
         fields["se_diff"] = se  # the power to detect the threshold follows the adjusted SE
     if hasattr(res, "significant"):
         fields["significant"] = fields["p_value"] < alpha
+    if hasattr(res, "test_reason"):  # a proportion: no longer chi-square or Fisher's test
+        fields["test"] = "cuped_z"
+        fields["test_reason"] = "CUPED-adjusted difference: normal z test"
     return replace(prep, res=replace(res, **fields), cuped=comp, unadjusted=res)
 
 
@@ -533,6 +548,8 @@ def metric_analysis(
         notes.append(power_note)
     if res.note:
         notes.insert(0, res.note)
+    if prep.cuped_note:
+        notes.append(prep.cuped_note)
     if prep.cuped is not None:
         unadj = prep.unadjusted
         notes.append(

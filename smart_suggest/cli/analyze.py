@@ -177,6 +177,8 @@ def _verdict_text(code: str, headline: str) -> Text:
 def _metric_rows(m: MetricAnalysis) -> list[list[Any]]:
     name = {"ctr": "CTR", "conversion_rate": "Conversion", "engagement": "Engagement"}[m.metric]
     test = "mSPRT" if m.sequential is not None else _SHORT_TEST.get(m.test, m.test)
+    if m.adjustment == "cuped" and m.sequential is None:
+        test = "CUPED-z"
     if m.p_value_adjusted is not None:
         test += "\N{DAGGER}"
     rows = [
