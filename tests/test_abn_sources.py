@@ -303,6 +303,8 @@ def test_duckdb_without_pre_period_tables_is_unadjusted_and_says_why(
     assert code == 0, err
     data = json.loads(out)
     assert data["cuped"] is None and "cuped_note" in data["source"]
+    code, out, _ = run_cli("analyze", str(abc["id"]), "--source", abc["bare"])
+    assert code == 0 and "CUPED: not applied (no users or interactions file" in out
     # --weights with a source: 2:1:1 against equal split flags the ratio.
     code, out, err = run_cli(
         "analyze", str(abc["id"]), "--source", abc["bare"], "--weights", "2,1,1", "--json"

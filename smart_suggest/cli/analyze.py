@@ -682,7 +682,8 @@ def analyze(
         if hasattr(result, "comparisons"):
             data = result.to_dict()
             data["source"] = source_info
-            _finish_other(result, data, _multi_fails(result), conditions, json)
+            note = str(source_info.get("cuped_note") or "")
+            _finish_other(result, data, _multi_fails(result), conditions, json, note)
             return
     elif summary is not None:
         rows = core.load_summary(summary)
@@ -824,7 +825,12 @@ def _interleaving_fails(inter: Any) -> dict[str, bool]:
 
 
 def _finish_other(
-    result: Any, data: dict[str, Any], held: dict[str, bool], conditions: list[str], json: bool
+    result: Any,
+    data: dict[str, Any],
+    held: dict[str, bool],
+    conditions: list[str],
+    json: bool,
+    cuped_note: str = "",
 ) -> None:
     from smart_suggest import analysis as core
 
@@ -836,6 +842,8 @@ def _finish_other(
         emit_json(data)
     elif hasattr(result, "comparisons"):
         _render_multi(result)
+        if cuped_note:
+            console.print(Text(f"CUPED: not applied ({cuped_note})", style="dim"))
     else:
         _render_interleaving(result)
     _exit(holding, code)
