@@ -294,6 +294,26 @@ def test_duckdb_files_with_users_and_interactions_match_sqlite(
     _close(_multi_view(result), local)
 
 
+def test_two_variants_with_cuped_from_duckdb_match_sqlite(abc: dict[str, Any]) -> None:
+    def view(an: Any) -> dict[str, Any]:
+        d = an.to_dict()
+        return {
+            "metrics": [
+                {k: m[k] for k in ("metric", "p_value", "p_value_test", "ci", "diff", "verdict")}
+                for m in d["metrics"]
+            ],
+            "verdict": d["verdict"],
+            "cuped": d["cuped"]["metrics"],
+        }
+
+    with open_store(abc["db"]) as s:
+        local = analyze(s, 1, cuped=True)
+    assert local.cuped is not None and local.cuped.applied
+    result, info = analyze_source(str(abc["full"]), "1", cuped=True)
+    assert "cuped_note" not in info
+    _close(view(result), view(local))
+
+
 def test_duckdb_without_pre_period_tables_is_unadjusted_and_says_why(
     abc: dict[str, Any], run_cli: Any
 ) -> None:
