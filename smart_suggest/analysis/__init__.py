@@ -13,7 +13,10 @@ The package shows the parts of one analysis:
 * ``report``   the frozen result types and their JSON form;
 * ``tails``    heavy-tailed impressions per user and the ``--bootstrap`` interval of CTR
   (per-user data: the local store only);
-* ``groupseq`` group-sequential looks with alpha spending, kept in ``sequential_looks``.
+* ``groupseq`` group-sequential looks with alpha spending, kept in ``sequential_looks``;
+* ``multiarm`` A/B/n: each treatment against the control, Holm across the comparisons;
+* ``cuped``    the pre-period covariate sums (from every source) and CUPED: with
+  ``cuped=True`` (the CLI's default) the adjusted tests of CTR and conversion decide.
 
 
 ``analyze(store, exp)`` reads the per-variant sufficient statistics (``kpis.results``) and
