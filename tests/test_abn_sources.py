@@ -47,8 +47,8 @@ def _history(db: Path, exp_id: int) -> None:
     is), and one interaction just outside the window that must not count."""
     with open_store(db) as s, s.write() as conn:
         rows = conn.execute(
-            "SELECT a.user_id, a.assigned_at, COALESCE(SUM(e.type = 'click'), 0) "
-            "FROM assignments a LEFT JOIN events e ON e.experiment_id = a.experiment_id "
+            "SELECT a.user_id, a.assigned_at, COALESCE(SUM(e.clicks), 0) "
+            "FROM assignments a LEFT JOIN event_users e ON e.experiment_id = a.experiment_id "
             "AND e.user_id = a.user_id WHERE a.experiment_id = ? GROUP BY 1, 2 ORDER BY 1",
             (exp_id,),
         ).fetchall()
