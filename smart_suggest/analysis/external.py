@@ -326,7 +326,9 @@ def fetch_covariates(
     run = _sqlalchemy_query if source.kind == "sqlalchemy" else _duckdb_query
     try:
         (cov_rows,) = run(source, [sql])
-    except InputError as exc:  # a missing table or column: the analysis goes on without
+    except (InputError, EngineError) as exc:
+        # A missing table or column, or times that are not Unix seconds (timestamp minus a
+        # number fails): the statistics are in hand, so the analysis goes on unadjusted.
         return None, f"the pre-period data cannot be read there ({exc})", 0.0
     took = time.perf_counter() - started
     out = {}

@@ -768,7 +768,8 @@ def analyze(
         if cuped_summary is not None:
             _render_cuped(cuped_summary, result.mode)
         elif source_info is not None and source_info.get("cuped_note"):
-            console.print(Text(f"CUPED: not applied ({source_info['cuped_note']})", style="dim"))
+            # The note quotes the engine's message (table names given by the user).
+            console.print(safe(f"CUPED: not applied ({source_info['cuped_note']})", style="dim"))
     _exit(holding, code)
 
 
@@ -843,7 +844,7 @@ def _finish_other(
     elif hasattr(result, "comparisons"):
         _render_multi(result)
         if cuped_note:
-            console.print(Text(f"CUPED: not applied ({cuped_note})", style="dim"))
+            console.print(safe(f"CUPED: not applied ({cuped_note})", style="dim"))
     else:
         _render_interleaving(result)
     _exit(holding, code)
