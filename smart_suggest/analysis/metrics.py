@@ -355,10 +355,11 @@ def with_cuped(prep: Prepared, comp: Any, alpha: float) -> Prepared:
     error (``stats.cuped``), except where the unadjusted test had to be Fisher's exact test
     (too few conversions for a normal test: it stays); its interval is rebuilt here at
     ``alpha`` (the level Holm gave an A/B/n comparison, not the one the summary was
-    computed at). The relative
-    lift is the adjusted difference over the control's observed value; its interval is
-    not given (the adjusted difference and the control's mean are correlated through
-    theta, which the sums do not carry). Unusable comparisons leave ``prep`` as it was.
+    computed at). The relative lift is the adjusted difference over the control's
+    observed value; its interval is not given (the adjusted difference and the control's
+    mean are correlated through theta, which the sums do not carry). The power, sample
+    size and Bayesian view of CTR follow the adjusted standard error. Unusable
+    comparisons leave ``prep`` as it was.
     """
     from smart_suggest.stats import Interval
     from smart_suggest.stats import _dist as _st
