@@ -120,6 +120,12 @@ print(json.dumps({"cuped": t1 - t0, "total": t2 - t1, "cpu": time.process_time()
 """
 
 
+#: The processes measured may write their bytecode caches, as an installed package has
+#: them (pip compiles at install): with PYTHONDONTWRITEBYTECODE set, every run would
+#: compile the package's modules from source again (~0.25 s of CPU, not the command's).
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_cpu(cmd: list[str]) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds user + sys, peak RSS in MB) of ``cmd`` in a fresh process
     (a wrapper process, so that the RSS and CPU are that command's alone)."""
@@ -136,7 +142,7 @@ def run_cpu(cmd: list[str]) -> tuple[float, float, float]:
         "print(json.dumps([wall, r.ru_utime + r.ru_stime, r.ru_maxrss / 1024]))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True, env=_ENV
     ).stdout
     wall, cpu, rss = json.loads(out)
     return float(wall), float(cpu), float(rss)
@@ -147,7 +153,7 @@ def core(db: Path) -> dict[str, float]:
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-c", _CORE, str(db)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _CORE, str(db)], capture_output=True, text=True, check=True, env=_ENV
     ).stdout
     return dict(json.loads(out))
 
@@ -164,6 +170,7 @@ def main() -> None:
     db = work / f"abcd-{args.events}.db"
     if not db.exists():
         build(db, args.events, args.users)
+    core(db)  # warm-up: the bytecode caches and the page cache
     cores = [core(db) for _ in range(args.repeat)]
 
     def med(key: str) -> float:
@@ -176,6 +183,7 @@ def main() -> None:
         f"{cores[0]['recommendation']}"
     )
     cmd = [sys.executable, "-m", "smart_suggest", "analyze", "1", "--db", str(db), "--json"]
+    run_cpu(cmd)  # warm-up: the bytecode caches and the page cache
     runs = [run_cpu(cmd) for _ in range(args.repeat)]
     walls = [r[0] for r in runs]
     print(
