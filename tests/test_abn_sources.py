@@ -191,6 +191,15 @@ def test_the_verdict_uses_the_cuped_adjusted_test(abc: dict[str, Any]) -> None:
         width = pm.ci.high - pm.ci.low
         assert width < (pm_off.ci.high - pm_off.ci.low) * 0.98
     assert "cuped" in on.comparisons[0].analysis.methods
+    # P(best) from the same adjusted estimates as the verdicts (normal approximations).
+    from smart_suggest.stats.multiarm import prob_best_normal
+
+    adj = on.cuped.results["ctr"].variants
+    expected = prob_best_normal(
+        [v.label for v in adj], [v.adjusted_mean for v in adj], [v.adjusted_se for v in adj]
+    )
+    assert on.prob_best.probabilities == pytest.approx(expected.probabilities, abs=1e-12)
+    assert "CUPED-adjusted" in on.prob_best_label and "CUPED" not in off.prob_best_label
 
 
 def test_two_variants_cuped_verdict_and_no_cuped(

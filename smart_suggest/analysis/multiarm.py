@@ -171,6 +171,28 @@ def _prob_best(metric: str, arms: tuple[VariantKPIs, ...]) -> tuple[Any, str]:
     return prob_best_normal(labels, means, ses), label
 
 
+def _prob_best_cuped(
+    metric: str, cuped: Any, arms: tuple[VariantKPIs, ...], prob: Any, label: str
+) -> tuple[Any, str]:
+    """P(each variant is best) from the CUPED-adjusted means and standard errors (normal
+    approximations), or the unadjusted ``prob`` when some variant has none."""
+    from smart_suggest.stats.multiarm import prob_best_normal
+
+    by_label = {v.label: v for v in cuped.results[metric].variants}
+    found = [by_label[a.variant] for a in arms if a.variant in by_label]
+    if len(found) != len(arms) or any(
+        v.adjusted_mean is None or v.adjusted_se is None for v in found
+    ):
+        return prob, label
+    means = [float(v.adjusted_mean) for v in found]
+    ses = [float(v.adjusted_se) for v in found]
+    name = "CTR per user" if metric == "ctr" else "conversion rate"
+    return (
+        prob_best_normal([a.variant for a in arms], means, ses),
+        f"{name}, CUPED-adjusted normal",
+    )
+
+
 def analyze_results(
     exp: Experiment,
     res: ExperimentResults,
@@ -269,6 +291,9 @@ def compare_arms(
         comps.append(Comparison(label, strategy, p, p_h, level, analysis))
     srm = srm_k([a.variant for a in arms], [a.users_assigned for a in arms], list(weights))
     prob, prob_label = _prob_best(primary, arms)
+    if comps and all(c.analysis.primary.adjustment == "cuped" for c in comps):
+        # The adjusted tests decided every comparison: P(best) from the same estimates.
+        prob, prob_label = _prob_best_cuped(primary, cuped, arms, prob, prob_label)
     estimates = {c.label: c.analysis.primary.value_b or 0.0 for c in comps}
     rec = recommend("A", {c.label: c.verdict for c in comps}, estimates, invalid=bool(srm.flagged))
     warnings = []
