@@ -178,11 +178,12 @@ def test_the_method_follows_the_catalogue_size(monkeypatch: pytest.MonkeyPatch) 
     snap = two_blocks()  # 20 items
     options = Options(count=3, params=(("alpha", 0.9), ("beta", 0.2), ("lambda", 7.0)))
     model = itemitem.fit(snap, options)
-    assert model.method == "ease" and model.params == (("lambda", 7.0),)
+    assert model.method == "ease" and model.params == (("lambda", 7.0), ("half_life", 20.0))
     assert isinstance(model.weights, np.ndarray)
     monkeypatch.setattr(itemitem, "EASE_ITEM_LIMIT", 19)
     model = itemitem.fit(snap, options)
-    assert model.method == "rp3beta" and model.params == (("alpha", 0.9), ("beta", 0.2))
+    assert model.method == "rp3beta"
+    assert model.params == (("alpha", 0.9), ("beta", 0.2), ("half_life", 20.0))
     assert sp.issparse(model.weights)
 
 
@@ -191,7 +192,7 @@ def test_the_fitted_model_is_reused_for_one_snapshot_and_parameter_set() -> None
     a = itemitem.fit(snap, Options())
     assert itemitem.fit(snap, Options(count=3)) is a  # count is not a model parameter
     b = itemitem.fit(snap, Options(params=(("lambda", 3.0),)))
-    assert b is not a and b.params == (("lambda", 3.0),)
+    assert b is not a and b.params == (("lambda", 3.0), ("half_life", 20.0))
     with pytest.raises(ValueError, match="lambda"):
         itemitem.fit(snap, Options(params=(("lambda", -1.0),)))
 

@@ -401,9 +401,13 @@ def _concat_ints(store: Store, expr: str, lo: int, hi: int) -> np.ndarray:
 
 
 def load_interactions(
-    store: Store, catalogue: Catalogue, *, with_time: bool = False
+    store: Store, catalogue: Catalogue, *, with_time: bool = False, whole_seconds: bool = False
 ) -> InteractionArrays:
-    """All interactions mapped to ``catalogue`` indices (call inside ``store.read()``)."""
+    """All interactions mapped to ``catalogue`` indices (call inside ``store.read()``).
+
+    ``whole_seconds``: the times truncated to seconds, read as integers (about a fifth of
+    the cost of the exact values; enough to order a user's history, see ``last_touch``).
+    """
     bounds = store.conn.execute(
         "SELECT min(id), max(id), min(user_id), max(user_id), min(item_id), max(item_id) "
         "FROM interactions"
@@ -435,7 +439,9 @@ def load_interactions(
             w = p % 8
             items.append(p // 8 + i_lo)
         weights.append(w.astype(np.float32))
-        if with_time:
+        if with_time and whole_seconds:
+            times.append(_concat_ints(store, "CAST(ts AS INTEGER)", lo, hi).astype(np.float64))
+        elif with_time:
             text = store.scalar(
                 "SELECT group_concat(v, ' ') FROM (SELECT ts AS v "
                 "FROM interactions WHERE id BETWEEN ? AND ? ORDER BY id)",
@@ -460,6 +466,29 @@ def _map_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nd
     return idx.astype(np.int64), sorted_ids[idx] == ids
 
 
+#: Added to the times stored in ``Snapshot.last_touch`` so that every stored value is
+#: positive (a time of 0 would read as "no interaction" in a sparse matrix).
+TIME_OFFSET = 1e10
+
+
+def last_touch_matrix(
+    user_index: np.ndarray, item_index: np.ndarray, times: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """(users x items): the latest time of each pair + ``TIME_OFFSET``, the pattern of the
+    summed matrix (so ``.data`` lines up with the matrix's once both are sorted).
+
+    Whole seconds: a served snapshot reads the times as integers (cheaper), and an
+    evaluation's snapshot must order a history exactly as the served one does.
+    """
+    t = np.floor(np.asarray(times, dtype=np.float64)) + TIME_OFFSET
+    order = np.lexsort((t, item_index, user_index))
+    u, i = user_index[order], item_index[order]
+    last = np.r_[(u[1:] != u[:-1]) | (i[1:] != i[:-1]), True] if len(u) else np.zeros(0, bool)
+    out = sp.csr_matrix((t[order][last], (u[last], i[last])), shape=shape, dtype=np.float64)
+    out.sort_indices()
+    return out
+
+
 class Snapshot:
     """The weighted user-item matrix of one data revision, plus what is derived from it."""
 
@@ -472,7 +501,9 @@ class Snapshot:
         *,
         revision: int | None = None,
         marks: Marks | None = None,
+        times: np.ndarray | None = None,
     ) -> None:
+        """``times``: each interaction's Unix time, for ``last_touch`` (None: unknown)."""
         self.catalogue = catalogue
         self.revision = revision
         #: where the data ends (see ``incremental``); None: cannot be updated in place
@@ -502,6 +533,9 @@ class Snapshot:
             item_index, weights=np.asarray(weights, dtype=np.float64), minlength=shape[1]
         )
         self.item_users = np.bincount(matrix.indices, minlength=shape[1]).astype(np.int64)
+        self.last_touch = (
+            None if times is None else last_touch_matrix(user_index, item_index, times, shape)
+        )
 
     @classmethod
     def from_parts(
@@ -514,6 +548,7 @@ class Snapshot:
         item_weight: np.ndarray,
         revision: int | None,
         marks: Marks | None,
+        last_touch: sp.csr_matrix | None = None,
     ) -> Snapshot:
         """A snapshot from an already summed matrix (``incremental.update``)."""
         snap = cls.__new__(cls)
@@ -525,6 +560,7 @@ class Snapshot:
         snap.item_interactions = item_interactions
         snap.item_weight = item_weight
         snap.item_users = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int64)
+        snap.last_touch = last_touch
         return snap
 
     @classmethod
@@ -604,5 +640,13 @@ def build_snapshot(store: Store) -> Snapshot:
         revision = store.revision("catalog")
         marks = read_marks(store)
         catalogue = load_catalogue(store)
-        inter = load_interactions(store, catalogue)
-    return Snapshot(catalogue, inter.user, inter.item, inter.weight, revision=revision, marks=marks)
+        inter = load_interactions(store, catalogue, with_time=True, whole_seconds=True)
+    return Snapshot(
+        catalogue,
+        inter.user,
+        inter.item,
+        inter.weight,
+        revision=revision,
+        marks=marks,
+        times=inter.ts,
+    )
