@@ -136,39 +136,21 @@ def child_fit(path: str, ease: bool = False) -> dict[str, Any]:
 
 
 def _oracle_scores(n_users: int, n_items: int) -> Any:
-    """P(item | user) of ``sample._synthetic_interactions`` (seed 42), users x items."""
+    """P(item | user) of ``sample.taste_model`` (seed 42), users x items: what the
+    generator draws from, blind to each user's browsing order (which a chronological
+    split rewards), so it is the ceiling of a model that ignores time, not of all."""
     import numpy as np
 
     from smart_suggest import sample
 
-    rng = np.random.default_rng(42)  # replays the generator's draws up to the tastes
+    rng = np.random.default_rng(42)  # replays the generator's draws up to the segments
     sample._item_catalogue(rng, n_items)
-    seg_names = list(sample.SEGMENTS)
-    user_seg = rng.integers(0, len(seg_names), size=n_users)
-    user_topic = rng.integers(0, sample.TOPICS, size=n_users)
-    n_cat = len(sample.CATEGORIES)
-    item_cat = np.arange(n_items) % n_cat
-    item_topic = (np.arange(n_items) // n_cat) % sample.TOPICS
-
-    def pool(c: int, t: int) -> tuple[Any, Any]:
-        members = np.flatnonzero((item_cat == c) & ((item_topic == t) | (t == -1)))
-        if len(members) == 0:
-            members = np.flatnonzero(item_cat == c)
-        w = 1.0 / np.arange(1, len(members) + 1) ** 0.8
-        return members, w / w.sum()
-
-    whole = [pool(c, -1) for c in range(n_cat)]
-    p = np.zeros((n_users, n_items))
-    for u in range(n_users):
-        cats = [sample.CATEGORIES.index(c) for c in sample.SEGMENTS[seg_names[user_seg[u]]]]
-        for c in range(n_cat):
-            members, w = whole[c]
-            p[u, members] += 0.15 / n_cat * w
-            if c in cats:
-                p[u, members] += 0.85 / len(cats) * 0.25 * w
-                tm, tw = pool(c, int(user_topic[u]))
-                p[u, tm] += 0.85 / len(cats) * 0.75 * tw
-    return p
+    user_seg = rng.integers(0, len(sample.SEGMENTS), size=n_users)
+    model = sample.taste_model(42, n_users, n_items, user_seg)
+    logits = model.logits(np.arange(n_users))
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def _item_knn_top(snap: Any, rows: Any, k: int, neighbours: int = 100) -> Any:
@@ -299,7 +281,7 @@ def child_quality(path: str, k: int) -> dict[str, Any]:
     oracle = _oracle_scores(cat.n_users, cat.n_items)
     scores = oracle[cat.user_ids[part.rows] - 1][:, cat.item_ids - 1]
     scores[part.snap.seen_mask(part.rows)] = 0.0
-    add("oracle (ceiling)", top_rows(scores, k)[0], t)
+    add("oracle, static", top_rows(scores, k)[0], t)
     v1 = per_user["v1"]
     v3_label = "v3 = EASE tuned" if ease_ok else "v3 = RP3beta tuned"
     out = {
