@@ -40,7 +40,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import movielens_data  # noqa: E402
+import movielens_data
 
 METRICS = ("ndcg", "recall", "precision", "map", "hit_rate")
 
@@ -115,7 +115,8 @@ def _fill_popular(top: np.ndarray, snap: Any, rows: np.ndarray) -> np.ndarray:
     out = top.copy()
     for b in np.flatnonzero((out < 0).any(axis=1)):
         have = set(out[b][out[b] >= 0].tolist())
-        seen = set(snap.matrix.indices[snap.matrix.indptr[rows[b]] : snap.matrix.indptr[rows[b] + 1]])
+        m = snap.matrix
+        seen = set(m.indices[m.indptr[rows[b]] : m.indptr[rows[b] + 1]].tolist())
         fill = [i for i in order.tolist() if i not in have and i not in seen]
         slots = np.flatnonzero(out[b] < 0)
         out[b, slots] = fill[: len(slots)]
@@ -221,6 +222,10 @@ BASELINES: dict[str, tuple[Any, dict[str, tuple[Any, ...]]]] = {
 
 
 # -- scoring -------------------------------------------------------------------------------------
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean())
+
+
 def evaluate_all(db: Path, split: str, k: int) -> dict[str, Any]:
     from smart_suggest.evaluate import (
         _metrics_from_keys,
@@ -249,7 +254,7 @@ def evaluate_all(db: Path, split: str, k: int) -> dict[str, Any]:
         try:
             _, points = grid_for(name, cat.n_items)
             scored = [
-                (float(score_users(val, name, build_options(name, p, count=k), k)["ndcg"].mean()), p)
+                (_mean(score_users(val, name, build_options(name, p, count=k), k)["ndcg"]), p)
                 for p in points
             ]
         finally:
@@ -328,7 +333,16 @@ def evaluate_all(db: Path, split: str, k: int) -> dict[str, Any]:
                 "cpu_s": cost[label][1],
             }
         )
+    baselines = [label for label in BASELINES if label in ndcg]
+    strongest = max(baselines, key=lambda label: ndcg[label].mean())
+    pairs = [("v3 tuned", strongest), ("v3 tuned", "v1"), ("v3", "v1")]
+    if "genre TF-IDF item-kNN" in ndcg:
+        pairs.append(("v2", "genre TF-IDF item-kNN"))
     return {
+        "pairs": [
+            (a, b, *paired_interval(ndcg[a] - ndcg[b]), float(ndcg[a].mean() / ndcg[b].mean() - 1))
+            for a, b in pairs
+        ],
         "users": int(part.n_users),
         "train": part.n_train,
         "test": part.n_test,
@@ -359,7 +373,8 @@ def main() -> None:
         wall, cpu, said = import_db(source, target)
         summary = db_summary(target)
         summaries.append(summary)
-        print(f"\n$ smart-suggest import {source} --db {target}   ({wall:.1f} s wall, {cpu:.1f} s CPU)")
+        print(f"\n$ smart-suggest import {source} --db {target}")
+        print(f"  ({wall:.1f} s wall, {cpu:.1f} s CPU)")
         print("  " + said.replace("\n", "\n  "))
         print(
             f"  -> {summary['users']} users, {summary['items']} items, "
@@ -410,6 +425,11 @@ def main() -> None:
             f"{row['vs_v1']:+7.1%}  {versus:<28} {row['cpu_s']:6.1f}  {p}"
         )
     print(f"(= : within noise of the best.)  scoring took {wall:.0f} s wall, {cpu:.0f} s CPU")
+    for a, b, diff, low, high, rel in result["pairs"]:
+        print(
+            f"  {a} - {b}: {diff:+.4f} NDCG@{k} ({rel:+.1%}), 95% paired interval "
+            f"{low:+.4f} .. {high:+.4f}"
+        )
     shutil.rmtree(args.cache / "__pycache__", ignore_errors=True)
 
 

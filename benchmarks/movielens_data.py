@@ -104,7 +104,9 @@ def _title(row: list[str]) -> str:
     return f"{row[1]} ({row[2]})" if row[2] else row[1]
 
 
-def write_100k(folder: Path, ratings: list[list[str]], items: list[list[str]], users: list[list[str]]) -> None:
+def write_100k(
+    folder: Path, ratings: list[list[str]], items: list[list[str]], users: list[list[str]]
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "u.data", "w", encoding="ascii", newline="\n") as out:
         out.writelines("\t".join(row[:4]) + "\n" for row in ratings)
@@ -143,8 +145,10 @@ def main() -> None:
     ratings, items, users = read_recbole(wheel)
     write_100k(args.cache / "ml-100k", ratings, items, users)
     write_current(args.cache / "ml-latest-small-layout", ratings, items)
-    print(f"ML-100K from {wheel.name}: {len(ratings):,} ratings, {len(items):,} items, "
-          f"{len(users):,} users")
+    print(
+        f"ML-100K from {wheel.name}: {len(ratings):,} ratings, {len(items):,} items, "
+        f"{len(users):,} users"
+    )
     print(f"  {args.cache / 'ml-100k'}: u.data, u.item, u.genre, u.user")
     print(f"  {args.cache / 'ml-latest-small-layout'}: ratings.csv, movies.csv")
 

@@ -299,16 +299,14 @@ def fit(snap: Snapshot, options: Options) -> ItemModel:
         values = dict(params)
         check_params(method, values)
         # Models that differ only in the history's recency weighting share the weights.
-        same_fit = [m for k, m in cached.items() if (k[0], k[1][:n_fit]) == fit_key]
+        same_fit = [m for m in cached.values() if (m.method, m.params[:n_fit]) == fit_key]
         weights: np.ndarray | sp.csr_matrix
         if same_fit:
             weights = same_fit[0].weights
         elif method == "ease":
             # Solved in single precision (fast), kept in double: one user alone and a block
             # of users are then scored with the same arithmetic (same ranking, same ties).
-            weights = ease_weights(history_matrix(snap.matrix), values["lambda"]).astype(
-                np.float64
-            )
+            weights = ease_weights(history_matrix(snap.matrix), values["lambda"]).astype(np.float64)
         else:
             weights = rp3beta_weights(history_matrix(snap.matrix), values["alpha"], values["beta"])
         model = ItemModel(method, params, weights, history_for(snap, values["half_life"]))

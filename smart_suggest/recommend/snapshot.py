@@ -15,9 +15,10 @@ Item content features (v2, and v1's cold-item fill), in the spirit of scikit-lea
   l2-normalised (an empty description stays all zero);
 * categories: one extra column per category. An item's categories together weigh
   ``CATEGORY_WEIGHT`` (3.0) in l2 norm, what a single category weighed before items could
-  have several: each of k categories gets 3 / sqrt(k). So "Action|Adventure|Thriller" and
-  "Action|Thriller" share two of their features (cosine 0.82 from the categories alone),
-  where the old whole-string category made them strangers. These columns are indexed
+  have several, shared out in proportion to each category's idf (as for words). So
+  "Action|Adventure|Thriller" and "Action|Thriller" share two of their features (cosine
+  0.82 from the categories alone when the three are equally common), where the old
+  whole-string category made them strangers. These columns are indexed
   apart from the description vocabulary, so no description word (not even "category" or
   the category's own name) can collide with them;
 * the concatenated vector is l2-normalised again, so a dot product is the cosine.
@@ -77,9 +78,14 @@ def block_size(width: int) -> int:
 
 
 def category_features(item_categories: list[tuple[int, ...]], n_categories: int) -> sp.csr_matrix:
-    """Items x categories: each of an item's k categories weighs CATEGORY_WEIGHT / sqrt(k).
+    """Items x categories: an item's k categories weigh CATEGORY_WEIGHT together (l2 norm),
+    shared out by their idf (a category few items carry says more than "Drama").
 
     ``item_categories[i]`` are the category indices of item i (none: an all-zero row).
+    The idf is the description's, ln((1 + N) / (1 + df)) + 1, over the N items. On the real
+    MovieLens 100K genres this lifted v2's NDCG@10 from 0.033 to 0.039, level with a
+    TF-IDF item-kNN on the genres (README); with equal weights "Drama|Thriller" resembled
+    every drama as much as every thriller, though a third of the films are dramas.
     """
     n = len(item_categories)
     counts = np.fromiter((len(c) for c in item_categories), dtype=np.int64, count=n)
@@ -88,8 +94,14 @@ def category_features(item_categories: list[tuple[int, ...]], n_categories: int)
     cols = np.fromiter(
         (c for cats in item_categories for c in cats), dtype=np.int64, count=int(indptr[-1])
     )
-    per_item = CATEGORY_WEIGHT / np.sqrt(np.maximum(counts, 1))
-    return sp.csr_matrix((np.repeat(per_item, counts), cols, indptr), shape=(n, n_categories))
+    df = np.bincount(cols, minlength=n_categories)
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    values = idf[cols]
+    rows = np.repeat(np.arange(n), counts)
+    norms = np.sqrt(np.bincount(rows, weights=values**2, minlength=n))
+    norms = np.where(counts > 0, norms, 1.0)
+    values = CATEGORY_WEIGHT * values / np.repeat(norms, counts)
+    return sp.csr_matrix((values, cols, indptr), shape=(n, n_categories))
 
 
 def tfidf_features(
