@@ -493,12 +493,17 @@ def last_touch_matrix(
     evaluation's snapshot must order a history exactly as the served one does.
     """
     t = np.floor(np.asarray(times, dtype=np.float64)) + TIME_OFFSET
-    order = np.lexsort((t, item_index, user_index))
-    u, i = user_index[order], item_index[order]
-    last = np.r_[(u[1:] != u[:-1]) | (i[1:] != i[:-1]), True] if len(u) else np.zeros(0, bool)
-    out = sp.csr_matrix((t[order][last], (u[last], i[last])), shape=shape, dtype=np.float64)
-    out.sort_indices()
-    return out
+    n_users, n_items = shape
+    key = np.asarray(user_index, dtype=np.int64) * n_items + np.asarray(item_index, np.int64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+    # One sort by pair, then the largest time of each run of equal pairs.
+    latest = np.maximum.reduceat(t[order], starts) if len(key) else t
+    pairs = key[starts]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs // n_items, minlength=n_users), out=indptr[1:])
+    return sp.csr_matrix((latest, pairs % n_items, indptr), shape=shape)
 
 
 class Snapshot:
