@@ -691,12 +691,15 @@ def _synthetic_interactions(
         # Each user's items drawn from P(item | user), one search over every row at once
         # (row r's CDF shifted to (r, r + 1]). A user may come back to an item (a second
         # view, a purchase after a click), as shoppers do.
-        logits = model.logits(block)
-        logits -= logits.max(axis=1, keepdims=True)
-        cdf = np.cumsum(np.exp(logits), axis=1)
+        # In place: one (users x items) array at a time.
+        cdf = model.logits(block)
+        cdf -= cdf.max(axis=1, keepdims=True)
+        np.exp(cdf, out=cdf)
+        np.cumsum(cdf, axis=1, out=cdf)
         cdf /= cdf[:, -1:]
         rows = users - lo
-        flat = (cdf + np.arange(hi - lo)[:, None]).ravel()
+        cdf += np.arange(hi - lo)[:, None]
+        flat = cdf.ravel()
         found = np.searchsorted(flat, rng.random(len(users)) + rows) - rows * spec.items
         items = np.minimum(found, spec.items - 1).astype(np.int64)
         actions = rng.choice(3, size=len(users), p=_ACTION_P)
