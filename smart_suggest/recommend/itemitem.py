@@ -1,10 +1,12 @@
 """v3: an item-item model learnt from the interactions, EASE or RP3beta by catalogue size.
 
 Both methods score an item j for user u as ``score(j) = sum over items i in u's history of
-W[i, j]``, so the reason of every recommendation is the pair of history items with the
-largest weight towards it ("because you liked X and Y"). The history is the square root
-of each pair's summed action weights (view 1, click 3, purchase 5): on the synthetic data
-it scored above both the binary history and the raw weights (README).
+h[u, i] W[i, j]``, so the reason of every recommendation is the pair of history items with
+the largest pull towards it ("because you liked X and Y"). The history weight h is the
+square root of each pair's summed action weights (view 1, click 3, purchase 5; it scored
+above both the binary history and the raw weights), times ``0.5 ** (rank / half_life)``
+where rank counts the items the user touched after i (``recency_weights``): on the real
+MovieLens 100K the films a user rated last say most about the next ones (README).
 
 * **EASE** (Steck 2019, "Embarrassingly Shallow Autoencoders"), up to ``EASE_ITEM_LIMIT``
   items: the closed form of the ridge regression of every item on all the others with a
@@ -19,7 +21,8 @@ it scored above both the binary history and the raw weights (README).
   in blocks of rows, so memory stays linear in the catalogue.
 
 Hyper-parameters (``Options.params``, chosen by ``smart-suggest tune``): ``lambda`` for
-EASE, ``alpha`` and ``beta`` for RP3beta. A fitted model is kept per snapshot (that is, per
+EASE, ``alpha`` and ``beta`` for RP3beta, and ``half_life`` for both (scoring only: models
+that differ only in it share one fit). A fitted model is kept per snapshot (that is, per
 data revision) and per parameter set, so only the first answer after a change pays the fit.
 
 Users with fewer than ``count`` positively scored items (e.g. no history) get the most

@@ -507,7 +507,11 @@ def last_touch_matrix(
 
 
 class Snapshot:
-    """The weighted user-item matrix of one data revision, plus what is derived from it."""
+    """The weighted user-item matrix of one data revision, plus what is derived from it.
+
+    ``last_touch`` (when the times are known) holds each pair's latest time, in whole
+    seconds, with the matrix's sparsity pattern: v3 weights a history by recency with it.
+    """
 
     def __init__(
         self,
