@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from serve.common import (
+    DIR_PREFIX,
     DemoCopies,
     EventLog,
     RateLimiter,
@@ -124,7 +125,8 @@ def make_server(
     emit: Callable[..., None] = log or EventLog(options.log_json)
     rate = RateLimiter(options.rate_limit)
     sessions: set[WebSession] = set()
-    fifos = Path(tempfile.mkdtemp(prefix="smart-suggest-web-control-"))
+    # Named like the demo folders: a server killed outright leaves it to the next one.
+    fifos = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-control-"))
     numbers = itertools.count(1)
 
     class SessionService(AppService):
@@ -358,6 +360,7 @@ async def _serve(options: WebOptions, demo: DemoCopies | None) -> int:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
+        shutil.rmtree(server.control_folder, ignore_errors=True)
         raise ServeError(
             f"cannot listen on {options.host}:{options.port} ({exc.strerror})"
         ) from None

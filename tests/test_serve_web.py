@@ -273,8 +273,8 @@ class WebTerm:
 
 
 def test_web_limits_sessions_rate_idle_and_length(tmp_path: Path) -> None:
-    """One session at a time, three new sessions per address per minute, 6 s idle, 9 s at
-    most: the second tab is told and closed; an idle tab is warned in the app, then closed
+    """Two sessions at a time, three new sessions per address per minute, 6 s idle, 9 s
+    at most: a third tab is told and closed; an idle tab is warned in the app, then closed
     with the reason; a tab that keeps typing is closed at the session limit; the fourth
     tab within the minute is refused."""
     port = free_port("127.0.0.1")
@@ -285,7 +285,7 @@ def test_web_limits_sessions_rate_idle_and_length(tmp_path: Path) -> None:
             "--port",
             str(port),
             "--max-sessions",
-            "1",
+            "2",
             "--rate-limit",
             "3",
             "--idle-timeout",
@@ -297,30 +297,36 @@ def test_web_limits_sessions_rate_idle_and_length(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}/ws?width=100&height=30"
 
+    async def idle(t: WebTerm) -> None:
+        # Nobody types: the app shows the warning, then the session closes.
+        await t.wait_for("closes in", timeout=10)
+        await t.wait_closed(15)
+        assert b"session closed: 6 s without a key press" in t.raw
+
+    async def typing(t: WebTerm) -> None:
+        # Keys keep the idle limit away; the session limit strikes all the same.
+        started = time.monotonic()
+        while not t.closed and time.monotonic() - started < 20:
+            await t.ws.send_json(["stdin", "1"])  # type: ignore[attr-defined]
+            with contextlib.suppress(AssertionError):
+                await t.pump(lambda: t.closed, 1)
+        assert t.closed
+        assert b"session closed: 9 s (the longest a session may last)" in t.raw
+
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.ws_connect(url) as ws1:
-                t1 = WebTerm(ws1)
-                await t1.wait_for("Overview")
-                async with http.ws_connect(url) as ws2:
-                    t2 = WebTerm(ws2)
-                    await t2.wait_closed(10)
-                    assert b"all 1 sessions are in use" in t2.raw
-                # Nobody types: the app shows the warning, then the session closes.
-                await t1.wait_for("closes in", timeout=10)
-                await t1.wait_closed(15)
-                assert b"session closed: 6 s without a key press" in t1.raw
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url) as ws1,
+            http.ws_connect(url) as ws2,
+        ):
+            t1, t2 = WebTerm(ws1), WebTerm(ws2)
+            await t1.wait_for("Overview")
+            await t2.wait_for("Overview")
             async with http.ws_connect(url) as ws3:
                 t3 = WebTerm(ws3)
-                await t3.wait_for("Overview")
-                started = time.monotonic()
-                # Keys keep the idle limit away; the session limit strikes all the same.
-                while not t3.closed and time.monotonic() - started < 20:
-                    await ws3.send_json(["stdin", "1"])
-                    with contextlib.suppress(AssertionError):
-                        await t3.pump(lambda: t3.closed, 1)
-                assert t3.closed
-                assert b"session closed: 9 s (the longest a session may last)" in t3.raw
+                await t3.wait_closed(10)
+                assert b"all 2 sessions are in use" in t3.raw
+            await asyncio.gather(idle(t1), typing(t2))
             async with http.ws_connect(url) as ws4:
                 t4 = WebTerm(ws4)
                 await t4.wait_closed(10)
