@@ -204,6 +204,14 @@ def _child(request: dict[str, Any], tty: int, control: int) -> int:
         )
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
+    # Every child starts from the zygote's random state: reseed, so visitors do not all
+    # draw the same "random" numbers (simulations without a seed, for one).
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
     served = dict(request.get("served") or {}, control_fd=control)
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in request["env"].items()})
