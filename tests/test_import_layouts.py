@@ -105,7 +105,7 @@ def test_movielens_1m_double_colon_latin1(store: Store, tmp_path: Path) -> None:
     write(tmp_path / "users.dat", "1::F::1::10::48067\n")
     data = write(tmp_path / "ratings.dat", "1::1::5::978300760\n1::2::3::978302109\n")
     report = import_interactions(store, data)
-    assert report.layout == "MovieLens 1M" and "users.dat is not read" in report.message
+    assert report.layout == "MovieLens 1M" and "users.dat (1 users" in report.message
     assert rows(store) == [(1, 1, "purchase", 978300760.0), (1, 2, "click", 978302109.0)]
     assert item(store, 2) == ("Léon (1994)", ("Action", "Crime", "Drama"), "")
 
