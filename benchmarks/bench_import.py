@@ -14,10 +14,11 @@ resident memory, with the load average when the run started. Target (issue 11):
 1,000,000 rows <= 15 s.
 
 ``--flat`` imports files of several sizes once each (users grow with the rows, 1 per
-155 ratings as in MovieLens 25M) and prints peak RSS per size: the import streams, so
-memory must not grow with the file. ``--dir`` keeps the generated files (one folder per
-layout and size, reused by later runs: a 25M-row file takes minutes to write); without
-it they go to a temporary folder that is removed afterwards.
+155 ratings as in MovieLens 25M, unless ``--users N`` fixes their number) and prints peak
+RSS per size: the import streams, so memory must not grow with the rows (it grows only
+with the distinct users and items, which ``--users`` holds fixed). ``--dir`` keeps the
+generated files (one folder per layout and size, reused by later runs: a 25M-row file
+takes minutes to write); without it they go to a temporary folder removed afterwards.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def write_files(
 
 def files(base: Path, rows: int, layout: str, users: int) -> tuple[Path, Path]:
     """The generated files for this size, written unless ``base`` already holds them."""
-    folder = base / f"{layout}-{rows}"
+    same = users == _users_for(rows)
+    folder = base / (f"{layout}-{rows}" if same else f"{layout}-{rows}-{users}u")
     folder.mkdir(parents=True, exist_ok=True)
     ratings = folder / ("ratings.dat" if layout == "dat" else "ratings.csv")
     movies = folder / ("movies.dat" if layout == "dat" else "movies.csv")
@@ -93,6 +95,11 @@ def files(base: Path, rows: int, layout: str, users: int) -> tuple[Path, Path]:
         print(f"writing {rows:,} rows to {folder} ...", flush=True)
         write_files(folder, rows, users=users, layout=layout)
     return ratings, movies
+
+
+def _users_for(rows: int) -> int:
+    """Users in proportion to the ratings, as in MovieLens 25M (1 per 155 ratings)."""
+    return max(6_040, rows // 155)
 
 
 _CHILD = (
@@ -133,10 +140,10 @@ def _line(rows: int, run: dict) -> str:  # type: ignore[type-arg]
     )
 
 
-def flat(base: Path, sizes: list[int], layout: str) -> None:
+def flat(base: Path, sizes: list[int], layout: str, fixed_users: int | None) -> None:
     measured = []
     for rows in sizes:
-        users = max(6_040, rows // 155)
+        users = fixed_users or _users_for(rows)
         ratings, movies = files(base, rows, layout, users)
         size_mb = ratings.stat().st_size / 1e6
         run = import_once(ratings.parent, ratings, movies, "flat")
@@ -162,13 +169,16 @@ def main() -> None:
     ap.add_argument("--layout", choices=("csv", "dat"), default="csv")
     ap.add_argument("--flat", help="comma-separated row counts: memory over file sizes")
     ap.add_argument("--dir", type=Path, help="keep (and reuse) the generated files here")
+    ap.add_argument(
+        "--users", type=int, help="--flat: this many users at every size (default: rows / 155)"
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = a.dir or Path(tmp)
         if a.flat:
-            flat(base, [int(s) for s in a.flat.split(",") if s.strip()], a.layout)
+            flat(base, [int(s) for s in a.flat.split(",") if s.strip()], a.layout, a.users)
             return
-        ratings, movies = files(base, a.rows, a.layout, 6_040)
+        ratings, movies = files(base, a.rows, a.layout, a.users or 6_040)
         size_mb = ratings.stat().st_size / 1e6
         runs = []
         for k in range(a.repeat):
