@@ -215,3 +215,15 @@ def test_user_attributes_survive_export_and_import_all(tmp_path: Path) -> None:
     with open_store(tmp_path / "b.db") as store:
         import_all(store, tmp_path / "export")
         assert attributes(store) == before and len(before) == 4
+
+
+def test_user_attributes_are_recovered_from_a_database_file(tmp_path: Path) -> None:
+    from smart_suggest.integrity import recover
+
+    with open_store(tmp_path / "a.db") as store:
+        import_interactions(store, ml1m(tmp_path / "ml", "1::F::1::10::48067\n9::M::50::3::1\n"))
+        before = attributes(store)
+    report = recover(tmp_path / "a.db", tmp_path / "b.db")
+    assert report.tables["user_attributes"] == 8 and not report.lost
+    with open_store(tmp_path / "b.db") as store:
+        assert attributes(store) == before
