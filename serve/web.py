@@ -90,6 +90,7 @@ class WebSession:
     end_reason: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    websocket: Any = None
     _fd: int | None = None
 
     def send(self, message: dict[str, str]) -> bool:
@@ -142,8 +143,8 @@ def make_server(
             return environment
 
     class WebServer(Server):
-        sessions_live = sessions
         control_folder = fifos
+        live_sessions = sessions
 
         async def on_startup(self, app: Any) -> None:
             """textual-serve prints its logo here; our banner comes once we listen."""
@@ -190,6 +191,7 @@ def make_server(
                 fifo,
                 (width, height),
             )
+            session.websocket = websocket
             sessions.add(session)
 
             async def write_bytes(data: bytes) -> None:
@@ -353,7 +355,8 @@ async def _serve(options: WebOptions, demo: DemoCopies | None) -> int:
     from aiohttp import web
 
     server = make_server(options, demo)
-    runner = web.AppRunner(await server._make_app(), handle_signals=False)
+    # Sessions are closed before the runner stops (below): a short grace for the rest.
+    runner = web.AppRunner(await server._make_app(), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port)
     try:
@@ -372,7 +375,29 @@ async def _serve(options: WebOptions, demo: DemoCopies | None) -> int:
     try:
         await stop.wait()
     finally:
-        # Closing the websockets makes textual-serve ask each app to quit (and wait for it).
+        # Visitors are told (a notification in their app), as over SSH; then closing the
+        # websockets makes textual-serve ask each app to quit (and wait for it).
+        live = list(server.live_sessions)
+        for session in live:
+            session.end_reason = session.end_reason or "the server is shutting down"
+            session.send(
+                {
+                    "notify": "The server is shutting down: this session closes now.",
+                    "severity": "error",
+                    "timeout": "10",
+                }
+            )
+        if live:
+            await asyncio.sleep(1.0)
+            for session in live:
+                session.send({"quit": "the server is shutting down"})
+            deadline = time.monotonic() + 5
+            while server.live_sessions and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            for session in list(server.live_sessions):  # an app that did not listen
+                if session.websocket is not None:
+                    with contextlib.suppress(Exception):
+                        await session.websocket.close()
         await runner.cleanup()
         shutil.rmtree(server.control_folder, ignore_errors=True)
     return 0

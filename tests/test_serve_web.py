@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import time
@@ -341,3 +342,29 @@ def test_web_limits_sessions_rate_idle_and_length(tmp_path: Path) -> None:
     assert "reason=6 s without a key press" in log
     assert "reason=9 s (the longest a session may last)" in log
     assert server.demo_copies() == []
+
+
+def test_web_sigterm_tells_visitors_and_removes_copies(tmp_path: Path) -> None:
+    """SIGTERM: the visitor is told in the app, the app quits, the reason is on the
+    visitor's terminal, the server exits 0 and removes the demo copies."""
+    port = free_port("127.0.0.1")
+    server = Server(tmp_path, "web", ["--port", str(port)], "open:")
+    url = f"http://127.0.0.1:{port}/ws?width=100&height=30"
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            term = WebTerm(ws)
+            await term.wait_for("Overview")
+            assert len(server.demo_copies()) == 1
+            server.proc.send_signal(signal.SIGTERM)
+            await term.wait_for("shutting down", timeout=10)
+            await term.wait_closed(15)
+            assert b"session closed: the server is shutting down" in term.raw
+
+    try:
+        asyncio.run(scenario())
+        assert server.proc.wait(20) == 0
+    finally:
+        server.stop()
+    assert list(server.temp.glob("smart-suggest-serve-*")) == []
+    assert "reason=the server is shutting down" in server.log()
