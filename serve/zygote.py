@@ -148,6 +148,7 @@ def _reap(sock: socket.socket) -> None:
 
 
 def _fork(sock: socket.socket, data: bytes, fds: list[int], own: tuple[int, int]) -> None:
+    request: dict[str, Any] = {}
     try:
         request = json.loads(data)
         if len(fds) != 2:
@@ -156,11 +157,14 @@ def _fork(sock: socket.socket, data: bytes, fds: list[int], own: tuple[int, int]
     except (ValueError, OSError) as exc:
         for fd in fds:
             os.close(fd)
-        _send(sock, {"id": None, "error": str(exc)})
+        _send(sock, {"id": request.get("id"), "error": str(exc)})
         return
     if pid == 0:
         code = 1
         try:
+            # The zygote's signal plumbing first, so no signal writes to a closed fd.
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             sock.close()
             for fd in own:
                 os.close(fd)
@@ -180,8 +184,6 @@ def _fork(sock: socket.socket, data: bytes, fds: list[int], own: tuple[int, int]
 
 def _child(request: dict[str, Any], tty: int, control: int) -> int:
     """In the forked child: become the visitor's session on its PTY, then run the app."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.setsid()
     for target in (0, 1, 2):
