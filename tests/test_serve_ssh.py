@@ -568,3 +568,32 @@ def test_apps_are_forked_by_the_zygote_and_outlive_it(tmp_path: Path) -> None:
     assert "zygote: the zygote process ended; starting another" in log
     assert "reason=app ended" in log and "reason=quit" in log
     assert server.demo_copies() == []
+
+
+def test_without_zygote_each_app_is_a_new_interpreter(tmp_path: Path) -> None:
+    """``--no-zygote`` (and the fallback when no zygote answers): the app runs as
+    ``python -m smart_suggest tui`` on the visitor's PTY, a direct child of the server."""
+    from serve_helpers import children, zygote_pid
+
+    server = Server(
+        tmp_path, "ssh", ["--port", "0", "--idle-timeout", "0", "--no-zygote"], "connect:"
+    )
+
+    async def scenario() -> None:
+        async with await connect(server.port) as conn:
+            term = await open_term(conn)
+            await term.wait_for("Overview")
+            await term.wait_for("demo session")
+            assert zygote_pid(server.proc.pid) is None
+            (app,) = children(server.proc.pid)
+            assert b"smart_suggest\0tui" in Path(f"/proc/{app}/cmdline").read_bytes()
+            term.send(b"\x11")
+            await term.wait_closed()
+            assert term.proc.exit_status == 0
+            await term.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        assert server.stop() == 0
+    assert "reason=quit" in server.log() and server.demo_copies() == []
