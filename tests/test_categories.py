@@ -220,7 +220,8 @@ def test_cold_item_scores_are_the_content_scores_of_the_cold_items(demo_store: S
     snap = build_snapshot(demo_store)
     rows = np.arange(snap.catalogue.n_users)
     fast = (snap.matrix[rows] @ snap.cold_similarity).toarray()
-    slow = content_scores(snap, rows)[:, snap.cold_items]
+    # v1's cold fill weighs a history by the action weights alone (no recency, unlike v2)
+    slow = content_scores(snap, rows, snap.matrix)[:, snap.cold_items]
     assert len(snap.cold_items) == 6 and fast.any()
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
