@@ -1,7 +1,7 @@
 """v2 (content-based) against what it was before items could have several categories.
 
     python benchmarks/movielens_data.py          # once: the real MovieLens 100K files
-    python benchmarks/bench_v2.py [--cache DIR] [--synthetic-cache DIR] [--k 10]
+    python benchmarks/bench_v2.py [--cache DIR] [--synthetic-cache DIR] [--sizes 100k,1m]
 
 "v2 before" is v2 as it was when an item had one category: a genre string such as
 ``Action|Adventure|Thriller`` was that item's single category (weight 3.0 in l2 norm), so
@@ -218,6 +218,7 @@ def main() -> None:
     parser.add_argument("--synthetic-cache", type=Path, default=Path("/work/bench/v2"))
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--half-lives", default="5", help="recency rows (comma-separated)")
+    parser.add_argument("--sizes", default="100k", help="synthetic shapes: 100k and/or 1m")
     parser.add_argument("--skip-synthetic", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("SMART_SUGGEST_NO_PROGRESS", "1")
@@ -236,8 +237,11 @@ def main() -> None:
     ]
     if not args.skip_synthetic:
         args.synthetic_cache.mkdir(parents=True, exist_ok=True)
-        synthetic = bench_v3.prepare("100k", args.synthetic_cache)
-        runs.append(("synthetic 943 x 1,682 x 100K, time split", synthetic, "time"))
+        for size in args.sizes.split(","):
+            users, items, interactions = bench_v3.SIZES[size]
+            synthetic = bench_v3.prepare(size, args.synthetic_cache)
+            shape = f"{users:,} x {items:,} x {interactions:,}"
+            runs.append((f"synthetic {shape}, time split", synthetic, "time"))
     for title, path, split in runs:
         t, c = time.perf_counter(), bench_movielens.cpu_s()
         result = score(path, split, args.k, half_lives)

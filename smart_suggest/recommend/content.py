@@ -3,13 +3,16 @@
 Item vectors and their cosine similarity are described in ``snapshot`` (tf-idf of the
 description with the smoothed idf, plus a category indicator of weight 3.0). For a user u:
 
-    score(i) = sum over items j u interacted with of sim(i, j) x r_u[j]
+    score(i) = sum over items j u interacted with of sim(i, j) x w_u[j]
 
-where r_u[j] is u's summed action weight on j and pairs with sim < 0.25 are ignored. Items u
-already touched are never recommended; ties go to the lower item id. A user without history
-gets the most representative items (highest mean similarity to the rest of the catalogue),
-and so do the slots left free when fewer than N items clear the cut-off (source
-"representative", score = that mean similarity).
+where w_u[j] is u's summed action weight on j halved for every ``HALF_LIFE`` items u
+touched after j (recency, as v3), and pairs with sim < 0.25 are ignored. Items u already
+touched are never recommended. Equal scores (items that resemble the history equally, such
+as films with the same genres) go to the item more users chose, then the lower id: "equally
+similar, more often chosen"; a cold item with a higher score still ranks above them. A
+user without history gets the most representative items (highest mean similarity to the
+rest of the catalogue), and so do the slots left free when fewer than N items clear the
+cut-off (source "representative", score = that mean similarity).
 
 A catalogue with no description word and no category at all gives v2 nothing to compare:
 it then says so (``Ranking.note``, ``NO_CONTENT_NOTE``) and serves the popular items,
@@ -49,8 +52,9 @@ from smart_suggest.recommend.snapshot import BLOCK_CELLS, Snapshot
 
 #: A history item's weight halves for every ``HALF_LIFE`` items the user touched after it
 #: (v3's recency rule). On the real MovieLens 100K this lifted v2's NDCG@10 from 0.053 to
-#: 0.063 (time split) and from 0.017 to 0.023 (leave-last-out): people go from a film to
-#: similar ones, so the latest say most about the next (README, bench_v2.py).
+#: 0.063 (time split) and from 0.017 to 0.023 (leave-last-out), with 20 to 0.053 and 0.016:
+#: people go from a film to similar ones, so the latest say most about the next (README,
+#: benchmarks/bench_v2.py).
 HALF_LIFE = 5.0
 
 
