@@ -49,14 +49,18 @@ from smart_suggest.csvfiles import MAX_LINE, open_csv
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.events import (
     EVENT_TYPES,
+    FOLLOWS_IMPRESSION,
     Tally,
     UserTally,
     add_counts,
+    add_served,
     add_user_rows,
     bulk_write,
     check_value,
     insert_events,
     not_assigned_message,
+    served_pairs,
+    set_apart_unserved,
     stored_variant,
     tally_counts,
 )
@@ -110,6 +114,8 @@ class BulkReport:
     seconds: float
     by_variant: dict[str, int] = field(default_factory=dict)
     parallel: bool = False  # parsed by a reader process while this one wrote
+    #: Clicks and purchases on items never served, set apart (``unserved=True``), by type.
+    unserved: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -128,6 +134,7 @@ class BulkReport:
             "seconds": self.seconds,
             "events_per_second": self.rate,
             "parallel": self.parallel,
+            "unserved": {"total": sum(self.unserved.values()), **self.unserved},
         }
 
 
@@ -818,11 +825,17 @@ def log_events_csv(
     *,
     progress: Progress | None = None,
     parallel: bool | None = None,
+    unserved: bool = False,
 ) -> BulkReport:
     """Load a CSV of events into an experiment, all or nothing, in one transaction.
 
     ``parallel``: read the file in a reader process (a file path only); None decides by
     the file's size and the CPUs this process may use.
+
+    A click or purchase needs an impression of its item for its user in the experiment,
+    in the database or anywhere in the file (a file need not be in time order), as
+    ``log_event`` does: otherwise nothing is logged, or with ``unserved`` those rows go to
+    ``unserved_events`` (in no KPI) and the report counts them.
     """
     started = time.perf_counter()
     exp = require_active(get_experiment(store, exp_ref))
@@ -831,7 +844,13 @@ def log_events_csv(
     spooled = _spool(source, progress) if _is_stream(source) else None
     try:
         return _log_file(
-            store, exp, spooled or Path(cast(str | Path, source)), started, progress, parallel
+            store,
+            exp,
+            spooled or Path(cast(str | Path, source)),
+            started,
+            progress,
+            parallel,
+            unserved,
         )
     finally:
         if spooled is not None:
@@ -845,6 +864,7 @@ def _log_file(
     started: float,
     progress: Progress | None,
     parallel: bool | None,
+    unserved: bool = False,
 ) -> BulkReport:
     """``log_events_csv`` of a regular file (a stream has been spooled to one)."""
     fh = open_csv(path)
@@ -911,6 +931,8 @@ def _log_file(
                                 user_parts.append(_user_sums(columns))
                         if chunk.size:
                             add_counts(store, counts)
+                            rows = list(rows)
+                            add_served(store, served_pairs(rows))
                             total += insert_events(store, rows)
                             _merge(tally, counts)
                             if progress:
@@ -924,6 +946,8 @@ def _log_file(
                     sums = _combine(user_parts)
                     n_users = len(sums[0])
                     add_user_rows(store, _user_rows(exp.id, sums))
+                apart = set_apart_unserved(store, exp, before, allow=unserved)
+                total -= sum(n for per in apart.values() for n in per.values())
                 if exp.interleaving:
                     _credit_teams(store, exp.id, before)
                 if progress:
@@ -938,6 +962,12 @@ def _log_file(
     for (_exp, variant, kind, _hour), (n, _lo, _hi) in tally.items():
         by_type[kind] += n
         by_variant[variant] = by_variant.get(variant, 0) + n
+    moved = dict.fromkeys(FOLLOWS_IMPRESSION, 0)
+    for variant, per in apart.items():
+        for kind, n in per.items():
+            by_type[kind] -= n
+            by_variant[variant] -= n
+            moved[kind] += n
     return BulkReport(
         experiment=exp,
         rows=total,
@@ -948,6 +978,7 @@ def _log_file(
         seconds=time.perf_counter() - started,
         by_variant=by_variant,
         parallel=bool(parallel),
+        unserved=moved,
     )
 
 

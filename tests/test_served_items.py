@@ -1,0 +1,129 @@
+"""Schema v10: ``served_items`` (was an item shown to a user in an experiment?) and the
+follow-ups logged apart as unserved."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from smart_suggest import store as store_mod
+from smart_suggest.errors import InputError
+from smart_suggest.experiments.events import log_event, was_served
+from smart_suggest.experiments.lifecycle import create_experiment, delete_experiment
+from smart_suggest.experiments.serving import serve
+from smart_suggest.experiments.simulate import simulate
+from smart_suggest.store import Store, open_store
+
+
+def _v9_database(path: Path) -> None:
+    """A database as v9 left it: one experiment, impressions (one repeated), a click."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for v in sorted(v for v in store_mod.MIGRATIONS if v <= 9):
+        store_mod.apply_migration(conn, v)
+    conn.execute("PRAGMA user_version = 9")
+    conn.execute(f"PRAGMA application_id = {store_mod.APPLICATION_ID}")
+    conn.executemany(
+        "INSERT INTO users(id, username, created_at) VALUES (?, ?, 0)",
+        [(1, "ann"), (2, "bo")],
+    )
+    conn.executemany(
+        "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, 'books', 0)",
+        [(i, f"item {i}") for i in (1, 2, 3)],
+    )
+    conn.execute(
+        "INSERT INTO experiments(id, name, control, treatment, traffic_fraction, "
+        "treatment_share, created_at) VALUES (1, 'e', 'v1', 'v2', 1.0, 0.5, 0)"
+    )
+    conn.executemany("INSERT INTO assignments VALUES (1, ?, ?, 5)", [(1, "A"), (2, "B")])
+    conn.executemany(
+        "INSERT INTO events(experiment_id, variant, user_id, item_id, type, ts) "
+        "VALUES (1, ?, ?, ?, ?, 100)",
+        [("A", 1, 1, "impression"), ("A", 1, 1, "impression"), ("A", 1, 2, "impression"),
+         ("B", 2, 3, "impression"), ("A", 1, 1, "click")],
+    )  # fmt: skip
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_v9_database_migrates_with_its_served_items(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
+    _v9_database(path)
+    with open_store(path) as store:
+        assert store.scalar("PRAGMA user_version") == store_mod.SCHEMA_VERSION >= 10
+        pairs = store.conn.execute(
+            "SELECT experiment_id, user_id, item_id FROM served_items ORDER BY 1, 2, 3"
+        ).fetchall()
+        assert pairs == [(1, 1, 1), (1, 1, 2), (1, 2, 3)]
+        assert was_served(store, 1, 1, 2) and not was_served(store, 1, 1, 3)
+        # The click already logged stays an event; new ones are checked against the index.
+        with pytest.raises(InputError, match="never served"):
+            log_event(store, 1, "ann", 3, "click")
+        log_event(store, 1, "bo", 3, "purchase")
+        assert store.scalar("SELECT COUNT(*) FROM events WHERE type != 'impression'") == 2
+        assert store.scalar("SELECT COUNT(*) FROM unserved_events") == 0
+        # The lookup is a primary-key seek, not a scan of the events.
+        plan = " ".join(
+            str(r[-1])
+            for r in store.conn.execute(
+                "EXPLAIN QUERY PLAN SELECT 1 FROM served_items "
+                "WHERE experiment_id = 1 AND user_id = 1 AND item_id = 1"
+            )
+        )
+        assert "USING PRIMARY KEY" in plan and "events" not in plan
+
+
+def test_migration_to_v10_can_run_again(tmp_path: Path) -> None:
+    # Another version's migrations may be re-applied over it (numbers reserved apart).
+    path = tmp_path / "v9.db"
+    _v9_database(path)
+    with open_store(path):
+        pass
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    store_mod.apply_migration(conn, 10)
+    conn.execute("COMMIT")
+    assert conn.execute("SELECT COUNT(*) FROM served_items").fetchone()[0] == 3
+    conn.close()
+
+
+def _pairs(store: Store) -> list[tuple[int, int, int]]:
+    return store.conn.execute(
+        "SELECT experiment_id, user_id, item_id FROM served_items ORDER BY 1, 2, 3"
+    ).fetchall()
+
+
+def _recount(store: Store) -> list[tuple[int, int, int]]:
+    return store.conn.execute(
+        "SELECT DISTINCT experiment_id, user_id, item_id FROM events "
+        "WHERE type = 'impression' AND item_id IS NOT NULL ORDER BY 1, 2, 3"
+    ).fetchall()
+
+
+def test_every_write_path_keeps_served_items(demo_store: Store) -> None:
+    store = demo_store
+    assert _pairs(store) == _recount(store) != []  # the demo seed (a bulk load)
+    exp = create_experiment(store, "served")
+    shown = serve(store, exp.id, "alice", count=4)  # impressions through the trigger
+    assert _pairs(store) == _recount(store)
+    for rec in shown.recommendations:
+        assert was_served(store, exp.id, shown.user_id, rec.item_id)
+    simulate(store, exp.id, users=200, days=2, seed=3)  # the bulk path
+    assert _pairs(store) == _recount(store)
+    delete_experiment(store, exp.id)
+    assert _pairs(store) == _recount(store)
+    assert store.scalar("SELECT COUNT(*) FROM served_items WHERE experiment_id = ?", [exp.id]) == 0
+
+
+def test_unserved_events_go_with_their_experiment_and_revision(demo_store: Store) -> None:
+    store = demo_store
+    exp = create_experiment(store, "gone")
+    serve(store, exp.id, "alice", count=2)
+    before = store.revision("experiments")
+    event = log_event(store, exp.id, "alice", 20, "click", unserved=True)
+    assert event.unserved and store.revision("experiments") > before
+    assert store.scalar("SELECT COUNT(*) FROM unserved_events") == 1
+    delete_experiment(store, exp.id)
+    assert store.scalar("SELECT COUNT(*) FROM unserved_events") == 0
