@@ -127,3 +127,32 @@ def test_unserved_events_go_with_their_experiment_and_revision(demo_store: Store
     assert store.scalar("SELECT COUNT(*) FROM unserved_events") == 1
     delete_experiment(store, exp.id)
     assert store.scalar("SELECT COUNT(*) FROM unserved_events") == 0
+
+
+def test_results_and_analyze_show_unserved_apart(demo_store: Store, run_cli) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    demo, exp = demo_store.path, "homepage-recs-v1-vs-v2"
+    item = str(
+        demo_store.scalar(
+            "SELECT MIN(id) FROM items WHERE id NOT IN (SELECT item_id FROM served_items "
+            "WHERE experiment_id = 1 AND user_id = 1)"
+        )
+    )
+    code, out, err = run_cli("experiment", "log", exp, "alice", item, "click", "--db", demo)
+    assert code == 2 and "never served" in err
+    before = json.loads(run_cli("analyze", exp, "--json", "--db", demo)[1])
+    code, out, err = run_cli(
+        "experiment", "log", exp, "alice", item, "click", "--unserved", "--db", demo
+    )
+    assert code == 0 and "counted apart" in out.replace("\n", " "), err
+    after = json.loads(run_cli("analyze", exp, "--json", "--db", demo)[1])
+    assert after["unserved"]["click"] == 1 and "unserved" not in before
+    # Not one number of the analysis moved (only the data revision it was read at).
+    del after["unserved"]
+    assert after.pop("revision") > before.pop("revision")
+    assert after == before
+    code, _, err = run_cli("analyze", exp, "--db", demo)
+    assert code == 0 and "not analysed: 1 clicks" in err.replace("\n", " ")
+    res = json.loads(run_cli("experiment", "results", exp, "--json", "--db", demo)[1])
+    assert res["unserved"]["click"] == 1

@@ -14,6 +14,7 @@ from smart_suggest.cli._common import (
     console,
     emit_json,
     err_console,
+    info,
     open_db,
     safe,
 )
@@ -632,6 +633,7 @@ def analyze(
 
     cuped_summary: Any = None
     source_info: dict[str, object] | None = None
+    unserved: dict[str, Any] | None = None
     if source is not None:
         assert experiment is not None
         result, source_info = core.analyze_source(
@@ -700,7 +702,12 @@ def analyze(
                     multi = _with_cuped(
                         multi, cuped_for(store, exp.id, list(exp.labels), alpha=alpha)
                     )
-                _finish_other(multi, multi.to_dict(), _multi_fails(multi), conditions, json)
+                data = multi.to_dict()
+                if unserved := _unserved(store, exp.id):
+                    data["unserved"] = unserved
+                _finish_other(multi, data, _multi_fails(multi), conditions, json)
+                if not json and unserved:
+                    _say_unserved(unserved)
                 return
             result = core.analyze(
                 store,
@@ -720,6 +727,7 @@ def analyze(
                 from smart_suggest.analysis.cuped import cuped_for
 
                 cuped_summary = cuped_for(store, exp.id, ["A", "B"], alpha=alpha)
+            unserved = _unserved(store, exp.id)
 
     held = core.fail_conditions(result)
     holding = [c for c in conditions if held[c]]
@@ -731,12 +739,38 @@ def analyze(
             data["source"] = source_info
         if conditions:
             data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
+        if unserved:
+            data["unserved"] = unserved
         emit_json(data)
     else:
         _render(result)
         if cuped_summary is not None:
             _render_cuped(cuped_summary)
+        if unserved:
+            _say_unserved(unserved)
     _exit(holding, code)
+
+
+def _unserved(store: Any, experiment_id: int) -> dict[str, Any] | None:
+    """The follow-ups logged with --unserved (kept out of every test), or None."""
+    from smart_suggest.experiments.kpis import unserved_counts
+
+    per = unserved_counts(store, experiment_id)
+    if not per:
+        return None
+    return {
+        "click": sum(v.get("click", 0) for v in per.values()),
+        "purchase": sum(v.get("purchase", 0) for v in per.values()),
+        "variants": per,
+        "note": "logged with --unserved on items never served to the user here: in no metric",
+    }
+
+
+def _say_unserved(unserved: dict[str, Any]) -> None:
+    info(
+        f"not analysed: {unserved['click']:,} clicks and {unserved['purchase']:,} purchases "
+        "logged with --unserved on items never served to the user in this experiment"
+    )
 
 
 def _exit(holding: list[str], code: int) -> None:
