@@ -507,6 +507,23 @@ def _user_sums(columns: Columns) -> UserSums:
     )
 
 
+def _served_columns(columns: Columns) -> tuple[Any, Any]:
+    """The distinct (user, item) of a chunk's impressions in key order, vectorised (the
+    rows ``served_items`` gets; computed by the reader process when there is one)."""
+    import numpy as np
+
+    _variants, uids, items, types, _values, _ts = columns
+    n = len(uids)
+    shown = np.fromiter(map("impression".__eq__, types), np.bool_, n)
+    users = np.fromiter(uids, np.int64, n)[shown]
+    things = np.fromiter(items, np.int64, n)[shown]
+    order = np.lexsort((things, users))
+    users, things = users[order], things[order]
+    new = np.ones(len(users), np.bool_)
+    new[1:] = (users[1:] != users[:-1]) | (things[1:] != things[:-1])
+    return users[new], things[new]
+
+
 def _combine(parts: list[UserSums]) -> UserSums:
     """Several chunks' user sums as one (a user in many chunks gets one row)."""
     import numpy as np
@@ -549,6 +566,7 @@ class _Chunk(NamedTuple):
     users: UserSums | None  # its sums per user (the reader process sends them at the end)
     raw: list[list[str]] | None  # the rows as read, for the reference path
     error: str | None  # why the reading stopped after these rows (raised once they pass)
+    served: Any = None  # its impressions' distinct (user, item), sorted: two int64 arrays
 
 
 def _rows_of(exp_id: int, columns: Columns) -> Iterator[tuple[Any, ...]]:
@@ -656,7 +674,10 @@ def _chunks(
             yield _Chunk(line, len(raw), None, None, None, raw, message)
         else:
             tally = _tally_columns(resolver.exp.id, columns)
-            yield _Chunk(line, len(raw), columns, tally, _user_sums(columns), None, message)
+            served = _served_columns(columns)
+            yield _Chunk(
+                line, len(raw), columns, tally, _user_sums(columns), None, message, served
+            )
         if error is not None or len(raw) < want:
             return
         line += len(raw)
@@ -931,8 +952,16 @@ def _log_file(
                                 user_parts.append(_user_sums(columns))
                         if chunk.size:
                             add_counts(store, counts)
-                            rows = list(rows)
-                            add_served(store, served_pairs(rows))
+                            if chunk.served is not None:
+                                users, things = chunk.served
+                                add_served(
+                                    store,
+                                    zip(repeat(exp.id), users.tolist(), things.tolist()),
+                                    ordered=True,
+                                )
+                            else:
+                                rows = list(rows)
+                                add_served(store, served_pairs(rows))
                             total += insert_events(store, rows)
                             _merge(tally, counts)
                             if progress:

@@ -265,12 +265,15 @@ def served_pairs(rows: Iterable[tuple[Any, ...]]) -> set[tuple[int, int, int]]:
     }
 
 
-def add_served(store: Store, pairs: Iterable[tuple[int, int, int]]) -> None:
+def add_served(
+    store: Store, pairs: Iterable[tuple[int, int, int]], *, ordered: bool = False
+) -> None:
     """Add served pairs to ``served_items`` in key order (in the transaction of their
-    events): sorted, the inserts walk the B-tree forward instead of jumping around it."""
+    events): sorted, the inserts walk the B-tree forward instead of jumping around it.
+    ``ordered``: the pairs come sorted already."""
     if not store.conn.in_transaction:
         raise RuntimeError("add_served must run inside store.write()")
-    store.conn.executemany(ADD_SERVED_ITEMS_SQL, sorted(pairs))
+    store.conn.executemany(ADD_SERVED_ITEMS_SQL, pairs if ordered else sorted(pairs))
 
 
 def add_counts(store: Store, tally: Tally) -> None:
