@@ -675,9 +675,7 @@ def _chunks(
         else:
             tally = _tally_columns(resolver.exp.id, columns)
             served = _served_columns(columns)
-            yield _Chunk(
-                line, len(raw), columns, tally, _user_sums(columns), None, message, served
-            )
+            yield _Chunk(line, len(raw), columns, tally, _user_sums(columns), None, message, served)
         if error is not None or len(raw) < want:
             return
         line += len(raw)

@@ -304,6 +304,13 @@ class Catalogue:
         return self.similarity_of(np.arange(self.n_items))
 
     @cached_property
+    def similarity_keys(self) -> np.ndarray | None:
+        """``_ops.csr_keys(similarity)``: for reading single cells of it fast."""
+        from smart_suggest.recommend._ops import csr_keys
+
+        return csr_keys(self.similarity)
+
+    @cached_property
     def similarity_t(self) -> sp.csr_matrix:
         """``similarity`` transposed (CSR): row i holds column i, the same stored values."""
         return sp.csr_matrix(self.similarity.T)
