@@ -45,6 +45,7 @@ from smart_suggest.recommend.base import (
     Recommendation,
     register,
 )
+from smart_suggest.recommend.collaborative import KEYED_BLOCK
 from smart_suggest.recommend.popular import popular_block, popularity_text
 from smart_suggest.recommend.snapshot import BLOCK_CELLS, Snapshot
 
@@ -186,8 +187,15 @@ class _ContentReasons:
         self.liked, weights = padded_rows(self.snap.matrix, rows)
         wanted = self.wanted[self.lo : self.hi]
         cat = self.snap.catalogue
-        keys = cat.similarity_keys
-        if keys is not None:
+        dense = cat.similarity_dense if len(self.ranking.rows) >= KEYED_BLOCK else None
+        keys = None if dense is not None else cat.similarity_keys
+        if dense is not None:
+            # (user, wanted item, liked item), straight from the dense similarity.
+            liked, items = np.broadcast_arrays(self.liked[:, None, :], wanted[:, :, None])
+            asked = (liked >= 0) & (items >= 0)  # most cells are history padding
+            self.sims = np.zeros(asked.shape)
+            self.sims[asked] = dense[liked[asked], items[asked]]
+        elif keys is not None:
             # similarity[liked, item], each cell found by binary search.
             # (user, wanted item, liked item): the reduction below runs along the last,
             # contiguous axis (along the middle one it took as long as all the rest).
