@@ -122,7 +122,8 @@ def test_unserved_events_go_with_their_experiment_and_revision(demo_store: Store
     exp = create_experiment(store, "gone")
     serve(store, exp.id, "alice", count=2)
     before = store.revision("experiments")
-    event = log_event(store, exp.id, "alice", 20, "click", unserved=True)
+    item = _never_shown(store, exp.id, 1)  # alice is user 1
+    event = log_event(store, exp.id, "alice", item, "click", unserved=True)
     assert event.unserved and store.revision("experiments") > before
     assert store.scalar("SELECT COUNT(*) FROM unserved_events") == 1
     delete_experiment(store, exp.id)
@@ -156,3 +157,29 @@ def test_results_and_analyze_show_unserved_apart(demo_store: Store, run_cli) -> 
     assert code == 0 and "not analysed: 1 clicks" in err.replace("\n", " ")
     res = json.loads(run_cli("experiment", "results", exp, "--json", "--db", demo)[1])
     assert res["unserved"]["click"] == 1
+
+
+def test_export_and_import_keep_unserved_events_and_served_items(
+    demo_store: Store, tmp_path: Path
+) -> None:
+    from smart_suggest.portability import export_all, import_all
+
+    store = demo_store
+    log_event(store, 1, "alice", _never_shown(store, 1, 1), "click", unserved=True)
+    export_all(store, tmp_path / "export")
+    with open_store(tmp_path / "copy.db") as copy:
+        import_all(copy, tmp_path / "export")
+        assert copy.query("SELECT * FROM unserved_events") == store.query(
+            "SELECT * FROM unserved_events"
+        )
+        assert _pairs(copy) == _pairs(store) == _recount(copy)
+
+
+def _never_shown(store: Store, experiment_id: int, user_id: int) -> int:
+    return int(
+        store.scalar(
+            "SELECT MIN(id) FROM items WHERE id NOT IN (SELECT item_id FROM served_items "
+            "WHERE experiment_id = ? AND user_id = ?)",
+            (experiment_id, user_id),
+        )
+    )
