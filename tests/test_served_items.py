@@ -183,3 +183,24 @@ def _never_shown(store: Store, experiment_id: int, user_id: int) -> int:
             (experiment_id, user_id),
         )
     )
+
+
+def test_packed_and_plain_served_inserts_agree(demo_store: Store) -> None:
+    import numpy as np
+
+    from smart_suggest.experiments.events import add_served_columns, bulk_write
+
+    store = demo_store
+    exp = create_experiment(store, "packed")
+    small = (np.array([1, 1, 2]), np.array([3, 5, 3]))
+    big = (np.array([2, 2**31 + 7]), np.array([2**40, 4]))  # ids beyond 31 bits: row by row
+    with bulk_write(store):
+        add_served_columns(store, exp.id, *small)
+        add_served_columns(store, exp.id, *big)
+        add_served_columns(store, exp.id, *small)  # again: ignored
+        add_served_columns(store, exp.id, np.array([], np.int64), np.array([], np.int64))
+    got = store.conn.execute(
+        "SELECT user_id, item_id FROM served_items WHERE experiment_id = ? ORDER BY 1, 2",
+        (exp.id,),
+    ).fetchall()
+    assert got == [(1, 3), (1, 5), (2, 3), (2, 2**40), (2**31 + 7, 4)]

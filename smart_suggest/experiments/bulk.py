@@ -54,6 +54,7 @@ from smart_suggest.experiments.events import (
     UserTally,
     add_counts,
     add_served,
+    add_served_columns,
     add_user_rows,
     bulk_write,
     check_value,
@@ -951,12 +952,7 @@ def _log_file(
                         if chunk.size:
                             add_counts(store, counts)
                             if chunk.served is not None:
-                                users, things = chunk.served
-                                add_served(
-                                    store,
-                                    zip(repeat(exp.id), users.tolist(), things.tolist()),
-                                    ordered=True,
-                                )
+                                add_served_columns(store, exp.id, *chunk.served)
                             else:
                                 rows = list(rows)
                                 add_served(store, served_pairs(rows))

@@ -13,11 +13,13 @@ user (triggers; the bulk paths add pre-tallied rows instead). Loading a CSV of e
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from typing import Any
 
 from smart_suggest import clock, validate
@@ -274,6 +276,27 @@ def add_served(
     if not store.conn.in_transaction:
         raise RuntimeError("add_served must run inside store.write()")
     store.conn.executemany(ADD_SERVED_ITEMS_SQL, pairs if ordered else sorted(pairs))
+
+
+#: Adds served pairs given as one JSON array of ``user * 2**31 + item`` (both below 2**31):
+#: the rows are made in SQLite, not bound one by one from Python (a third of the cost).
+_ADD_SERVED_PACKED_SQL = (
+    "INSERT OR IGNORE INTO served_items(experiment_id, user_id, item_id) "
+    "SELECT ?, value >> 31, value & 2147483647 FROM json_each(?)"
+)
+
+
+def add_served_columns(store: Store, experiment_id: int, users: Any, items: Any) -> None:
+    """``add_served`` for sorted numpy columns of distinct (user, item) pairs."""
+    if not store.conn.in_transaction:
+        raise RuntimeError("add_served must run inside store.write()")
+    if len(users) == 0:
+        return
+    if int(users.max()) < 2**31 and int(items.max()) < 2**31 and int(items.min()) >= 0:
+        packed = (users << 31) | items  # sorted pairs stay sorted
+        store.conn.execute(_ADD_SERVED_PACKED_SQL, (experiment_id, json.dumps(packed.tolist())))
+        return
+    add_served(store, zip(repeat(experiment_id), users.tolist(), items.tolist()), ordered=True)
 
 
 def add_counts(store: Store, tally: Tally) -> None:
