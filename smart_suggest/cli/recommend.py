@@ -620,8 +620,9 @@ def tune(
     The validation part is the end of each user's *training* history (the split of
     evaluate, applied twice), so evaluate's test part is never looked at. v1 tries
     threshold x neighbours; v3 tries lambda (EASE) or alpha x beta (RP3beta in large
-    catalogues). The best set is stored for the current data revision and used by
-    recommend, evaluate, experiments and the TUI from then on (explicit options win).
+    catalogues), each with recency half-lives 0 (off), 5, 10, 20 and 50 items. The best
+    set is stored for the current data revision and used by recommend, evaluate,
+    experiments and the TUI from then on (explicit options win).
     """
     from smart_suggest.evaluate import check_split
     from smart_suggest.tuning import TUNABLE
