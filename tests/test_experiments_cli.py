@@ -294,6 +294,11 @@ def test_bulk_log_checks_that_each_item_was_served(
         assert {r["type"]: r["n"] for r in counts} == {"impression": impressions, "click": 1}
     code, out, err = run_cli("experiment", "results", "hp", "--db", seeded)
     assert code == 0 and "unserved" in out
+    code, out, err = run_cli(
+        "experiment", "log", "hp", "--file", mixed, "--unserved", "--db", seeded
+    )
+    assert code == 0 and "Logged 2 events" in out
+    assert "3 clicks/purchases on items never served were logged apart" in err
 
 
 def test_results_and_timeline(seeded: Path, run_cli: Any) -> None:

@@ -450,7 +450,8 @@ def log_cmd(
         typer.Option(
             "--unserved",
             help="Accept a click or purchase on an item the user was never served in this "
-            "experiment (for systems that log exposures elsewhere).",
+            "experiment (for systems that log exposures elsewhere): kept apart, counted "
+            "as unserved, in no KPI. With --file, for the rows that need it.",
         ),
     ] = False,
     db: DbOption = None,
@@ -462,7 +463,7 @@ def log_cmd(
     unknown item, a click or purchase on an item never served to the user in this
     experiment (unless --unserved), an engagement without a finite, non-negative --value,
     or a stopped experiment. With --file, every row is checked and the first bad line is
-    reported.
+    reported; a click or purchase needs an impression in the database or in the file.
     """
     from smart_suggest.errors import InputError
 
@@ -529,6 +530,12 @@ def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool, unserved: b
         f" in {report.seconds:.2f} s ({report.rate:,.0f} events/s)",
         sep="",
     )
+    if apart := sum(report.unserved.values()):
+        info(
+            f"{apart:,} clicks/purchases on items never served were logged apart as unserved "
+            f"({report.unserved.get('click', 0):,} clicks, "
+            f"{report.unserved.get('purchase', 0):,} purchases): in no KPI"
+        )
 
 
 # -- results -------------------------------------------------------------------------------
