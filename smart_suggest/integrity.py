@@ -296,6 +296,7 @@ _ORPHANS = {
     "WHERE a.experiment_id = events.experiment_id "
     "AND a.user_id = events.user_id AND a.variant = events.variant)",
     "sequential_looks": "experiment_id NOT IN (SELECT id FROM experiments)",
+    "user_attributes": "user_id NOT IN (SELECT id FROM users)",
 }
 
 
