@@ -281,9 +281,7 @@ def report(
         verdict = ""
         if target is not None:
             verdict = f"target {target * 1000:.0f} ms " + ("ok" if med <= target else "MISSED")
-        print(
-            f"  {name:<34} {med * 1000:8.0f} ms  ({worst * 1000:6.0f} ms)  {cpu_text}  {verdict}"
-        )
+        print(f"  {name:<34} {med * 1000:8.0f} ms  ({worst * 1000:6.0f} ms)  {cpu_text}  {verdict}")
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

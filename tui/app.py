@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.actions import ActionParseResult, parse
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -68,6 +69,8 @@ class SmartSuggestApp(App[None]):
     ]
     #: Seconds between checks of the data revision (a single-row query).
     POLL_SECONDS = 1.0
+    #: Seconds without a key press before the statistics are imported ahead of need.
+    WARM_IMPORTS_AFTER_IDLE = 1.5
     #: Seconds to wait for the cursor to rest before loading what it points at.
     DEBOUNCE_SECONDS = 0.12
 
@@ -103,6 +106,7 @@ class SmartSuggestApp(App[None]):
         self._polling = False
         self._poll_again = False
         self._written: set[str] = set()
+        self._last_key = 0.0  # time.monotonic() of the last key press
         #: The settings file (theme, strategies shown, ...); saved when they change.
         self.settings = settings if settings is not None else load_settings()
         wanted = theme or self.settings.theme
@@ -186,10 +190,20 @@ class SmartSuggestApp(App[None]):
                 timeout=float(message.get("timeout", 30)),
             )
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
     def _warm_up(self) -> None:
         async def run() -> None:
             try:
                 await self.backend.read(warm_up, self.backend)
+                # The statistics import holds the GIL for a few hundred ms of CPU: in a
+                # thread it still halves the speed of the event loop meanwhile. Wait for a
+                # pause in the typing, so no key press waits for it.
+                while time.monotonic() - self._last_key < self.WARM_IMPORTS_AFTER_IDLE:
+                    await asyncio.sleep(0.25)
                 await asyncio.to_thread(warm_imports)
             except Exception as exc:  # only an optimisation: the screens report real errors
                 self.log.warning(f"warm-up failed: {exc}")
@@ -211,6 +225,11 @@ class SmartSuggestApp(App[None]):
         self.paint_times.setdefault(what, time.perf_counter())
 
     # -- change detection -----------------------------------------------------------------
+    @property
+    def catalog_revision(self) -> int | None:
+        """The catalog revision of the last poll (None before the first)."""
+        return None if self._revisions is None else self._revisions.catalog
+
     def check_for_changes(self, written: set[str] | None = None) -> None:
         """Compare the data revisions with the last seen ones and tell the screens.
 

@@ -47,9 +47,9 @@ class KeyFooter(Footer):
         # the bindings may have changed: on every screen switch and focus change. Mostly
         # they have not; then the footer stays as it is.
         self._bindings_ready = True
-        if self._composed is not None and screen is self.screen and self.is_attached:
-            if self._signature() == self._composed:
-                return
+        unchanged = self._composed is not None and screen is self.screen and self.is_attached
+        if unchanged and self._signature() == self._composed:
+            return
         super().bindings_changed(screen)
 
     def _cost(self, key: str, description: str) -> int:
