@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Iterable, Mapping
@@ -29,10 +31,11 @@ from tui.config import load as load_settings
 from tui.data import FAILED, Backend, Revisions, revisions, warm_imports, warm_up
 from tui.screens.base import BaseScreen
 from tui.screens.dialogs import FormDialog, FormField, HelpScreen
-from tui.screens.experiments import ExperimentsScreen
-from tui.screens.overview import OverviewScreen
-from tui.screens.recommend import RecommendScreen
 from tui.served import ControlReader, Served, adopt_terminal
+
+
+def _new_screen(mode: str) -> BaseScreen:
+    return SmartSuggestApp.screen_class(mode)()
 
 
 class SmartSuggestApp(App[None]):
@@ -40,10 +43,15 @@ class SmartSuggestApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "smart-suggest"
+    #: Screens 2 and 3 (and plotext, for the charts) are imported when first shown, not
+    #: before the first paint.
+    SCREEN_CLASSES: ClassVar[dict[str, str]] = {
+        "overview": "tui.screens.overview:OverviewScreen",
+        "recommend": "tui.screens.recommend:RecommendScreen",
+        "experiments": "tui.screens.experiments:ExperimentsScreen",
+    }
     MODES: ClassVar[dict[str, Any]] = {
-        "overview": OverviewScreen,
-        "recommend": RecommendScreen,
-        "experiments": ExperimentsScreen,
+        mode: functools.partial(_new_screen, mode) for mode in SCREEN_CLASSES
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {ActionsProvider}
@@ -137,7 +145,8 @@ class SmartSuggestApp(App[None]):
 
     @classmethod
     def screen_class(cls, mode: str) -> type[BaseScreen]:
-        screen_cls: type[BaseScreen] = cls.MODES[mode]
+        module, name = cls.SCREEN_CLASSES[mode].split(":")
+        screen_cls: type[BaseScreen] = getattr(importlib.import_module(module), name)
         return screen_cls
 
     # -- settings -------------------------------------------------------------------------
