@@ -170,7 +170,7 @@ class SmartSuggestApp(App[None]):
         self.check_for_changes()  # the baseline revisions
         if self.poll_seconds > 0:
             self.set_interval(self.poll_seconds, self.check_for_changes)
-        self.set_timer(0.3, self._warm_up)
+        self._warm_up()  # the snapshot first: screen 2 waits for it, the first paint does not
         if self.read_only is not None:
             self.notify(
                 printable(f"Read-only: {self.read_only}. Keys that change data are disabled."),
