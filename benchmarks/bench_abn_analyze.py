@@ -7,14 +7,16 @@ Builds (or reuses, with ``--workdir``) a database with 100,000 users, 2,000 item
 experiment with variants A/B/C/D (v1, v2, popular, v1; equal weights) assigned by the
 rule, and N events (impressions, clicks at 30-36% CTR, purchases, engagement) loaded in
 one bulk transaction (the summaries are rebuilt from the events at the end). Then, each
-in a fresh process, ``repeat`` times: the whole command ``smart-suggest analyze 1
---json`` (import, the A/B/n analysis with Holm, SRM, P(best), CUPED, JSON), wall time and
-peak RSS. Prints the medians.
+in a fresh process, ``repeat`` times: the core (``analyze_multi`` with CUPED, after the
+imports) and the whole command ``smart-suggest analyze 1 --json`` (import, the A/B/n
+analysis with Holm, SRM, P(best), CUPED, JSON): wall time, CPU time (user + sys) and peak
+RSS, with the load average at the end. Prints the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -24,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _util import median, run_measured
+from _util import median
 
 
 def build(path: Path, events: int, users: int) -> float:
@@ -96,25 +98,54 @@ def build(path: Path, events: int, users: int) -> float:
 
 
 _CORE = r"""
-import json, sys, time
+import json, resource, sys, time
 t = time.perf_counter()
 import smart_suggest.stats, scipy.integrate  # imports timed apart from the computation
 imported = time.perf_counter() - t
-from smart_suggest.analysis.cuped import cuped_for
+from smart_suggest.analysis.cuped import covariate_sums
 from smart_suggest.analysis.multiarm import analyze_multi
 from smart_suggest.experiments.lifecycle import get_experiment
 from smart_suggest.store import open_store
 
 store = open_store(sys.argv[1])
-t0 = time.perf_counter()
 exp = get_experiment(store, 1)
-an = analyze_multi(store, exp)
+t0 = time.perf_counter()
+covariate_sums(store, exp.id)
 t1 = time.perf_counter()
-cup = cuped_for(store, exp.id, list(exp.labels))
+c0 = time.process_time()
+an = analyze_multi(store, exp, cuped=True)  # reads the covariates itself, in its snapshot
 t2 = time.perf_counter()
-print(json.dumps({"analysis": t1 - t0, "cuped": t2 - t1, "total": t2 - t0,
+print(json.dumps({"cuped": t1 - t0, "total": t2 - t1, "cpu": time.process_time() - c0,
                   "import": imported, "recommendation": an.recommendation.text}))
 """
+
+
+#: The processes measured may write their bytecode caches, as an installed package has
+#: them (pip compiles at install): with PYTHONDONTWRITEBYTECODE set, every run would
+#: compile the package's modules from source again (~0.25 s of CPU, not the command's).
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run_cpu(cmd: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds user + sys, peak RSS in MB) of ``cmd`` in a fresh process
+    (a wrapper process, so that the RSS and CPU are that command's alone)."""
+    import json
+    import subprocess
+
+    code = (
+        "import json, resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True)\n"
+        "wall = time.perf_counter() - t\n"
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "assert p.returncode == 0, p.stderr[-2000:]\n"
+        "print(json.dumps([wall, r.ru_utime + r.ru_stime, r.ru_maxrss / 1024]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True, env=_ENV
+    ).stdout
+    wall, cpu, rss = json.loads(out)
+    return float(wall), float(cpu), float(rss)
 
 
 def core(db: Path) -> dict[str, float]:
@@ -122,7 +153,7 @@ def core(db: Path) -> dict[str, float]:
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-c", _CORE, str(db)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _CORE, str(db)], capture_output=True, text=True, check=True, env=_ENV
     ).stdout
     return dict(json.loads(out))
 
@@ -139,27 +170,28 @@ def main() -> None:
     db = work / f"abcd-{args.events}.db"
     if not db.exists():
         build(db, args.events, args.users)
+    core(db)  # warm-up: the bytecode caches and the page cache
     cores = [core(db) for _ in range(args.repeat)]
 
     def med(key: str) -> float:
         return median([c[key] for c in cores])
 
     print(
-        f"core (after imports), median of {args.repeat}: analysis {med('analysis'):.2f} s + "
-        f"CUPED {med('cuped'):.2f} s = {med('total'):.2f} s; imports {med('import'):.2f} s; "
+        f"core (after imports), median of {args.repeat}: analysis with CUPED "
+        f"{med('total'):.2f} s wall, {med('cpu'):.2f} s CPU (of which the covariate sums "
+        f"alone {med('cuped'):.2f} s); imports {med('import'):.2f} s; "
         f"{cores[0]['recommendation']}"
     )
     cmd = [sys.executable, "-m", "smart_suggest", "analyze", "1", "--db", str(db), "--json"]
-    walls, rss = [], []
-    for _ in range(args.repeat):
-        wall, peak, _out = run_measured(cmd)
-        walls.append(wall)
-        rss.append(peak)
+    run_cpu(cmd)  # warm-up: the bytecode caches and the page cache
+    runs = [run_cpu(cmd) for _ in range(args.repeat)]
+    walls = [r[0] for r in runs]
     print(
         f"whole command `analyze 1 --json`, 4 variants, {args.events:,} events, "
-        f"{args.users:,} users: median "
-        f"{median(walls):.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)}), peak RSS "
-        f"{median(rss):.0f} MB (target <= 1.5 s)"
+        f"{args.users:,} users: median {median(walls):.2f} s wall "
+        f"(runs: {', '.join(f'{w:.2f}' for w in walls)}), {median([r[1] for r in runs]):.2f} s "
+        f"CPU (user + sys), peak RSS {median([r[2] for r in runs]):.0f} MB (target <= 1.5 s); "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 

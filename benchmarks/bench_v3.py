@@ -80,13 +80,14 @@ def child_speed(path: str, repeat: int) -> dict[str, Any]:
     engine = Recommender(store)
     snap = engine.snapshot()
     options = engine.options("v3", 10)
-    fits = []
+    fits, fit_cpu = [], []
     for _ in range(repeat):
         fresh = Snapshot.__new__(Snapshot)
         fresh.__dict__.update({k: v for k, v in snap.__dict__.items()})
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model = itemitem.fit(fresh, options)
         fits.append(time.perf_counter() - t)
+        fit_cpu.append(time.process_time() - c)
     itemitem.fit(snap, options)
     user_ids = snap.catalogue.user_ids
     sample = user_ids[np.linspace(0, len(user_ids) - 1, 100).astype(int)].tolist()
@@ -97,16 +98,19 @@ def child_speed(path: str, repeat: int) -> dict[str, Any]:
         engine.recommend(user_id, "v3", 10)
         warm.append(time.perf_counter() - t)
     rows = np.arange(snap.catalogue.n_users)
-    all_users = []
+    all_users, all_cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for ranking in rank_users(snap, "v3", rows, options):
             ranking.top(10)
         all_users.append(time.perf_counter() - t)
+        all_cpu.append(time.process_time() - c)
     return {
         "method": model.method,
         "params": dict(options.params),
         "fit_s": statistics.median(fits),
+        "fit_cpu_s": statistics.median(fit_cpu),
+        "all_users_cpu_s": statistics.median(all_cpu),
         "warm_ms": statistics.median(warm) * 1000,
         "warm_p95_ms": float(np.percentile(warm, 95)) * 1000,
         "all_users_s": statistics.median(all_users),
@@ -125,50 +129,33 @@ def child_fit(path: str, ease: bool = False) -> dict[str, Any]:
     t = time.perf_counter()
     snap = build_snapshot(store)
     snapshot_s = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     model = itemitem.fit(snap, Options())
     return {
         "method": model.method,
         "snapshot_s": snapshot_s,
         "fit_s": time.perf_counter() - t,
+        "fit_cpu_s": time.process_time() - c,
         "rss_mb": _rss_mb(),
     }
 
 
 def _oracle_scores(n_users: int, n_items: int) -> Any:
-    """P(item | user) of ``sample._synthetic_interactions`` (seed 42), users x items."""
+    """P(item | user) of ``sample.taste_model`` (seed 42), users x items: what the
+    generator draws from, blind to each user's browsing order (which a chronological
+    split rewards), so it is the ceiling of a model that ignores time, not of all."""
     import numpy as np
 
     from smart_suggest import sample
 
-    rng = np.random.default_rng(42)  # replays the generator's draws up to the tastes
+    rng = np.random.default_rng(42)  # replays the generator's draws up to the segments
     sample._item_catalogue(rng, n_items)
-    seg_names = list(sample.SEGMENTS)
-    user_seg = rng.integers(0, len(seg_names), size=n_users)
-    user_topic = rng.integers(0, sample.TOPICS, size=n_users)
-    n_cat = len(sample.CATEGORIES)
-    item_cat = np.arange(n_items) % n_cat
-    item_topic = (np.arange(n_items) // n_cat) % sample.TOPICS
-
-    def pool(c: int, t: int) -> tuple[Any, Any]:
-        members = np.flatnonzero((item_cat == c) & ((item_topic == t) | (t == -1)))
-        if len(members) == 0:
-            members = np.flatnonzero(item_cat == c)
-        w = 1.0 / np.arange(1, len(members) + 1) ** 0.8
-        return members, w / w.sum()
-
-    whole = [pool(c, -1) for c in range(n_cat)]
-    p = np.zeros((n_users, n_items))
-    for u in range(n_users):
-        cats = [sample.CATEGORIES.index(c) for c in sample.SEGMENTS[seg_names[user_seg[u]]]]
-        for c in range(n_cat):
-            members, w = whole[c]
-            p[u, members] += 0.15 / n_cat * w
-            if c in cats:
-                p[u, members] += 0.85 / len(cats) * 0.25 * w
-                tm, tw = pool(c, int(user_topic[u]))
-                p[u, tm] += 0.85 / len(cats) * 0.75 * tw
-    return p
+    user_seg = rng.integers(0, len(sample.SEGMENTS), size=n_users)
+    model = sample.taste_model(42, n_users, n_items, user_seg)
+    logits = model.logits(np.arange(n_users))
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def _item_knn_top(snap: Any, rows: Any, k: int, neighbours: int = 100) -> Any:
@@ -299,7 +286,7 @@ def child_quality(path: str, k: int) -> dict[str, Any]:
     oracle = _oracle_scores(cat.n_users, cat.n_items)
     scores = oracle[cat.user_ids[part.rows] - 1][:, cat.item_ids - 1]
     scores[part.snap.seen_mask(part.rows)] = 0.0
-    add("oracle (ceiling)", top_rows(scores, k)[0], t)
+    add("oracle, static", top_rows(scores, k)[0], t)
     v1 = per_user["v1"]
     v3_label = "v3 = EASE tuned" if ease_ok else "v3 = RP3beta tuned"
     out = {
@@ -334,14 +321,19 @@ def run_child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def time_tune(path: Path, tmp: Path) -> float:
-    """Wall time of ``smart-suggest tune`` on a copy (the copy keeps the tuned parameters)."""
+def time_tune(path: Path, tmp: Path) -> tuple[float, float]:
+    """Wall and CPU time of ``smart-suggest tune`` on a copy (the copy keeps the tuned
+    parameters)."""
     copy = tmp / f"tuned-{path.name}"
     shutil.copy(path, copy)
     exe = Path(sys.executable).with_name("smart-suggest")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run([str(exe), "tune", "--db", str(copy), "--json"], check=True, capture_output=True)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu
 
 
 def main() -> None:
@@ -384,17 +376,22 @@ def main() -> None:
                 tunes = [time_tune(path, tmp) for _ in range(args.repeat)]
                 speed = run_child("speed", str(tmp / f"tuned-{path.name}"), str(args.repeat))
                 print(
-                    f"tune {statistics.median(tunes):.1f} s (median of {len(tunes)}); v3 "
-                    f"{speed['method']} {speed['params']}: fit {speed['fit_s']:.2f} s, warm "
+                    f"tune {statistics.median(t[0] for t in tunes):.1f} s wall, "
+                    f"{statistics.median(t[1] for t in tunes):.1f} s CPU (median of "
+                    f"{len(tunes)}); v3 {speed['method']} {speed['params']}: fit "
+                    f"{speed['fit_s']:.2f} s wall / {speed['fit_cpu_s']:.2f} s CPU, warm "
                     f"{speed['warm_ms']:.2f} ms (p95 {speed['warm_p95_ms']:.2f}), all users "
-                    f"top-10 {speed['all_users_s']:.2f} s, peak RSS {speed['rss_mb']:.0f} MB"
+                    f"top-10 {speed['all_users_s']:.2f} s wall / {speed['all_users_cpu_s']:.2f}"
+                    f" s CPU, peak RSS {speed['rss_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}"
                 )
             else:
                 fits = [run_child("fit", str(path)) for _ in range(args.repeat)]
                 fit = statistics.median(f["fit_s"] for f in fits)
                 peak = max(f["rss_mb"] for f in fits)
+                fit_cpu = statistics.median(f["fit_cpu_s"] for f in fits)
                 print(
-                    f"v3 {fits[0]['method']}: fit {fit:.1f} s (median of {len(fits)}), "
+                    f"v3 {fits[0]['method']}: fit {fit:.1f} s wall / {fit_cpu:.1f} s CPU "
+                    f"(median of {len(fits)}; load {os.getloadavg()[0]:.1f}), "
                     f"snapshot {statistics.median(f['snapshot_s'] for f in fits):.1f} s, "
                     f"peak RSS {peak:.0f} MB"
                 )

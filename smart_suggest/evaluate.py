@@ -292,7 +292,13 @@ def holdout(
         inter, catalogue.n_users, method=split, test_fraction=test_fraction, seed=seed
     )
     train = ~test
-    snap = Snapshot(catalogue, inter.user[train], inter.item[train], inter.weight[train])
+    snap = Snapshot(
+        catalogue,
+        inter.user[train],
+        inter.item[train],
+        inter.weight[train],
+        times=None if inter.ts is None else inter.ts[train],
+    )
     base = max(catalogue.n_items, 1)
     train_keys = np.unique(inter.user[train] * base + inter.item[train])
     test_keys = np.unique(inter.user[test] * base + inter.item[test])

@@ -170,8 +170,9 @@ def recover(source: Path, target: Path) -> RecoveryReport:
     ``target`` (which must not exist), in one transaction; rows whose user, item or
     experiment was lost go too (counted in ``lost``).
 
-    Rows are read by key in steps: when a page cannot be read, the reading skips ahead
-    (1, 2, 4, ... keys) until it reads again, so one damaged page costs only its rows.
+    Rows are read in key order: when a page cannot be read, the reading probes ahead (1,
+    2, 4, ... keys) until it reads again, then bisects back to the first key it can read,
+    so one damaged page costs only its own rows.
     """
     from smart_suggest.store import TABLES, open_store
 
@@ -222,8 +223,18 @@ def _salvage(src: sqlite3.Connection, table: str, cols: list[str]) -> Any:
         # WITHOUT ROWID: read it whole or experiment by experiment.
         yield from _salvage_assignments(src, select)
         return
+
+    def readable(after: int) -> bool:
+        # A seek to the first key past ``after`` fails while it lands in a damaged page.
+        try:
+            src.execute(
+                f"SELECT {key} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT 1", (after,)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        return True
+
     last = -(1 << 63)
-    step = 1
     while True:
         batch: list[tuple[Any, ...]] = []
         try:
@@ -231,18 +242,28 @@ def _salvage(src: sqlite3.Connection, table: str, cols: list[str]) -> Any:
                 f"SELECT {key}, {select} FROM {table} WHERE {key} > ? ORDER BY {key}", (last,)
             ):
                 batch.append(row[1:])
-                last, step = row[0], 1
+                last = row[0]
                 if len(batch) >= 5000:
                     yield batch
                     batch = []
         except sqlite3.DatabaseError:
             if batch:
                 yield batch
-            if last > (1 << 62):
-                return
-            # Skip ahead past the damaged page: 1, 2, 4, ... keys at a time.
-            last = max(last, 0) + step
-            step *= 2
+            bad, step = max(last, 0), 1
+            while True:  # probe ahead past the damaged page
+                good = bad + step
+                if good > (1 << 62):
+                    return
+                if readable(good):
+                    break
+                bad, step = good, step * 2
+            while good - bad > 1:  # and back to the first key that reads again
+                mid = (bad + good) // 2
+                if readable(mid):
+                    good = mid
+                else:
+                    bad = mid
+            last = good
             continue
         if batch:
             yield batch
@@ -275,6 +296,7 @@ _ORPHANS = {
     "WHERE a.experiment_id = events.experiment_id "
     "AND a.user_id = events.user_id AND a.variant = events.variant)",
     "sequential_looks": "experiment_id NOT IN (SELECT id FROM experiments)",
+    "user_attributes": "user_id NOT IN (SELECT id FROM users)",
 }
 
 

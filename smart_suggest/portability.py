@@ -208,6 +208,7 @@ TABLE_SINCE: dict[str, int] = {
     "item_categories": 6,
     "experiment_variants": 8,  # missing variants fall back to control / treatment
     "sequential_looks": 9,  # missing looks: none were recorded
+    "user_attributes": 11,  # missing attributes: none were imported
 }
 #: How a table missing from an older export is rebuilt from the tables it does have
 #: (``experiment_variants`` needs nothing: variants fall back to control / treatment).

@@ -586,6 +586,80 @@ def generate(store: Store, spec: SyntheticSpec, *, progress: Progress | None = N
     return SeedReport(spec.users, spec.items, n_inter, 1, n_assigned, n_events)
 
 
+#: The interaction model (``taste_model``), calibrated against the real MovieLens 100K
+#: (README "Synthetic data"; ``benchmarks/bench_movielens.py`` measures both). Items and
+#: users are points in a latent space of ``LATENT_DIM`` dimensions: an item is its
+#: category's direction, plus its topic's, plus its own; a user mixes the categories of
+#: their segment with their own weights, leans towards one topic and has a direction of
+#: their own. So users are not copies of a few types (a neighbour method finds no exact
+#: twins, as on real data), while categories and topics still carry most of the taste.
+LATENT_DIM = 24
+#: Scale of the category, topic and item-specific parts of an item's vector.
+CATEGORY_SCALE, TOPIC_SCALE, ITEM_SCALE = 1.0, 0.7, 0.8
+#: Scale of a user's own direction next to their segment and topic.
+USER_SCALE = 0.8
+#: Sharpness of taste: P(item | user) ~ popularity x exp(TASTE x user . item).
+TASTE = 2.0
+#: Item popularity is log-normal with this sigma (MovieLens 100K: the top 10% of the
+#: films hold ~43% of the ratings).
+POPULARITY_SIGMA = 1.3
+#: A user's activity is log-normal with this sigma (MovieLens 100K: median 65 ratings,
+#: 90th percentile 244).
+ACTIVITY_SIGMA = 1.2
+#: Every user has at least this many interactions (MovieLens keeps users with 20 or more
+#: ratings), or fewer when the requested total is too small for that.
+MIN_ACTIVITY = 20
+#: Browsing order: each user goes through their items in the order of a score along a
+#: direction of their own in the latent space, plus this much noise (standard deviations
+#: of the score). Lower: consecutive items resemble each other more. MovieLens users rate
+#: this way (most in one sitting, films next to similar films), which is what makes the
+#: chronological split differ from a random one.
+BROWSING_NOISE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TasteModel:
+    """What the synthetic interactions are drawn from (see ``taste_model``)."""
+
+    item_vectors: np.ndarray  # items x LATENT_DIM
+    user_vectors: np.ndarray  # users x LATENT_DIM
+    log_popularity: np.ndarray  # items
+    activity: np.ndarray  # users, sums to 1
+    browse: np.ndarray  # users x LATENT_DIM: each user's browsing direction
+
+    def logits(self, users: np.ndarray) -> np.ndarray:
+        """log P(item | user) up to a constant per user: (len(users) x items)."""
+        return TASTE * (self.user_vectors[users] @ self.item_vectors.T) + self.log_popularity
+
+
+def taste_model(seed: int, n_users: int, n_items: int, user_seg: np.ndarray) -> TasteModel:
+    """The latent taste model of ``generate`` (its own random stream: replayable)."""
+    rng = np.random.default_rng([seed, 8])
+    n_cat = len(CATEGORIES)
+    cat_axis = rng.normal(0.0, 1.0, (n_cat, LATENT_DIM)) / np.sqrt(LATENT_DIM)
+    topic_axis = rng.normal(0.0, 1.0, (n_cat, TOPICS, LATENT_DIM)) / np.sqrt(LATENT_DIM)
+    index = np.arange(n_items)
+    item_cat, item_topic = index % n_cat, (index // n_cat) % TOPICS
+    items = (
+        CATEGORY_SCALE * cat_axis[item_cat]
+        + TOPIC_SCALE * topic_axis[item_cat, item_topic]
+        + ITEM_SCALE * rng.normal(0.0, 1.0, (n_items, LATENT_DIM)) / np.sqrt(LATENT_DIM)
+    )
+    seg_cats = [[CATEGORIES.index(c) for c in SEGMENTS[s]] for s in SEGMENTS]
+    user_topic = rng.integers(0, TOPICS, size=n_users)
+    users = USER_SCALE * rng.normal(0.0, 1.0, (n_users, LATENT_DIM)) / np.sqrt(LATENT_DIM)
+    for s, cats in enumerate(seg_cats):
+        members = np.flatnonzero(user_seg == s)
+        mix = rng.dirichlet(np.ones(len(cats)), size=len(members))  # own weight per category
+        for k, c in enumerate(cats):
+            part = CATEGORY_SCALE * cat_axis[c] + TOPIC_SCALE * topic_axis[c, user_topic[members]]
+            users[members] += len(cats) * mix[:, k : k + 1] * part / np.sqrt(len(cats))
+    log_pop = rng.normal(0.0, POPULARITY_SIGMA, n_items)
+    activity = rng.lognormal(0.0, ACTIVITY_SIGMA, n_users)
+    browse = rng.normal(0.0, 1.0, (n_users, LATENT_DIM))
+    return TasteModel(items, users, log_pop, activity / activity.sum(), browse)
+
+
 def _synthetic_interactions(
     rng: np.random.Generator,
     spec: SyntheticSpec,
@@ -595,52 +669,53 @@ def _synthetic_interactions(
     start: float,
     end: float,
 ) -> Iterator[tuple[int, int, str, float]]:
-    """Users act mostly (85%) inside their segment's categories and, there, mostly (75%) on
-    items of their favourite topic; popularity within a pool is Zipf-like."""
+    """Interactions drawn from ``taste_model``: each user's count from their activity, each
+    item from P(item | user); times spread over [start, end) in the user's browsing order."""
     n = spec.interactions
     if n == 0:
         return
-    n_cat = len(CATEGORIES)
-    item_topic = (np.arange(len(item_cat)) // n_cat) % TOPICS
-    pools: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    for c in range(n_cat):
-        for t in range(-1, TOPICS):  # topic -1: the whole category
-            members = np.flatnonzero((item_cat == c) & ((item_topic == t) | (t == -1)))
-            if len(members) == 0:
-                members = np.flatnonzero(item_cat == c)
-            # Popularity falls off like 1/rank^0.8 within the pool.
-            w = 1.0 / np.arange(1, len(members) + 1) ** 0.8
-            pools[(c, t)] = (members, np.cumsum(w) / w.sum())
-    seg_cats = [np.array([CATEGORIES.index(c) for c in SEGMENTS[s]]) for s in seg_names]
-    user_topic = rng.integers(0, TOPICS, size=spec.users)
-    # Activity per user is skewed too: a few heavy users, many light ones.
-    activity = rng.pareto(1.5, size=spec.users) + 1.0
-    activity /= activity.sum()
-    block = 200_000
-    for lo in range(0, n, block):
-        m = min(block, n - lo)
-        users = rng.choice(spec.users, size=m, p=activity)
-        in_segment = rng.random(m) < 0.85
-        cats = rng.integers(0, n_cat, size=m)
-        segs = user_seg[users]
-        for s, sc in enumerate(seg_cats):
-            mask = in_segment & (segs == s)
-            cats[mask] = sc[rng.integers(0, len(sc), size=int(mask.sum()))]
-        topics = np.where(in_segment & (rng.random(m) < 0.75), user_topic[users], -1)
-        items = np.empty(m, dtype=np.int64)
-        u01 = rng.random(m)
-        for (c, t), (members, cdf) in pools.items():
-            mask = (cats == c) & (topics == t)
-            idx = np.searchsorted(cdf, u01[mask])
-            items[mask] = members[np.minimum(idx, len(members) - 1)]
-        actions = rng.choice(3, size=m, p=_ACTION_P)
-        ts = np.round(rng.uniform(start, end, size=m), 3)
-        names = ("view", "click", "purchase")
+    model = taste_model(spec.seed, spec.users, spec.items, user_seg)
+    floor = min(MIN_ACTIVITY, n // (2 * spec.users))
+    counts = floor + rng.multinomial(n - floor * spec.users, model.activity)
+    order_rng = np.random.default_rng([spec.seed, 9])
+    names = ("view", "click", "purchase")
+    # Blocks of users whose dense (users x items) probabilities stay small (~32 MB).
+    step = max(1, 4_000_000 // max(spec.items, 1))
+    for lo in range(0, spec.users, step):
+        hi = min(lo + step, spec.users)
+        block = np.arange(lo, hi)
+        per_user = counts[lo:hi]
+        users = np.repeat(block, per_user)
+        if len(users) == 0:
+            continue
+        # Each user's items drawn from P(item | user), one search over every row at once
+        # (row r's CDF shifted to (r, r + 1]). A user may come back to an item (a second
+        # view, a purchase after a click), as shoppers do.
+        # In place: one (users x items) array at a time.
+        cdf = model.logits(block)
+        cdf -= cdf.max(axis=1, keepdims=True)
+        np.exp(cdf, out=cdf)
+        np.cumsum(cdf, axis=1, out=cdf)
+        cdf /= cdf[:, -1:]
+        rows = users - lo
+        cdf += np.arange(hi - lo)[:, None]
+        flat = cdf.ravel()
+        found = np.searchsorted(flat, rng.random(len(users)) + rows) - rows * spec.items
+        items = np.minimum(found, spec.items - 1).astype(np.int64)
+        actions = rng.choice(3, size=len(users), p=_ACTION_P)
+        # Times: each user's draws sorted, handed out in their browsing order.
+        ts = rng.uniform(start, end, size=len(users))
+        key = np.einsum("ij,ij->i", model.item_vectors[items], model.browse[users])
+        key = key / (np.std(key) or 1.0) + order_rng.normal(0.0, BROWSING_NOISE, len(users))
+        by_key = np.lexsort((key, users))
+        by_time = np.lexsort((ts, users))
+        ts_sorted = np.empty(len(users))
+        ts_sorted[by_key] = ts[by_time]
         yield from zip(
             (users + 1).tolist(),
             (items + 1).tolist(),
             [names[a] for a in actions.tolist()],
-            ts.tolist(),
+            np.round(ts_sorted, 3).tolist(),
             strict=True,
         )
 

@@ -713,6 +713,22 @@ CREATE TABLE IF NOT EXISTS sequential_looks (
 ) WITHOUT ROWID;
 """
 
+#: v11: what a data source says about its users beyond their id (MovieLens ``users.dat``
+#: and ``u.user``: gender, age, occupation, zip code; any users file: its columns), one
+#: row per user and attribute, ``position`` keeping the file's column order. Name/value
+#: rows rather than fixed columns: every source has other attributes (MovieLens 1M codes
+#: the age as a group, 100K gives it in years), and nothing here computes with them.
+#: Not a revision scope: the recommenders do not read attributes.
+_SCHEMA_V11 = """
+CREATE TABLE IF NOT EXISTS user_attributes (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL CHECK (length(name) > 0),
+    value TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+"""
+
 #: A migration is a SQL script or, where Python logic is needed, a callable on the
 #: connection (run inside the migration's transaction).
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -727,6 +743,7 @@ MIGRATIONS: dict[int, Migration] = {
     7: _SCHEMA_V7,
     8: _schema_v8,
     9: _SCHEMA_V9,
+    11: _SCHEMA_V11,
 }
 
 #: Every table holding data, parents before children (export order; cleared in reverse).
@@ -735,6 +752,7 @@ TABLES = (
     "items",
     "item_categories",
     "interactions",
+    "user_attributes",
     "experiments",
     "experiment_variants",
     "assignments",

@@ -138,10 +138,13 @@ class Profile:
     total: int
     categories: list[CategoryScore] = field(default_factory=list)
     top_items: list[ItemScore] = field(default_factory=list)
+    #: What an imported users file said about the user (gender, age, ...), in file order.
+    attributes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "user": self.user.to_dict(),
+            "attributes": self.attributes,
             "actions": self.actions,
             "total": self.total,
             "categories": [asdict(c) for c in self.categories],
@@ -506,4 +509,11 @@ def profile(store: Store, user: int | str, *, top: int = 5) -> Profile:
                 (u.id, top),
             )
         ]
-    return Profile(u, actions, sum(actions.values()), cats, items)
+        attributes = {
+            str(name): str(value)
+            for name, value in conn.execute(
+                "SELECT name, value FROM user_attributes WHERE user_id = ? ORDER BY position",
+                (u.id,),
+            )
+        }
+    return Profile(u, actions, sum(actions.values()), cats, items, attributes)

@@ -15,7 +15,8 @@ the tuning away), but it is reported as stale so the caller can say so.
 Grids:
 
 * v1: threshold x neighbours (``V1_GRID``);
-* v3: lambda (EASE) or alpha x beta (RP3beta): the method the catalogue size selects.
+* v3: lambda (EASE) or alpha x beta (RP3beta), the method the catalogue size selects, each
+  with the recency half-lives ``HALF_LIVES`` (one fit serves all of them).
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ V1_GRID: dict[str, tuple[float, ...]] = {
     "threshold": (0.0, 0.1, 0.2, 0.3),
     "neighbours": (10, 20, 50, 100),
 }
+#: v3's recency half-lives tried with every fit (0: off); scoring only, no refit.
+HALF_LIVES = (0.0, 5.0, 10.0, 20.0, 50.0)
 V3_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
-    "ease": {"lambda": (10.0, 30.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)},
-    "rp3beta": {"alpha": (0.5, 0.75, 1.0), "beta": (0.25, 0.5, 0.75)},
+    "ease": {
+        "lambda": (10.0, 30.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0),
+        "half_life": HALF_LIVES,
+    },
+    "rp3beta": {"alpha": (0.5, 0.75, 1.0), "beta": (0.25, 0.5, 0.75), "half_life": HALF_LIVES},
 }
 
 

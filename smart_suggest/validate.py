@@ -181,6 +181,7 @@ ROW_RULES: dict[str, dict[str, Any]] = {
         "created_at": check_ts,
     },
     "item_categories": {"item_id": check_id, "category": _text},
+    "user_attributes": {"user_id": check_id, "name": _text, "value": _any_text},
     "interactions": {
         "id": check_id,
         "user_id": check_id,

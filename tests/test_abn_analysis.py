@@ -106,6 +106,11 @@ def _history(db: Path, exp_id: int) -> None:
         ).fetchall()
         rng = np.random.default_rng(1)
         for uid, at in rows:
+            if uid % 2:  # half of the users joined well before: a full pre-period (h = 1)
+                conn.execute(
+                    "UPDATE users SET created_at = ? WHERE id = ?",
+                    (at - PRE_PERIOD_SECONDS - 86_400, uid),
+                )
             for _ in range(int(rng.poisson(3))):
                 conn.execute(
                     "INSERT INTO interactions(user_id, item_id, action, ts) "
@@ -136,15 +141,17 @@ def test_covariate_sums_store_and_definition_agree_and_feed_cuped(
             "WHERE a.experiment_id = ? AND a.variant = 'B' AND eu.impressions > 0",
             (exp.id,),
         ).fetchall()
-        sum_x = 0
-        for uid, at, _created, _c, _m in rows:
-            sum_x += s.scalar(
-                "SELECT COUNT(*) FROM interactions WHERE user_id = ? AND ts >= ? AND ts < ?",
-                (uid, at - PRE_PERIOD_SECONDS, at),
-            )
+        sum_x = n_pre = 0
+        for uid, at, created, _c, _m in rows:
+            # Only users with a full pre-period have x (x = 0 wherever h = 0).
+            if created <= at - PRE_PERIOD_SECONDS:
+                n_pre += 1
+                sum_x += s.scalar(
+                    "SELECT COUNT(*) FROM interactions WHERE user_id = ? AND ts >= ? AND ts < ?",
+                    (uid, at - PRE_PERIOD_SECONDS, at),
+                )
         assert stored["B"]["cov_n"] == len(rows) and stored["B"]["cov_sum_x"] == sum_x
-        # Simulated visitors are created at the start: none has a full pre-period (h = 0).
-        assert stored["B"]["cov_n_pre"] == 0
+        assert stored["B"]["cov_n_pre"] == n_pre and 0 < n_pre < len(rows) and sum_x > 0
         summary = cuped_for(s, exp.id, list(exp.labels))
         assert summary.applied and set(summary.results) == {"ctr", "conversion_rate"}
         assert [c.label for c in summary.results["ctr"].comparisons] == ["B", "C"]

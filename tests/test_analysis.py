@@ -527,7 +527,8 @@ def test_the_possible_row_is_accepted() -> None:
     [
         ([_row("A")], "no row for variant B"),
         ([_row("A"), _row("A")], "appears twice"),
-        ([_row("A"), _row("C")], "variant must be A or B"),
+        ([_row("A"), _row("C")], "no row for variant B"),
+        ([_row("A"), _row("AB")], "must be a letter"),
         ([_row("A"), {k: v for k, v in _row("B").items() if k != "clicks"}], "missing column"),
         ([_row("A"), _row("B", clicks="abc")], "'abc' is not a number"),
         ([_row("A"), _row("B", clicks=2.5)], "not a whole number"),

@@ -118,19 +118,37 @@ def test_items_sharing_two_of_three_genres_are_similar(store: Store) -> None:
         [(1, 1), (2, 3)],
     )
     snap = build_snapshot(store)
-    x = snap.catalogue.features.toarray()
-    # Each of k categories weighs 3 / sqrt(k): together the weight one category had.
-    assert np.linalg.norm(x[0]) == pytest.approx(1.0)
+    cat = snap.catalogue
+    x = cat.features.toarray()
+    # An item's categories weigh CATEGORY_WEIGHT together, shared out by idf
+    # ln((1 + 4) / (1 + df)) + 1: Action (df 3), Comedy (2), Thriller (2), the rest (1).
+    idf = {c: math.log(5 / (1 + df)) + 1 for c, df in (("Action", 3), ("Comedy", 2))}
+    idf |= {"Thriller": idf["Comedy"], "Adventure": math.log(5 / 2) + 1}
+    idf |= {"Romance": idf["Adventure"], "Drama": idf["Adventure"]}
+
+    def vector(cats: tuple[str, ...]) -> np.ndarray:
+        v = np.zeros(len(cat.categories))
+        for c in cats:
+            v[cat.categories.index(c)] = idf[c]
+        return v / np.linalg.norm(v)
+
+    films = [("Action", "Adventure", "Thriller"), ("Action", "Thriller"), ("Comedy", "Romance")]
+    films.append(("Action", "Comedy", "Drama"))
+    expected = np.array([vector(f) for f in films])
+    assert x == pytest.approx(expected)  # no description: the categories are the vector
+    assert cat.features.nnz == 3 + 2 + 2 + 3
     sims = x @ x.T
-    assert sims[0, 1] == pytest.approx(2 / math.sqrt(6))  # 2 shared of 3 and 2: 0.816
-    assert sims[0, 3] == pytest.approx(1 / 3)
+    assert sims[0, 1] == pytest.approx(expected[0] @ expected[1])
+    assert sims[0, 1] > 0.7 and 0 < sims[0, 3] < 0.3  # two shared genres of three, then one
     assert sims[0, 2] == 0.0
-    raw = snap.catalogue.features  # the per-item weights before normalising
-    assert CATEGORY_WEIGHT / math.sqrt(3) > 0
-    assert raw.nnz == 3 + 2 + 2 + 3
+    # Before normalising, each item's categories together weigh CATEGORY_WEIGHT.
+    from smart_suggest.recommend.snapshot import category_features
+
+    block = category_features(cat.item_category_sets, len(cat.categories)).toarray()
+    assert np.linalg.norm(block, axis=1) == pytest.approx([CATEGORY_WEIGHT] * 4)
     recs = Recommender(store).recommend(1, "v2", 3)
     assert [r.item_id for r in recs][:2] == [2, 4] and recs[0].source == "content"
-    assert "film 1 (0.82)" in recs[0].reason
+    assert f"film 1 ({sims[0, 1]:.2f})" in recs[0].reason
 
 
 def test_no_text_and_no_categories_falls_back_to_popular(

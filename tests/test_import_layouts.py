@@ -105,7 +105,7 @@ def test_movielens_1m_double_colon_latin1(store: Store, tmp_path: Path) -> None:
     write(tmp_path / "users.dat", "1::F::1::10::48067\n")
     data = write(tmp_path / "ratings.dat", "1::1::5::978300760\n1::2::3::978302109\n")
     report = import_interactions(store, data)
-    assert report.layout == "MovieLens 1M" and "users.dat is not read" in report.message
+    assert report.layout == "MovieLens 1M" and "users.dat (1 users" in report.message
     assert rows(store) == [(1, 1, "purchase", 978300760.0), (1, 2, "click", 978302109.0)]
     assert item(store, 2) == ("Léon (1994)", ("Action", "Crime", "Drama"), "")
 
@@ -280,8 +280,11 @@ def test_sample_files_import_as_the_readme_says(run_cli, tmp_path: Path) -> None
     code, out, err = run_cli("import", SAMPLE / "ml-100k" / "u.data", "--db", db)
     assert code == 0, err
     assert "Detected MovieLens 100K" in err and "Imported 80 interactions" in out
+    assert "u.user (12 users: age, gender, occupation, zip code)" in " ".join(err.split())
     code, out, _ = run_cli("items", "show", "6", "--db", db)
     assert "Amélie (2001)" in out and "Comedy|Romance" in out
+    code, out, _ = run_cli("users", "show", "5", "--db", db)
+    assert "age 27, gender F, occupation programmer, zip code 50005" in out
     db2 = tmp_path / "latest.db"
     ratings = SAMPLE / "ml-latest" / "ratings.csv"
     code, out, err = run_cli(

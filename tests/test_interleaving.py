@@ -299,3 +299,85 @@ def test_bulk_logging_into_a_three_variant_experiment(demo_store: Store) -> None
     assert sufficient_stats(demo_store, exp.id) == sufficient_stats(
         demo_store, exp.id, SUFFICIENT_STATS_SQL
     )
+
+
+def _teams_of(store: Store, exp_id: int, kind: str) -> list[str | None]:
+    return [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT team FROM events WHERE experiment_id = ? AND type = ? ORDER BY id",
+            (exp_id, kind),
+        )
+    ]
+
+
+def test_bulk_impressions_carry_the_team_of_the_file(demo_store: Store, tmp_path: Path) -> None:
+    """A system that interleaves itself logs each impression with its team: the file's
+    team column is stored, and clicks in the same file are credited by it."""
+    from smart_suggest.experiments.bulk import log_events_csv
+    from smart_suggest.experiments.serving import assign_user
+
+    exp = _il_experiment(demo_store)
+    for u in (1, 2):
+        assign_user(demo_store, exp, u)
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "user,item,type,team\n"
+        "1,10,impression,A\n"
+        "1,11,impression,b\n"
+        "\n"  # a blank line does not shift the teams of the rows after it
+        "1,12,impression,both\n"
+        "2,10,impression,B\n"
+        "1,11,click,\n"  # no team: the item's team in the list the user was shown (B)
+        "2,10,click,\n"
+        "1,10,purchase,\n"
+    )
+    report = log_events_csv(demo_store, exp.id, path)
+    assert report.rows == 7
+    assert _teams_of(demo_store, exp.id, "impression") == ["A", "B", "both", "B"]
+    assert _teams_of(demo_store, exp.id, "click") == ["B", "B"]
+    assert _teams_of(demo_store, exp.id, "purchase") == ["A"]
+    stats = team_stats(demo_store, exp)
+    assert stats == team_stats(demo_store, exp, TEAM_STATS_SQL)
+    assert stats.impressions == {"A": 1, "B": 2, "both": 1}
+    assert stats.clicks == {"A": 0, "B": 2, "both": 0}
+
+
+def test_bulk_impressions_without_a_team_take_the_served_list_or_are_refused(
+    demo_store: Store, tmp_path: Path, run_cli: Any, db_path: Path
+) -> None:
+    import io
+
+    from smart_suggest.errors import InputError
+    from smart_suggest.experiments.bulk import log_events_csv
+    from smart_suggest.experiments.serving import assign_user
+
+    exp = _il_experiment(demo_store)
+    served = serve(demo_store, exp, "alice", 4, rng=random.Random(3))
+    items = [r.item_id for r in served.recommendations]
+    before = _teams_of(demo_store, exp.id, "impression")
+    # Impressions of the served list, logged again from a file without teams: the list's.
+    text = "user,item,type\n" + "".join(f"alice,{i},impression\n" for i in items)
+    log_events_csv(demo_store, exp.id, io.StringIO(text))
+    assert _teams_of(demo_store, exp.id, "impression") == before + list(served.teams)
+    # An impression nobody can attribute: the whole file is refused, nothing written.
+    assign_user(demo_store, exp, 3)
+    n = demo_store.scalar("SELECT COUNT(*) FROM events")
+    bad = "user,item,type\n3,5,impression\n3,5,click\n"
+    with pytest.raises(InputError, match=r"row 1 of the file: .* has no team"):
+        log_events_csv(demo_store, exp.id, io.StringIO(bad))
+    with pytest.raises(InputError, match=r"line 3: team 'C' must be A, B or both"):
+        log_events_csv(
+            demo_store,
+            exp.id,
+            io.StringIO("user,item,type,team\n3,5,impression,A\n3,6,impression,C\n"),
+        )
+    assert demo_store.scalar("SELECT COUNT(*) FROM events") == n
+    # A team column in an A/B experiment is a mistake, said in one line (exit 2).
+    create_experiment(demo_store, "plain-ab", control="v1", treatment="v2")
+    path = tmp_path / "ab.csv"
+    path.write_text("user,item,type,team\n1,1,impression,A\n")
+    demo_store.close()
+    code, _out, err = run_cli("experiment", "log", "plain-ab", "--file", path, "--db", db_path)
+    assert code == 2 and "interleaving experiments only" in err
+    assert len(err.strip().splitlines()) == 1

@@ -621,7 +621,7 @@ async def test_create_experiment_form_writes_it_and_selects_it(demo_db: Path) ->
         await pilot.press("enter", "down", "down", "enter")
         await pilot.pause()
         assert dialog.query_one("#field-treatment").value == "popular"
-        await pilot.press("tab")
+        await pilot.press("tab", "tab", "tab", "tab")  # past more variants, weights, design
         await fill(pilot, "0.5")  # traffic
         await fill(pilot, "0.3")  # treatment share
         await pilot.press("ctrl+s")
@@ -632,6 +632,55 @@ async def test_create_experiment_form_writes_it_and_selects_it(demo_db: Path) ->
         new_id = rows(demo_db, "SELECT id FROM experiments WHERE name = 'v1-vs-pop'")[0][0]
         assert screen.exp_id == new_id
         assert screen.query_one("#exp-list").current_key == str(new_id)
+
+
+@pilot_test
+async def test_create_experiment_form_makes_abn_and_interleaving_experiments(
+    demo_db: Path,
+) -> None:
+    async with make_app(demo_db).run_test(size=SIZE) as pilot:
+        await goto(pilot, "3")
+        await pilot.press("n")
+        await settle(pilot)
+        dialog = pilot.app.screen
+        await pilot.press(*"abc-form", "tab", "tab", "tab")  # name; v1 vs v2
+        assert dialog.focused.id == "field-more"
+        await fill(pilot, "popular, v3")
+        await fill(pilot, "2,1,1")  # one weight short: the core says so, the form stays
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "one weight per variant (4 variants, 3 weights)" in str(
+            dialog.query_one("#form-error").render()
+        )
+        assert pilot.app.screen is dialog
+        dialog.query_one("#field-weights").value = "2,1,1,1"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert type(pilot.app.screen).__name__ == "ExperimentsScreen"
+        (exp_id,) = rows(demo_db, "SELECT id FROM experiments WHERE name = 'abc-form'")[0]
+        assert rows(
+            demo_db,
+            "SELECT label, strategy, weight FROM experiment_variants WHERE experiment_id = ? "
+            "ORDER BY label",
+            (exp_id,),
+        ) == [("A", "v1", 2.0), ("B", "v2", 1.0), ("C", "popular", 1.0), ("D", "v3", 1.0)]
+        # An interleaving experiment: the design select, two strategies.
+        await pilot.press("n")
+        await settle(pilot)
+        dialog = pilot.app.screen
+        dialog.query_one("#field-name").value = "il-form"
+        dialog.query_one("#field-design").value = "interleaving"
+        dialog.query_one("#field-more").value = "popular"  # interleaving takes two
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert pilot.app.screen is dialog
+        assert "interleaving" in str(dialog.query_one("#form-error").render())
+        dialog.query_one("#field-more").value = ""
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert rows(
+            demo_db, "SELECT design, control, treatment FROM experiments WHERE name = 'il-form'"
+        ) == [("interleaving", "v1", "v2")]
 
 
 @pilot_test

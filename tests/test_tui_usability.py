@@ -630,6 +630,21 @@ async def test_a_new_user_gets_words_not_bare_headers(demo_db: Path) -> None:
 
 
 @pilot_test
+async def test_the_profile_shows_what_a_users_file_said(demo_db: Path, tmp_path: Path) -> None:
+    from smart_suggest.importer import import_interactions
+
+    (tmp_path / "r.csv").write_text("user,item\nnewcomer-xq,1\n")
+    (tmp_path / "people.csv").write_text("username,plan,home town\nnewcomer-xq,pro,Utrecht\n")
+    with open_store(demo_db) as store:
+        import_interactions(store, tmp_path / "r.csv", users_path=tmp_path / "people.csv")
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2", "slash")
+        pilot.app.focused.value = "newcomer-xq"
+        await settle(pilot)
+        assert "plan pro, home town Utrecht" in widget_text(pilot.app.screen.query_one("#profile"))
+
+
+@pilot_test
 async def test_the_experiment_picker_filters_by_typing(demo_db: Path) -> None:
     from smart_suggest.experiments.lifecycle import create_experiment
 

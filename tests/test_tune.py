@@ -53,7 +53,8 @@ def test_tune_tries_the_grid_and_stores_the_best_per_revision(demo_store: Store)
     assert [r.strategy for r in results] == ["v1", "v3"]
     v1, v3 = results
     assert len(v1.grid) == len(V1_GRID["threshold"]) * len(V1_GRID["neighbours"])
-    assert v3.method == "ease" and len(v3.grid) == len(V3_GRIDS["ease"]["lambda"])
+    ease = V3_GRIDS["ease"]
+    assert v3.method == "ease" and len(v3.grid) == len(ease["lambda"]) * len(ease["half_life"])
     for result in results:
         best = max(result.grid, key=lambda g: g.ndcg)
         assert result.best == best.params and result.best_ndcg == best.ndcg
@@ -67,7 +68,9 @@ def test_tune_tries_the_grid_and_stores_the_best_per_revision(demo_store: Store)
     opts = engine.options("v1")
     assert (opts.neighbours, opts.threshold) == (v1.best["neighbours"], v1.best["threshold"])
     assert engine.options("v1", neighbours=3, threshold=0.9).neighbours == 3
-    assert engine.options("v3").params == (("lambda", v3.best["lambda"]),)
+    assert engine.options("v3").params == tuple(
+        sorted((k, v3.best[k]) for k in ("lambda", "half_life"))
+    )
     assert engine.options("v2").params == ()  # not a tuned strategy
     # Tuning does not change the data revision (the models stay valid).
     assert demo_store.revision("catalog") == revision

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from smart_suggest import tracking
 from smart_suggest.recommend import Options, Recommender, itemitem
-from smart_suggest.recommend.snapshot import Catalogue, Snapshot
+from smart_suggest.recommend.snapshot import TIME_OFFSET, Catalogue, Snapshot, last_touch_matrix
 from smart_suggest.store import Store
 
 
@@ -178,11 +178,12 @@ def test_the_method_follows_the_catalogue_size(monkeypatch: pytest.MonkeyPatch) 
     snap = two_blocks()  # 20 items
     options = Options(count=3, params=(("alpha", 0.9), ("beta", 0.2), ("lambda", 7.0)))
     model = itemitem.fit(snap, options)
-    assert model.method == "ease" and model.params == (("lambda", 7.0),)
+    assert model.method == "ease" and model.params == (("lambda", 7.0), ("half_life", 20.0))
     assert isinstance(model.weights, np.ndarray)
     monkeypatch.setattr(itemitem, "EASE_ITEM_LIMIT", 19)
     model = itemitem.fit(snap, options)
-    assert model.method == "rp3beta" and model.params == (("alpha", 0.9), ("beta", 0.2))
+    assert model.method == "rp3beta"
+    assert model.params == (("alpha", 0.9), ("beta", 0.2), ("half_life", 20.0))
     assert sp.issparse(model.weights)
 
 
@@ -191,7 +192,7 @@ def test_the_fitted_model_is_reused_for_one_snapshot_and_parameter_set() -> None
     a = itemitem.fit(snap, Options())
     assert itemitem.fit(snap, Options(count=3)) is a  # count is not a model parameter
     b = itemitem.fit(snap, Options(params=(("lambda", 3.0),)))
-    assert b is not a and b.params == (("lambda", 3.0),)
+    assert b is not a and b.params == (("lambda", 3.0), ("half_life", 20.0))
     with pytest.raises(ValueError, match="lambda"):
         itemitem.fit(snap, Options(params=(("lambda", -1.0),)))
 
@@ -268,3 +269,84 @@ def test_export_all_users_with_v3(run_cli, store: Store, db_path: Path) -> None:
         same_block = (int(user_id) <= 8) == (int(item_id) <= 8)
         assert same_block, (user_id, item_id)
         assert source  # which part of the list the row came from
+
+
+# -- recency: the latest items of a history pull hardest ---------------------------------------
+def test_recency_weights_halve_every_half_life_items_and_ties_share_a_rank() -> None:
+    # user 0: items 0..4 at times 10, 20, 30, 30, 50; user 1: two items at the same time.
+    users = np.array([0, 0, 0, 0, 0, 1, 1, 0])
+    items = np.array([0, 1, 2, 3, 4, 0, 1, 0])
+    times = np.array([10.0, 20.0, 30.0, 30.0, 50.0, 7.0, 7.0, 5.0])  # item 0 again, earlier
+    touch = last_touch_matrix(users, items, times, (2, 5))
+    assert touch.toarray()[0, 0] == 10.0 + TIME_OFFSET  # the latest time of a pair
+    w = itemitem.recency_weights(touch, 2.0)
+    got = sp.csr_matrix((w, touch.indices, touch.indptr), shape=(2, 5)).toarray()
+    # ranks of user 0: item 4 -> 0, items 2 and 3 -> 1 (tied), item 1 -> 3, item 0 -> 4
+    np.testing.assert_allclose(got[0], 0.5 ** (np.array([4, 3, 1, 1, 0]) / 2.0))
+    np.testing.assert_allclose(got[1], [1.0, 1.0, 0, 0, 0])  # same time: nothing re-weighted
+    assert np.all(itemitem.recency_weights(touch, 0.0) == 1.0)  # 0: off
+
+
+def test_with_recency_the_latest_block_of_a_history_decides() -> None:
+    """Planted order: a user first used block A for a long time, then moved to block B.
+    Without recency the larger A part wins; with it, the B items come first."""
+    base = two_blocks()
+    cat = base.catalogue
+    coo = base.matrix.tocoo()
+    users, items = list(coo.row), list(coo.col)
+    times = [1.0] * len(users)
+    # user 0 (block A) has 5 A items at times 1; give them 3 B items, touched later.
+    for k, item in enumerate((10, 11, 12)):
+        users.append(0)
+        items.append(item)
+        times.append(100.0 + k)
+    u, i = np.array(users), np.array(items)
+    snap = Snapshot(cat, u, i, np.ones(len(u)), times=np.array(times))
+    engine_opts = {h: Options(count=4, params=(("half_life", h),)) for h in (0.0, 1.0)}
+    tops = {}
+    for h, options in engine_opts.items():
+        ranking = itemitem.ITEM_ITEM.rank(snap, np.array([0]), options)
+        tops[h] = ranking.items[0][:4].tolist()
+    assert all(j < 10 for j in tops[0.0][:2])  # history mostly A: A items lead
+    assert all(j >= 10 for j in tops[1.0][:2])  # the latest items are B: B items lead
+    # The same weights (one fit) serve both: only the history is re-weighted.
+    a = itemitem.fit(snap, engine_opts[0.0])
+    b = itemitem.fit(snap, engine_opts[1.0])
+    assert a.weights is b.weights and a.history is not b.history
+    recs = itemitem.ITEM_ITEM.explain(
+        snap, itemitem.ITEM_ITEM.rank(snap, np.array([0]), engine_opts[1.0]), engine_opts[1.0]
+    )[0]
+    assert "B-item" in recs[0].reason.split(" and ")[0]  # explained by the recent items
+
+
+def test_the_served_snapshot_keeps_the_latest_time_per_pair_through_updates(
+    store: Store,
+) -> None:
+    from smart_suggest.recommend.incremental import update
+    from smart_suggest.recommend.snapshot import build_snapshot
+
+    with store.write() as conn:
+        conn.execute("INSERT INTO users(id, username, created_at) VALUES (1, 'ann', 0)")
+        for item_id in (1, 2, 3):
+            conn.execute(
+                "INSERT INTO items(id, name, category, created_at) VALUES (?, ?, 'x', 0)",
+                (item_id, f"item {item_id}"),
+            )
+    tracking.log_interaction(store, 1, 1, "view", ts=1_000.7)
+    tracking.log_interaction(store, 1, 2, "view", ts=2_000.0)
+    snap = build_snapshot(store)
+    assert snap.last_touch is not None
+    assert snap.last_touch.toarray()[0, :2].tolist() == [1_000 + TIME_OFFSET, 2_000 + TIME_OFFSET]
+    tracking.log_interaction(store, 1, 1, "click", ts=3_000.0)  # item 1 again, latest now
+    tracking.log_interaction(store, 1, 3, "view", ts=2_500.0)
+    updated = update(store, snap)
+    assert updated is not None and updated is not snap and updated.last_touch is not None
+    fresh = build_snapshot(store)
+    assert fresh.last_touch is not None
+    np.testing.assert_array_equal(updated.last_touch.toarray(), fresh.last_touch.toarray())
+    assert fresh.last_touch.toarray()[0].tolist() == [
+        3_000 + TIME_OFFSET,
+        2_000 + TIME_OFFSET,
+        2_500 + TIME_OFFSET,
+    ]
+    assert updated.last_touch.nnz == updated.matrix.nnz

@@ -13,7 +13,10 @@ The package shows the parts of one analysis:
 * ``report``   the frozen result types and their JSON form;
 * ``tails``    heavy-tailed impressions per user and the ``--bootstrap`` interval of CTR
   (per-user data: the local store only);
-* ``groupseq`` group-sequential looks with alpha spending, kept in ``sequential_looks``.
+* ``groupseq`` group-sequential looks with alpha spending, kept in ``sequential_looks``;
+* ``multiarm`` A/B/n: each treatment against the control, Holm across the comparisons;
+* ``cuped``    the pre-period covariate sums (from every source) and CUPED: with
+  ``cuped=True`` (the CLI's default) the adjusted tests of CTR and conversion decide.
 
 
 ``analyze(store, exp)`` reads the per-variant sufficient statistics (``kpis.results``) and
@@ -120,8 +123,12 @@ def analyze(
     seed: int = 20240601,
     group: GroupDesign | None = None,
     planned_units: int | None = None,
+    cuped: bool = False,
 ) -> Analysis:
     """Analyse a stored experiment (see the package docstring for what is computed).
+
+    ``cuped`` reads the pre-period covariate sums too and, when users have a pre-period,
+    lets the CUPED-adjusted tests of CTR and conversion decide (``Analysis.cuped``).
 
     ``metric`` chooses the primary metric (ctr, conversion_rate or engagement; aliases
     accepted); ``tau2`` fixes the mSPRT mixing variance per metric (default: derived from
@@ -143,7 +150,7 @@ def analyze(
         raise InputError("choose one sequential method: mSPRT or group-sequential")
     if planned_units is not None and not 2 <= planned_units <= 10**12:
         raise InputError(f"--planned-users must be between 2 and 10^12, got {planned_units}")
-    inp = inputs_from_store(store, exp_ref, step)
+    inp = inputs_from_store(store, exp_ref, step, covariates=cuped)
     step("statistics", 2, 3)
     summary = None
     if group is not None:
@@ -158,9 +165,19 @@ def analyze(
         bootstrap=options,
         group=summary,
         planned_units=planned_units,
+        cuped=_cuped_of(inp, alpha),
     )
     step("statistics", 3, 3)
     return out
+
+
+def _cuped_of(inp: Any, alpha: float) -> Any:
+    """The CUPED summary of the covariate sums ``inp`` carries (None without them)."""
+    if inp.covariates is None:
+        return None
+    from smart_suggest.analysis.cuped import cuped_from_rows
+
+    return cuped_from_rows([inp.a.variant, inp.b.variant], inp.covariates, alpha=alpha)
 
 
 def _group_look(
@@ -199,18 +216,49 @@ def analyze_summary(
     name: str = "summary",
     source: str = "summary",
     planned_units: int | None = None,
-) -> Analysis:
+    cuped: bool = False,
+) -> Any:
     """Analyse per-variant sufficient statistics computed elsewhere.
 
-    ``rows``: one mapping per variant (A and B) with the ``SUMMARY_COLUMNS`` (numbers or
-    numeric strings) and optionally ``treatment_share`` (default 0.5) and ``days`` (days
-    the experiment has run, for the expected duration).  Bad input raises ``InputError``
-    with one line naming ``source``.  There is no timeline, so no novelty check.
+    ``rows``: one mapping per variant (A, B, and C, D, ... for an A/B/n test) with the
+    ``SUMMARY_COLUMNS`` (numbers or numeric strings) and optionally ``treatment_share``
+    (two variants, default 0.5) or ``weight`` (default equal), and ``days`` (days the
+    experiment has run, for the expected duration). With ``cuped``, the ``cov_*`` columns
+    (when given) adjust CTR and conversion and the adjusted tests decide. Two variants give
+    an ``Analysis``, more a ``multiarm.MultiAnalysis``. Bad input raises ``InputError``
+    with one line naming ``source``. There is no timeline, so no novelty check.
     """
+    from smart_suggest.analysis.inputs import parse_variants
+
     check_params(alpha, min_lift)
     metric_name(metric)
-    inp = inputs_from_summary(rows, name, source)
+    if planned_units is not None and len(rows) > 2:
+        raise InputError("--planned-users is for two-variant analyses")
+    arms, weights, _share, days = parse_variants(rows, source)
+    summary = None
+    if cuped:
+        from smart_suggest.analysis.cuped import cuped_from_summary
+
+        summary = cuped_from_summary([dict(r) for r in rows], source, alpha=alpha)
     try:
+        if len(arms) > 2:
+            from smart_suggest.analysis.multiarm import analyze_sums
+
+            return analyze_sums(
+                arms,
+                weights,
+                days,
+                name=name,
+                source="summary",
+                note="no daily data in a summary: novelty check not run",
+                alpha=alpha,
+                metric=metric,
+                sequential=sequential,
+                min_lift=min_lift,
+                tau2=tau2,
+                cuped=summary,
+            )
+        inp = inputs_from_summary(rows, name, source)
         return analyze_inputs(
             inp,
             alpha=alpha,
@@ -219,6 +267,7 @@ def analyze_summary(
             min_lift=min_lift,
             tau2=tau2,
             planned_units=planned_units,
+            cuped=summary,
         )
     except ValueError as exc:  # impossible sums the parser could not see
         raise InputError(f"{source}: inconsistent statistics: {exc}") from None
@@ -231,21 +280,30 @@ def analyze_source(
     assignments: str | None = None,
     events_table: str | None = None,
     assignments_table: str | None = None,
+    users_table: str | None = None,
+    interactions_table: str | None = None,
     treatment_share: float = 0.5,
+    weights: Sequence[float] | None = None,
     alpha: float = 0.05,
     metric: str | None = None,
     sequential: bool = False,
     min_lift: float = 0.05,
     tau2: Mapping[str, float] | None = None,
     planned_units: int | None = None,
-) -> tuple[Analysis, dict[str, Any]]:
+    cuped: bool = False,
+) -> tuple[Any, dict[str, Any]]:
     """Analyse an experiment whose events live in an external SQL engine (``external``).
 
     The engine computes the per-variant sums; they are checked and analysed exactly like
-    the local store's.  Returns the analysis and a description of the source (kind,
-    label without password, dialect, seconds spent in the engine).
+    the local store's: two variants give an ``Analysis``, more (split by ``weights``,
+    default equal) a ``multiarm.MultiAnalysis``. With ``cuped`` the engine also computes
+    the covariate sums (``sql.covariate_sql``, reading the users and interactions there);
+    when it cannot, the analysis is unadjusted and says why. Returns the analysis and a
+    description of the source (kind, label without password, dialect, seconds spent in the
+    engine).
     """
     from smart_suggest.analysis import external
+    from smart_suggest.analysis.inputs import parse_variants
 
     check_params(alpha, min_lift)
     metric_name(metric)
@@ -256,15 +314,56 @@ def analyze_source(
         assignments=assignments,
         events_table=events_table,
         assignments_table=assignments_table,
+        users_table=users_table,
+        interactions_table=interactions_table,
     )
-    inp, took = external.inputs_from_source(src, experiment, treatment_share=treatment_share)
-    out = analyze_inputs(
-        inp,
-        alpha=alpha,
-        metric=metric,
-        sequential=sequential,
-        min_lift=min_lift,
-        tau2=tau2,
-        planned_units=planned_units,
+    rows, key, took = external.sums_from_source(
+        src, experiment, treatment_share=None if weights else treatment_share
     )
-    return out, {**external.describe(src), "seconds_in_engine": took}
+    if weights and len(weights) != len(rows):
+        raise InputError(
+            f"--weights gives {len(weights)} weights for the {len(rows)} variants there"
+        )
+    arms, split, _share, days = parse_variants(
+        [{**r, "weight": w} for r, w in zip(rows, weights, strict=True)] if weights else rows,
+        src.label,
+    )
+    summary = None
+    cov_note = ""
+    if cuped:
+        from smart_suggest.analysis.cuped import cuped_from_rows
+
+        cov_rows, cov_note, cov_took = external.fetch_covariates(src, key)
+        took += cov_took
+        if cov_rows is not None:
+            summary = cuped_from_rows([a.variant for a in arms], cov_rows, alpha=alpha)
+    info = {**external.describe(src), "seconds_in_engine": took}
+    if cov_note:
+        info["cuped_note"] = cov_note
+    common = {
+        "alpha": alpha,
+        "metric": metric,
+        "sequential": sequential,
+        "min_lift": min_lift,
+        "tau2": tau2,
+        "cuped": summary,
+    }
+    if len(arms) > 2:
+        from smart_suggest.analysis.multiarm import analyze_sums
+
+        if planned_units is not None:
+            raise InputError("--planned-users is for two-variant analyses")
+        multi = analyze_sums(
+            arms,
+            split,
+            days,
+            name=str(key),
+            source=f"{src.kind}:{src.dialect}",
+            note=external.NO_TIMELINE,
+            id=key if isinstance(key, int) else None,
+            **common,  # type: ignore[arg-type]
+        )
+        return multi, info
+    inp = external.inputs_of_rows(src, rows, key)
+    out = analyze_inputs(inp, planned_units=planned_units, **common)  # type: ignore[arg-type]
+    return out, info

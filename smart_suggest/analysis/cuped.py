@@ -4,8 +4,9 @@ The pre-period of a user is the ``PRE_PERIOD_DAYS`` (14) days before their assig
 The covariate x is the number of their interactions (views, clicks and purchases in
 ``interactions``) in that window; h = 1 when their account existed for the whole window
 (created at least 14 days before the assignment), else 0. A user who joined later has no
-pre-period: x = 0 and h = 0, "covariate 0 plus an indicator", so they are compared with
-their own kind instead of being taken for inactive users (``stats.cuped``).
+(full) pre-period: x = 0 and h = 0 even if they interacted in the days they had, "covariate
+0 plus an indicator", so they are compared with their own kind instead of being taken for
+inactive users (``stats.cuped`` relies on x = 0 wherever h = 0).
 
 Only data from before each user's assignment enters the covariate, so the treatment
 cannot have changed it, which is what keeps the adjusted estimate unbiased.
@@ -49,18 +50,18 @@ COVARIATE_COLUMNS: tuple[str, ...] = (
 
 
 def _sql(per_user: str) -> str:
+    # x comes from one grouped join of the assigned users' interactions (one pass, not a
+    # correlated subquery per user and per sum: engines inline a CTE at every use).
     return f"""\
 WITH pre AS (
-    SELECT a.variant,
-           a.user_id,
-           (SELECT COUNT(*) FROM interactions i
-            WHERE i.user_id = a.user_id
-              AND i.ts >= a.assigned_at - {PRE_PERIOD_SECONDS}
-              AND i.ts < a.assigned_at) AS x,
-           CASE WHEN u.created_at <= a.assigned_at - {PRE_PERIOD_SECONDS} THEN 1 ELSE 0 END AS h
+    SELECT a.user_id, a.variant, COUNT(*) AS x
     FROM assignments a
-    JOIN users u ON u.id = a.user_id
+    JOIN interactions i
+      ON i.user_id = a.user_id
+     AND i.ts >= a.assigned_at - {PRE_PERIOD_SECONDS}
+     AND i.ts < a.assigned_at
     WHERE a.experiment_id = :experiment_id
+    GROUP BY a.user_id, a.variant
 ),
 per_user AS (
 {per_user}
@@ -68,9 +69,14 @@ per_user AS (
 joined AS (
     SELECT p.variant, p.clicks, p.impressions,
            CASE WHEN p.purchases > 0 THEN 1 ELSE 0 END AS converted,
-           COALESCE(pre.x, 0) AS x, COALESCE(pre.h, 0) AS h
+           CASE WHEN u.created_at <= a.assigned_at - {PRE_PERIOD_SECONDS}
+                THEN COALESCE(pre.x, 0) ELSE 0 END AS x,
+           CASE WHEN u.created_at <= a.assigned_at - {PRE_PERIOD_SECONDS} THEN 1 ELSE 0 END AS h
     FROM per_user p
-    LEFT JOIN pre ON pre.variant = p.variant AND pre.user_id = p.user_id
+    LEFT JOIN assignments a
+      ON a.experiment_id = :experiment_id AND a.user_id = p.user_id AND a.variant = p.variant
+    LEFT JOIN users u ON u.id = a.user_id
+    LEFT JOIN pre ON pre.user_id = p.user_id AND pre.variant = p.variant
     WHERE p.impressions > 0
 )
 SELECT variant,
@@ -264,26 +270,30 @@ def cuped_from_summary(
     return cuped_from_rows(labels, by_variant, alpha=alpha)
 
 
-def with_covariates(printed: str) -> str:
-    """The ``--print-sql`` statement extended with the CUPED covariate columns.
+def combined_sql() -> str:
+    """``SUFFICIENT_STATS_SQL`` and ``COVARIATE_SUMS_SQL`` as one statement (two derived
+    tables joined on the variant): one run gives every ``--summary`` column. SQLite's
+    SQL, the definition ``--print-sql`` transpiles for the other dialects."""
+    from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL
 
-    ``printed`` is the per-variant statistics SQL with its comment header; the result is
-    one statement: that query and ``COVARIATE_SUMS_SQL`` as two derived tables joined on
-    the variant, so one run gives every ``--summary`` column.
-    """
-    lines = printed.rstrip().splitlines()
-    header = [ln for ln in lines if ln.startswith("--")]
-    body = "\n".join(ln for ln in lines if not ln.startswith("--"))
     cov_cols = ",\n       ".join(f"c.{c}" for c in COVARIATE_COLUMNS)
-    extra = [
-        f"-- The cov_* columns are the CUPED covariate sums: pre-period = the {PRE_PERIOD_DAYS}"
-        " days before each",
-        "-- user's assignment (also needs users(id, created_at) and interactions(user_id, ts)).",
-    ]
-    indent = "\n".join("    " + ln if ln else ln for ln in body.splitlines())
-    cov = "\n".join("    " + ln if ln else ln for ln in COVARIATE_SUMS_SQL.rstrip().splitlines())
+
+    def indent(sql: str) -> str:
+        return "\n".join("    " + ln if ln else ln for ln in sql.rstrip().splitlines())
+
     return (
-        "\n".join(header + extra)
-        + f"\nSELECT s.*,\n       {cov_cols}\nFROM (\n{indent}\n) s\nLEFT JOIN (\n{cov}\n) c"
-        " ON c.variant = s.variant\nORDER BY s.variant\n"
+        f"SELECT s.*,\n       {cov_cols}\nFROM (\n{indent(SUFFICIENT_STATS_SQL)}\n) s\n"
+        f"LEFT JOIN (\n{indent(COVARIATE_SUMS_SQL)}\n) c ON c.variant = s.variant\n"
+        "ORDER BY s.variant\n"
+    )
+
+
+def covariate_header(tables: dict[str, str]) -> str:
+    """The ``--print-sql`` comment lines about the CUPED columns (``tables``: the names)."""
+    return (
+        f"-- The cov_* columns are the CUPED covariate sums: pre-period = the {PRE_PERIOD_DAYS}"
+        " days before each\n"
+        f"-- user's assignment; also reads {tables['assignments']}(user_id, assigned_at),\n"
+        f"--   {tables['users']}(id, created_at) and {tables['interactions']}(user_id, ts), "
+        "times in Unix seconds.\n"
     )

@@ -96,12 +96,20 @@ def parse_source(
     assignments: str | None = None,
     events_table: str | None = None,
     assignments_table: str | None = None,
+    users_table: str | None = None,
+    interactions_table: str | None = None,
 ) -> Source:
     """Recognise ``text`` as files, a DuckDB database or a SQLAlchemy URL."""
     text = text.strip()
     if not text:
         raise InputError("--source is empty")
-    tables = {k: v for k, v in (("events", events_table), ("assignments", assignments_table)) if v}
+    named = (
+        ("events", events_table),
+        ("assignments", assignments_table),
+        ("users", users_table),
+        ("interactions", interactions_table),
+    )
+    tables = {k: v for k, v in named if v}
     scheme = text.split("://", 1)[0].lower().split("+", 1)[0] if "://" in text else ""
     if scheme == "duckdb":
         # SQLAlchemy's convention: duckdb:///relative.db, duckdb:////absolute/path.db
@@ -121,7 +129,9 @@ def parse_source(
     if not path.exists():
         raise InputError(f"{text}: no such file or folder (and not a URL)")
     if tables:
-        raise InputError("--events-table / --assignments-table are for databases, not files")
+        raise InputError(
+            "--events-table and the other --*-table options are for databases, not files"
+        )
     if path.is_dir():
         events = _file_for(path, "events")
         found = _file_for(path, "assignments")
@@ -147,13 +157,13 @@ def parse_source(
             f"{text}: no assignments file: pass --assignments FILE (a table with the "
             "columns experiment_id, user_id, variant) or put assignments.parquet beside it"
         )
-    return Source(
-        "files",
-        str(events),
-        "duckdb",
-        str(events),
-        {"events": str(events), "assignments": str(found)},
-    )
+    files = {"events": str(events), "assignments": str(found)}
+    # The CUPED covariates need the users and their interactions: used when beside them.
+    for stem in ("users", "interactions"):
+        extra = _file_for(events.parent, stem)
+        if extra is not None:
+            files[stem] = str(extra)
+    return Source("files", str(events), "duckdb", str(events), files)
 
 
 def _plain_number(value: Any) -> Any:
@@ -290,6 +300,44 @@ def fetch_stats(
     return rows, days, took
 
 
+def fetch_covariates(
+    source: Source, experiment_id: int | str
+) -> tuple[dict[str, dict[str, Any]] | None, str, float]:
+    """The CUPED covariate sums per variant computed in the engine (``sql.covariate_sql``),
+    or None and why not (the users or interactions are not there), and seconds taken.
+
+    Run apart from the statistics, so that an engine without the pre-period tables still
+    gives the unadjusted analysis."""
+    from smart_suggest.analysis.cuped import COVARIATE_COLUMNS
+    from smart_suggest.analysis.sql import covariate_sql
+
+    if source.kind == "files":
+        absent = [t for t in ("users", "interactions") if t not in source.tables]
+        if absent:
+            return (
+                None,
+                f"no {' or '.join(absent)} file beside the events (users(id, created_at), "
+                "interactions(user_id, ts)): no pre-period to adjust with",
+                0.0,
+            )
+    tables = source.tables if source.kind != "files" else {}
+    sql = covariate_sql(source.dialect, tables=tables, experiment_id=experiment_id, pretty=False)
+    started = time.perf_counter()
+    run = _sqlalchemy_query if source.kind == "sqlalchemy" else _duckdb_query
+    try:
+        (cov_rows,) = run(source, [sql])
+    except (InputError, EngineError) as exc:
+        # A missing table or column, or times that are not Unix seconds (timestamp minus a
+        # number fails): the statistics are in hand, so the analysis goes on unadjusted.
+        return None, f"the pre-period data cannot be read there ({exc})", 0.0
+    took = time.perf_counter() - started
+    out = {}
+    for row in cov_rows:
+        values = dict(zip(("variant", *COVARIATE_COLUMNS), row, strict=True))
+        out[str(values["variant"])] = {k: _plain_number(v) for k, v in values.items()}
+    return out, "", took
+
+
 def experiment_key(text: str) -> int | str:
     """The experiment id as the engine stores it: an integer when it looks like one."""
     t = text.strip()
@@ -300,13 +348,14 @@ def experiment_key(text: str) -> int | str:
     return t
 
 
-def inputs_from_source(
+def sums_from_source(
     source: Source,
     experiment: str,
     *,
-    treatment_share: float = 0.5,
-) -> tuple[Inputs, float]:
-    """The ``Inputs`` of experiment ``experiment`` in ``source`` (and seconds in the engine)."""
+    treatment_share: float | None = 0.5,
+) -> tuple[list[dict[str, Any]], int | str, float]:
+    """The rows of sums of experiment ``experiment`` in ``source`` (every variant, with
+    ``treatment_share`` when given and the days run), its key there and seconds taken."""
     key = experiment_key(experiment)
     rows, days, took = fetch_stats(source, key)
     if not any(int(r["users_assigned"]) or int(r["impressions"]) for r in rows):
@@ -314,20 +363,42 @@ def inputs_from_source(
             f"{source.label}: experiment {str(key)[:80]!r} has no assignments and no events there"
         )
     for r in rows:
-        r.setdefault("treatment_share", treatment_share)
-        r["treatment_share"] = treatment_share
+        if treatment_share is not None:
+            r["treatment_share"] = treatment_share
         if days is not None:
             r["days"] = days
-    a, b, share, days_run = parse_rows(rows, source.label)
-    info = ExperimentInfo.elsewhere(
+    return rows, key, took
+
+
+def inputs_from_source(
+    source: Source,
+    experiment: str,
+    *,
+    treatment_share: float = 0.5,
+) -> tuple[Inputs, float]:
+    """The ``Inputs`` of two-variant experiment ``experiment`` in ``source`` (and seconds
+    in the engine)."""
+    rows, key, took = sums_from_source(source, experiment, treatment_share=treatment_share)
+    return inputs_of_rows(source, rows, key), took
+
+
+def info_of(source: Source, key: int | str, share: float, days: float | None) -> ExperimentInfo:
+    return ExperimentInfo.elsewhere(
         str(key),
         share,
-        days_run,
+        days,
         f"{source.kind}:{source.dialect}",
         id=key if isinstance(key, int) else None,
     )
-    note = "no daily data from an external source: novelty check not run"
-    return Inputs(info, a, b, None, timeline_note=note), took
+
+
+#: Why an external source has no novelty check.
+NO_TIMELINE = "no daily data from an external source: novelty check not run"
+
+
+def inputs_of_rows(source: Source, rows: list[dict[str, Any]], key: int | str) -> Inputs:
+    a, b, share, days_run = parse_rows(rows, source.label)
+    return Inputs(info_of(source, key, share, days_run), a, b, None, timeline_note=NO_TIMELINE)
 
 
 def describe(source: Source) -> Mapping[str, Any]:

@@ -19,7 +19,7 @@ from smart_suggest.analysis.report import ExperimentInfo
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import VariantKPIs
 
-#: Columns of a ``--summary`` file (one row per variant, A and B).
+#: Columns of a ``--summary`` file (one row per variant: A, B, C, ...).
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "variant",
     "users_assigned",
@@ -40,8 +40,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 
-#: Optional columns: the configured split (default 0.5) and days run (for the duration).
-SUMMARY_OPTIONAL_COLUMNS: tuple[str, ...] = ("treatment_share", "days")
+#: Optional columns: the configured split (two variants: treatment_share, default 0.5;
+#: more: weight per variant, default equal) and days run (for the duration).
+SUMMARY_OPTIONAL_COLUMNS: tuple[str, ...] = ("treatment_share", "weight", "days")
 
 
 _FLOAT_COLUMNS = ("engagement_sum", "engagement_sumsq")
@@ -67,11 +68,30 @@ class Inputs:
     #: Per arm, the distinct (clicks, impressions) pairs of exposed users and their counts
     #: (``tails.user_pairs``); empty for sources with sums only.
     user_pairs: dict[str, Any] = field(default_factory=dict)
+    #: Per variant, the CUPED covariate sums (``analysis.cuped.COVARIATE_COLUMNS``), read
+    #: with the rest; None when not asked for or not available from the source.
+    covariates: dict[str, dict[str, Any]] | None = None
 
 
 def parse_rows(
     rows: Sequence[Mapping[str, Any]], source: str
 ) -> tuple[VariantKPIs, VariantKPIs, float, float | None]:
+    """The two variants A and B of a summary (``InputError`` for any other count)."""
+    arms, _weights, share, days = parse_variants(rows, source)
+    if len(arms) != 2:
+        raise InputError(f"{source}: expected the variants A and B, got {len(arms)} variants")
+    return arms[0], arms[1], share, days
+
+
+def parse_variants(
+    rows: Sequence[Mapping[str, Any]], source: str
+) -> tuple[list[VariantKPIs], list[float], float, float | None]:
+    """Every variant of a summary, A first: (sums per variant, weights, share of B, days).
+
+    The variants are labelled A, B, C, ... with no gap (A is the control). Two variants
+    take their split from ``treatment_share`` (default 0.5); more take theirs from a
+    ``weight`` column (default: equal weights), as ``experiment create --weights``.
+    """
     by_variant: dict[str, Mapping[str, Any]] = {}
     for row in rows:
         if not isinstance(row, Mapping):
@@ -85,20 +105,25 @@ def parse_rows(
             )
         clean = {str(k).strip().lower(): v for k, v in row.items()}
         variant = str(clean["variant"]).strip().upper()
-        if variant not in ("A", "B"):
-            raise InputError(f"{source}: variant must be A or B, got {shown(clean['variant'])}")
+        if len(variant) != 1 or not ("A" <= variant <= "Z"):
+            raise InputError(
+                f"{source}: variant must be a letter A, B, C, ..., got {shown(clean['variant'])}"
+            )
         if variant in by_variant:
             raise InputError(f"{source}: variant {variant} appears twice")
         by_variant[variant] = clean
-    if set(by_variant) != {"A", "B"}:
-        missing_v = " and ".join(v for v in ("A", "B") if v not in by_variant)
+    labels = [chr(ord("A") + i) for i in range(max(2, len(by_variant)))]
+    if set(by_variant) != set(labels):
+        missing_v = " and ".join(v for v in labels if v not in by_variant)
         raise InputError(
-            f"{source}: no row for variant {missing_v} (need one row each for A and B)"
+            f"{source}: no row for variant {missing_v} (need one row per variant: A, B, ... "
+            "with no gap)"
         )
-    kpis: dict[str, VariantKPIs] = {}
+    arms: list[VariantKPIs] = []
     shares: list[float] = []
     days: list[float] = []
-    for v in ("A", "B"):
+    weights: list[float] = []
+    for v in labels:
         row = by_variant[v]
         nums: dict[str, Any] = {}
         for c in SUMMARY_COLUMNS[1:]:
@@ -106,14 +131,14 @@ def parse_rows(
                 row[c], f"{source}: variant {v}, column {c}", whole=c not in _FLOAT_COLUMNS
             )
         check_sums(nums, f"{source}: variant {v}")
-        for opt, dest in (("treatment_share", shares), ("days", days)):
+        for opt, dest in (("treatment_share", shares), ("days", days), ("weight", weights)):
             if row.get(opt) not in (None, ""):
                 dest.append(
                     float(
                         parse_number(row[opt], f"{source}: variant {v}, column {opt}", whole=False)
                     )
                 )
-        kpis[v] = VariantKPIs.from_sums(v, v, nums)
+        arms.append(VariantKPIs.from_sums(v, v, nums))
     share = 0.5
     if shares:
         if len(set(shares)) > 1:
@@ -121,6 +146,16 @@ def parse_rows(
         share = shares[0]
         if not 0 < share < 1:
             raise InputError(f"{source}: treatment_share must be in (0, 1), got {share}")
+    if weights:
+        if len(weights) != len(labels):
+            raise InputError(f"{source}: give a weight on every row or on none")
+        if not all(0 < w < 1e15 for w in weights):
+            raise InputError(f"{source}: every weight must be > 0")
+        if shares:
+            raise InputError(f"{source}: give either treatment_share or weight, not both")
+        share = weights[1] / (weights[0] + weights[1])
+    else:
+        weights = [1.0 - share, share] if len(labels) == 2 else [1.0] * len(labels)
     day_value: float | None = None
     if days:
         if len(set(days)) > 1:
@@ -128,7 +163,7 @@ def parse_rows(
         day_value = days[0]
         if day_value <= 0:
             raise InputError(f"{source}: days must be > 0, got {day_value}")
-    return kpis["A"], kpis["B"], share, day_value
+    return arms, weights, share, day_value
 
 
 def load_summary(path: str | Path) -> list[dict[str, Any]]:

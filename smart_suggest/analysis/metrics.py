@@ -139,6 +139,7 @@ def _method(res: Any) -> str:
         "chi_square": "Pearson chi-square (= two-proportion z test)",
         "fisher_exact": "Fisher's exact test",
         "welch_t": "Welch's t test",
+        "cuped_z": "z test on the per-user conversion",
         "none": "no test (not enough data)",
     }
     return names.get(res.test, res.test)
@@ -310,6 +311,11 @@ class Prepared:
     value_b: float | None
     seq: Any
     seq_note: str
+    #: The CUPED comparison (``stats.cuped.CupedComparison``) whose adjusted difference
+    #: replaced the test's in ``res`` (``with_cuped``), and the unadjusted test.
+    cuped: Any = None
+    unadjusted: Any = None
+    cuped_note: str = ""  # why CUPED did not decide this metric although it ran
 
     @property
     def p_for_holm(self) -> float:
@@ -336,6 +342,60 @@ def prepare(
             metric, inp.a, inp.b, value_a, value_b, alpha, tau2, inp.engagement_centred, basis_of
         )
     return Prepared(metric, res, "", value_a, value_b, seq, seq_note)
+
+
+def _signed_diff(x: float) -> str:
+    return f"difference {x:+.4g}"
+
+
+def with_cuped(prep: Prepared, comp: Any, alpha: float) -> Prepared:
+    """``prep`` with the CUPED-adjusted difference in place of the unadjusted one.
+
+    The adjusted test is the normal z test of the adjusted difference with its standard
+    error (``stats.cuped``), except where the unadjusted test had to be Fisher's exact test
+    (too few conversions for a normal test: it stays); its interval is rebuilt here at
+    ``alpha`` (the level Holm gave an A/B/n comparison, not the one the summary was
+    computed at). The relative lift is the adjusted difference over the control's
+    observed value; its interval is not given (the adjusted difference and the control's
+    mean are correlated through theta, which the sums do not carry). The power, sample
+    size and Bayesian view of CTR follow the adjusted standard error. Unusable
+    comparisons leave ``prep`` as it was.
+    """
+    from smart_suggest.stats import Interval
+    from smart_suggest.stats import _dist as _st
+
+    res = prep.res
+    if res is None or res.test == "none" or prep.seq is not None or comp is None:
+        return prep
+    if res.test == "fisher_exact":
+        # Too few conversions for any normal test (an expected cell below 5): the exact
+        # test stays, as it would without CUPED.
+        return replace(
+            prep,
+            cuped_note="CUPED not used for the verdict: too few conversions for its normal "
+            "test, so Fisher's exact test decides",
+        )
+    d, se = comp.adjusted_diff, comp.adjusted_se
+    if d is None or se is None or not (math.isfinite(d) and math.isfinite(se) and se > 0):
+        return prep
+    z = d / se
+    crit = zcrit(alpha)
+    fields: dict[str, Any] = {
+        "diff": d,
+        "diff_ci": Interval(d - crit * se, d + crit * se, 1 - alpha),
+        "p_value": float(2 * _st.norm.sf(abs(z))),
+        "relative_lift": d / prep.value_a if prep.value_a else None,
+        "relative_lift_ci": None,
+        "z": z,
+    }
+    if hasattr(res, "se_diff"):
+        fields["se_diff"] = se  # the power to detect the threshold follows the adjusted SE
+    if hasattr(res, "significant"):
+        fields["significant"] = fields["p_value"] < alpha
+    if hasattr(res, "test_reason"):  # a proportion: no longer chi-square or Fisher's test
+        fields["test"] = "cuped_z"
+        fields["test_reason"] = "CUPED-adjusted difference: normal z test"
+    return replace(prep, res=replace(res, **fields), cuped=comp, unadjusted=res)
 
 
 def metric_analysis(
@@ -416,6 +476,8 @@ def metric_analysis(
 
     value_a, seq, seq_note = prep.value_a, prep.seq, prep.seq_note
     p_label_parts = []
+    if prep.cuped is not None:
+        p_label_parts.append("CUPED-adjusted")
     if holm_p is not None:
         p_label_parts.append("Holm-adjusted")
     if seq is not None:
@@ -425,7 +487,17 @@ def metric_analysis(
     # platforms' choice); an interval at 95% could exclude 0 beside "not significant".
     diff_ci, rel_ci, ci_note = res.diff_ci, res.relative_lift_ci, ""
     family_intervals = None
-    if holm_p is not None and family > 1 and seq is None:
+    if holm_p is not None and family > 1 and seq is None and prep.cuped is not None:
+        se = prep.cuped.adjusted_se
+        crit = zcrit(alpha / family)
+        diff_ci = stats.Interval(res.diff - crit * se, res.diff + crit * se, 1 - alpha / family)
+        family_intervals = (diff_ci, None)
+        ci_note = (
+            f"CUPED-adjusted Bonferroni {(1 - alpha / family) * 100:.3g}% interval (alpha "
+            f"{alpha:g} over {family} secondary metrics), consistent with the Holm-adjusted "
+            "p-value"
+        )
+    elif holm_p is not None and family > 1 and seq is None:
         wide, _problem = _headline_test(metric, a, b, alpha / family, inp.engagement_centred)
         if wide is not None:
             diff_ci, rel_ci = wide.diff_ci, wide.relative_lift_ci
@@ -435,6 +507,11 @@ def metric_analysis(
                 f"{family} secondary metrics), consistent with the Holm-adjusted p-value"
             )
     interval_label = "Bonferroni CI" if family_intervals else None
+    if prep.cuped is not None:
+        if family_intervals is None:
+            family_intervals = (diff_ci, None)
+            ci_note = "CUPED-adjusted interval (pre-period covariates)"
+        interval_label = "CUPED-adjusted " + (interval_label or "CI")
     p_override = holm_p
     if group is not None and group.p_value is not None:
         # Group-sequential: the boundary decides; its scaled p and repeated CI agree with it.
@@ -472,6 +549,14 @@ def metric_analysis(
         notes.append(power_note)
     if res.note:
         notes.insert(0, res.note)
+    if prep.cuped_note:
+        notes.append(prep.cuped_note)
+    if prep.cuped is not None:
+        unadj = prep.unadjusted
+        notes.append(
+            f"verdict on the CUPED-adjusted difference; unadjusted {_signed_diff(unadj.diff)}, "
+            f"{fmt_p(unadj.p_value)} (--no-cuped gives the unadjusted verdict)"
+        )
     if metric == "engagement" and inp.engagement_centred:
         notes.append("variance computed from the centred raw values (the sums could not carry it)")
     effect, effect_name = None, ""
@@ -486,7 +571,12 @@ def metric_analysis(
         role=role,
         unit=UNITS[metric],
         test=res.test,
-        method=_method(res),
+        method=_method(res)
+        + (
+            ""
+            if prep.cuped is None
+            else "; difference CUPED-adjusted for the pre-period covariates (normal z test)"
+        ),
         value_a=value_a,
         value_b=prep.value_b,
         n_a=n_a,
@@ -501,7 +591,7 @@ def metric_analysis(
         effect_size_name=effect_name,
         p_value=judgement.p_value,
         p_value_label=p_label,
-        p_value_test=res.p_value,
+        p_value_test=(prep.unadjusted or res).p_value,
         p_value_adjusted=holm_p,
         significant=judgement.significant,
         direction=judgement.direction,
@@ -513,7 +603,7 @@ def metric_analysis(
         summary=" ".join(sentences),
         warnings=judgement.warnings,
         note="; ".join(notes),
-        detail=res,
+        detail=prep.unadjusted or res,
         per_impression=per_imp,
         per_impression_label=PER_IMPRESSION if per_imp is not None else "",
         sequential=seq,
@@ -523,4 +613,5 @@ def metric_analysis(
         bayes_per_impression=bayes_imp,
         bayes_per_impression_label=bayes_imp_label,
         judgement=judgement,
+        adjustment="cuped" if prep.cuped is not None else "",
     )

@@ -171,6 +171,28 @@ def _prob_best(metric: str, arms: tuple[VariantKPIs, ...]) -> tuple[Any, str]:
     return prob_best_normal(labels, means, ses), label
 
 
+def _prob_best_cuped(
+    metric: str, cuped: Any, arms: tuple[VariantKPIs, ...], prob: Any, label: str
+) -> tuple[Any, str]:
+    """P(each variant is best) from the CUPED-adjusted means and standard errors (normal
+    approximations), or the unadjusted ``prob`` when some variant has none."""
+    from smart_suggest.stats.multiarm import prob_best_normal
+
+    by_label = {v.label: v for v in cuped.results[metric].variants}
+    found = [by_label[a.variant] for a in arms if a.variant in by_label]
+    if len(found) != len(arms) or any(
+        v.adjusted_mean is None or v.adjusted_se is None for v in found
+    ):
+        return prob, label
+    means = [float(v.adjusted_mean) for v in found]
+    ses = [float(v.adjusted_se) for v in found]
+    name = "CTR per user" if metric == "ctr" else "conversion rate"
+    return (
+        prob_best_normal([a.variant for a in arms], means, ses),
+        f"{name}, CUPED-adjusted normal",
+    )
+
+
 def analyze_results(
     exp: Experiment,
     res: ExperimentResults,
@@ -181,26 +203,25 @@ def analyze_results(
     sequential: bool = False,
     min_lift: float = 0.05,
     tau2: Mapping[str, float] | None = None,
+    cuped: Any = None,
 ) -> MultiAnalysis:
-    from smart_suggest.stats.multiarm import recommend, srm_k
-
+    """The A/B/n analysis of a stored experiment's results (``cuped``: a CupedSummary
+    over all its variants, whose adjusted tests then decide; see ``compare_arms``)."""
     check_params(alpha, min_lift)
-    chosen = metric_name(metric)
-    primary = chosen or exp.primary_metric or "ctr"
     days = days_run(exp, res)
     arms = res.variants
     by_label = {v.label: v for v in exp.variants}
-    inputs: list[tuple[Variant, Inputs]] = []
+    pairs: list[tuple[str, str, Inputs]] = []
     for kpis in arms[1:]:
         arm = by_label.get(kpis.variant)
         if arm is None:
             raise InputError(f"variant {kpis.variant} has users but is not in the experiment")
-        pair = _pair(exp, arm)
-        inputs.append(
+        pairs.append(
             (
-                arm,
+                arm.label,
+                arm.strategy,
                 Inputs(
-                    info=ExperimentInfo.of(pair, days),
+                    info=ExperimentInfo.of(_pair(exp, arm), days),
                     a=arms[0],
                     b=kpis,
                     primary_declared=exp.primary_metric,
@@ -210,23 +231,69 @@ def analyze_results(
                 ),
             )
         )
-    common = {"metric": primary, "sequential": sequential, "min_lift": min_lift, "tau2": tau2}
-    first = [analyze_inputs(inp, alpha=alpha, **common) for _arm, inp in inputs]  # type: ignore[arg-type]
-    p_raw = [a.primary.p_value for a in first]
-    from smart_suggest.stats import holm
+    return compare_arms(
+        ExperimentInfo.of(exp, days),
+        arms,
+        tuple(by_label[a.variant].weight for a in arms),
+        pairs,
+        alpha=alpha,
+        metric=metric,
+        sequential=sequential,
+        min_lift=min_lift,
+        tau2=tau2,
+        cuped=cuped,
+    )
 
+
+def compare_arms(
+    info: ExperimentInfo,
+    arms: tuple[VariantKPIs, ...],
+    weights: tuple[float, ...],
+    pairs: list[tuple[str, str, Inputs]],
+    *,
+    alpha: float = 0.05,
+    metric: str | None = None,
+    sequential: bool = False,
+    min_lift: float = 0.05,
+    tau2: Mapping[str, float] | None = None,
+    cuped: Any = None,
+) -> MultiAnalysis:
+    """Each treatment of ``pairs`` (label, strategy, its Inputs against the control)
+    against the control, Holm across the comparisons, the k-category SRM check, P(best)
+    and the recommendation.
+
+    The per-variant sums ``arms`` are computed once and shared by every comparison; each
+    comparison runs the whole two-variant analysis once, at its Holm level: the level
+    needs only the primary metric's p-values, which come from its headline test alone
+    (``metrics.prepare``; with ``cuped`` applied, the adjusted test's).
+    """
+    from smart_suggest.analysis.metrics import prepare, with_cuped
+    from smart_suggest.analysis.verdict import cuped_comparisons
+    from smart_suggest.stats import holm
+    from smart_suggest.stats.multiarm import recommend, srm_k
+
+    check_params(alpha, min_lift)
+    chosen = metric_name(metric)
+    primary = chosen or info.primary_metric or "ctr"
+    adjust = cuped is not None and cuped.applied and not sequential
+    p_raw = []
+    for label, _strategy, inp in pairs:
+        prep = prepare(primary, inp, alpha, sequential, tau2)
+        if adjust:
+            prep = with_cuped(prep, cuped_comparisons(cuped, label).get(primary), alpha)
+        p_raw.append(prep.p_for_holm)
     adjusted = holm(p_raw, alpha).adjusted
     levels = holm_levels(p_raw, alpha)
+    common = {"metric": primary, "sequential": sequential, "min_lift": min_lift, "tau2": tau2}
     comps = []
-    for (arm, inp), p, p_h, level in zip(inputs, p_raw, adjusted, levels, strict=True):
-        analysis = analyze_inputs(inp, alpha=level, **common)  # type: ignore[arg-type]
-        comps.append(Comparison(arm.label, arm.strategy, p, p_h, level, analysis))
-    srm = srm_k(
-        [a.variant for a in arms],
-        [a.users_assigned for a in arms],
-        [by_label[a.variant].weight for a in arms],
-    )
+    for (label, strategy, inp), p, p_h, level in zip(pairs, p_raw, adjusted, levels, strict=True):
+        analysis = analyze_inputs(inp, alpha=level, cuped=cuped, **common)  # type: ignore[arg-type]
+        comps.append(Comparison(label, strategy, p, p_h, level, analysis))
+    srm = srm_k([a.variant for a in arms], [a.users_assigned for a in arms], list(weights))
     prob, prob_label = _prob_best(primary, arms)
+    if comps and all(c.analysis.primary.adjustment == "cuped" for c in comps):
+        # The adjusted tests decided every comparison: P(best) from the same estimates.
+        prob, prob_label = _prob_best_cuped(primary, cuped, arms, prob, prob_label)
     estimates = {c.label: c.analysis.primary.value_b or 0.0 for c in comps}
     rec = recommend("A", {c.label: c.verdict for c in comps}, estimates, invalid=bool(srm.flagged))
     warnings = []
@@ -235,12 +302,12 @@ def analyze_results(
             f"sample-ratio mismatch over the {len(arms)} variants (p = {srm.p_value:.2g}): "
             "assignment or logging is broken; nothing can be trusted"
         )
-    if chosen is None and exp.primary_metric is None:
+    if chosen is None and info.primary_metric is None:
         warnings.append(
             "no primary metric was declared for this experiment: CTR is used by default"
         )
     return MultiAnalysis(
-        experiment=ExperimentInfo.of(exp, days),
+        experiment=info,
         generated_at=clock.iso(clock.now()),
         version=__version__,
         alpha=alpha,
@@ -248,13 +315,59 @@ def analyze_results(
         mode="sequential" if sequential else "fixed_horizon",
         primary_metric=primary,
         variants=arms,
-        weights=tuple(by_label[a.variant].weight for a in arms),
+        weights=weights,
         srm=srm,
         comparisons=tuple(comps),
         prob_best=prob,
         prob_best_label=prob_label,
         recommendation=rec,
+        cuped=cuped,
         warnings=tuple(warnings),
+    )
+
+
+def analyze_sums(
+    arms: list[VariantKPIs],
+    weights: list[float],
+    days: float | None,
+    *,
+    name: str,
+    source: str,
+    note: str,
+    alpha: float = 0.05,
+    metric: str | None = None,
+    sequential: bool = False,
+    min_lift: float = 0.05,
+    tau2: Mapping[str, float] | None = None,
+    cuped: Any = None,
+    id: int | None = None,
+) -> MultiAnalysis:
+    """The A/B/n analysis of per-variant sums computed elsewhere (a ``--summary`` file
+    with k rows, an external engine): no timeline, so no novelty check (``note``)."""
+    share = weights[1] / (weights[0] + weights[1])
+    info = dataclasses.replace(
+        ExperimentInfo.elsewhere(name, share, days, source, id=id), treatment=""
+    )
+    pairs = []
+    for arm, w in zip(arms[1:], weights[1:], strict=True):
+        pair = dataclasses.replace(
+            ExperimentInfo.elsewhere(name, w / (weights[0] + w), days, source, id=id),
+            treatment=arm.variant,
+        )
+        pairs.append(
+            (arm.variant, arm.variant, Inputs(pair, arms[0], arm, None, timeline_note=note))
+        )
+    return compare_arms(
+        info,
+        tuple(arms),
+        tuple(weights),
+        pairs,
+        alpha=alpha,
+        metric=metric,
+        sequential=sequential,
+        min_lift=min_lift,
+        tau2=tau2,
+        cuped=cuped,
     )
 
 
@@ -268,21 +381,33 @@ def analyze_multi(
     min_lift: float = 0.05,
     tau2: Mapping[str, float] | None = None,
     progress: Progress | None = None,
+    cuped: bool = False,
 ) -> MultiAnalysis:
-    """Analyse a stored A/B/n experiment (see the module docstring)."""
+    """Analyse a stored A/B/n experiment (see the module docstring). ``cuped`` adjusts
+    CTR and conversion with the pre-period covariates, and the adjusted tests decide."""
     from smart_suggest.experiments.kpis import results
     from smart_suggest.experiments.timeline import timeline
 
     step = progress or (lambda stage, done, total: None)
+    rows = None
     with store.read():
         step("results", 0, 3)
         res = results(store, exp.id)
+        if cuped:
+            from smart_suggest.analysis.cuped import covariate_sums
+
+            rows = covariate_sums(store, exp.id)
         step("timeline", 1, 3)
         try:
             tl = timeline(store, exp.id, bucket="day", cumulative=False)
         except InputError:
             tl = None
     step("statistics", 2, 3)
+    summary = None
+    if rows is not None:
+        from smart_suggest.analysis.cuped import cuped_from_rows
+
+        summary = cuped_from_rows([a.variant for a in res.variants], rows, alpha=alpha)
     out = analyze_results(
         exp,
         res,
@@ -292,6 +417,7 @@ def analyze_multi(
         sequential=sequential,
         min_lift=min_lift,
         tau2=tau2,
+        cuped=summary,
     )
     step("statistics", 3, 3)
     return out

@@ -147,6 +147,8 @@ class MetricAnalysis(_ToDict):
     bayes_per_impression: Any  # CTR only: BetaBinomialResult per impression, labelled
     bayes_per_impression_label: str
     judgement: Any  # stats.Verdict | None
+    #: "cuped" when the difference, interval and p-value are CUPED-adjusted, else "".
+    adjustment: str = ""
 
     @property
     def conclusion(self) -> str:
@@ -247,6 +249,7 @@ class Analysis(_ToDict):
     revision: int
     tails: Any = None  # tails.TailsSummary (local store only: needs per-user data)
     group: Any = None  # groupseq.GroupSummary (analyze --sequential group) | None
+    cuped: Any = None  # analysis.cuped.CupedSummary | None (its adjusted tests decide)
 
     def metric(self, name: str) -> MetricAnalysis:
         for m in self.metrics:

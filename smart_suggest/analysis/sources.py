@@ -63,8 +63,11 @@ def centred_engagement(store: Store, experiment_id: int, k: Any) -> Any:
     return stats.MeanVar(int(n), mean, max(float(m2 or 0.0), 0.0) / (n - 1))
 
 
-def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) -> Inputs:
-    """The inputs of a stored experiment: KPIs and the daily timeline in one read snapshot."""
+def inputs_from_store(
+    store: Store, exp_ref: int | str | Experiment, step: Any, *, covariates: bool = False
+) -> Inputs:
+    """The inputs of a stored experiment: KPIs, the daily timeline and (``covariates``)
+    the CUPED covariate sums, in one read snapshot."""
     from smart_suggest.experiments.kpis import results
     from smart_suggest.experiments.lifecycle import get_experiment
     from smart_suggest.experiments.timeline import timeline
@@ -79,6 +82,11 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
             if mv is not None:
                 centred[k.variant] = mv
         pairs = user_pairs(store, exp.id)
+        cov = None
+        if covariates:
+            from smart_suggest.analysis.cuped import covariate_sums
+
+            cov = covariate_sums(store, exp.id)
         step("timeline", 1, 3)
         note = ""
         try:
@@ -101,6 +109,7 @@ def inputs_from_store(store: Store, exp_ref: int | str | Experiment, step: Any) 
         timeline_note=note,
         engagement_centred=centred,
         user_pairs=pairs,
+        covariates=cov,
     )
 
 

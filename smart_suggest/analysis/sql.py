@@ -37,10 +37,13 @@ _ALIASES = {
     "mariadb": "mysql",
 }
 
-#: The two tables the SQL reads, and the columns it needs of each.
+#: The tables the SQL reads, and the columns it needs of each (users and interactions,
+#: and assignments.user_id / assigned_at, only for the CUPED covariate sums).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("experiment_id", "variant", "user_id", "type", "value"),
-    "assignments": ("experiment_id", "variant"),
+    "assignments": ("experiment_id", "variant", "user_id", "assigned_at"),
+    "users": ("id", "created_at"),
+    "interactions": ("user_id", "ts"),
 }
 
 
@@ -84,6 +87,28 @@ def _rename_tables(tree: Any, tables: dict[str, str], dialect: str) -> Any:
     return tree.transform(swap)
 
 
+def _transpile(
+    sql: str,
+    dialect: str,
+    tables: dict[str, str] | None,
+    experiment_id: int | str | None,
+    pretty: bool,
+) -> str:
+    from sqlglot import exp
+
+    key = dialect_name(dialect)
+    target = DIALECTS[key][0]
+    tree = _rename_tables(_parse(sql), tables or {}, target)
+    if experiment_id is not None:
+        literal = (
+            exp.Literal.number(experiment_id)
+            if isinstance(experiment_id, int)
+            else exp.Literal.string(str(experiment_id))
+        )
+        tree = exp.replace_placeholders(tree, experiment_id=literal)
+    return str(tree.sql(dialect=target, pretty=pretty))
+
+
 def stats_sql(
     dialect: str = "sqlite",
     *,
@@ -97,21 +122,23 @@ def stats_sql(
     ``experiment_id`` the placeholder becomes a literal (for running); without, the
     dialect's own placeholder for ``experiment_id`` stays (for printing).
     """
-    from sqlglot import exp
-
     from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL
 
-    key = dialect_name(dialect)
-    target = DIALECTS[key][0]
-    tree = _rename_tables(_parse(SUFFICIENT_STATS_SQL), tables or {}, target)
-    if experiment_id is not None:
-        literal = (
-            exp.Literal.number(experiment_id)
-            if isinstance(experiment_id, int)
-            else exp.Literal.string(str(experiment_id))
-        )
-        tree = exp.replace_placeholders(tree, experiment_id=literal)
-    return str(tree.sql(dialect=target, pretty=pretty))
+    return _transpile(SUFFICIENT_STATS_SQL, dialect, tables, experiment_id, pretty)
+
+
+def covariate_sql(
+    dialect: str = "sqlite",
+    *,
+    tables: dict[str, str] | None = None,
+    experiment_id: int | str | None = None,
+    pretty: bool = True,
+) -> str:
+    """``analysis.cuped.COVARIATE_SUMS_SQL`` (the CUPED covariate sums per variant) in
+    ``dialect``, like ``stats_sql``; it also reads ``users`` and ``interactions``."""
+    from smart_suggest.analysis.cuped import COVARIATE_SUMS_SQL
+
+    return _transpile(COVARIATE_SUMS_SQL, dialect, tables, experiment_id, pretty)
 
 
 def span_sql(
@@ -133,10 +160,19 @@ def span_sql(
     return str(tree.sql(dialect=target))
 
 
-def print_sql(dialect: str = "sqlite", tables: dict[str, str] | None = None) -> str:
-    """The SQL with a comment header saying how to use it (``analyze --print-sql``)."""
+def print_sql(
+    dialect: str = "sqlite", tables: dict[str, str] | None = None, *, covariates: bool = False
+) -> str:
+    """The SQL with a comment header saying how to use it (``analyze --print-sql``);
+    ``covariates`` adds the CUPED covariate columns (``cuped.combined_sql``)."""
     key = dialect_name(dialect)
-    names = {"events": "events", "assignments": "assignments", **(tables or {})}
+    names = {
+        "events": "events",
+        "assignments": "assignments",
+        "users": "users",
+        "interactions": "interactions",
+        **(tables or {}),
+    }
     header = (
         "-- smart-suggest: per-variant sufficient statistics of one experiment\n"
         f"-- ({DIALECTS[key][1]}).\n"
@@ -147,9 +183,16 @@ def print_sql(dialect: str = "sqlite", tables: dict[str, str] | None = None) -> 
         "--   smart-suggest analyze --summary FILE\n"
         "-- or let smart-suggest run it: smart-suggest analyze EXP --source URL\n"
     )
-    if key == "sqlite" and not tables:
+    if covariates:
+        from smart_suggest.analysis.cuped import combined_sql, covariate_header
+
+        text = combined_sql()
+        body = text if key == "sqlite" and not tables else _transpile(text, key, tables, None, True)
+        header += covariate_header(names)
+    elif key == "sqlite" and not tables:
         from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL
 
-        return header + SUFFICIENT_STATS_SQL  # the definition, exactly as written
-    body = stats_sql(key, tables=tables)
+        body = SUFFICIENT_STATS_SQL  # the definition, exactly as written
+    else:
+        body = stats_sql(key, tables=tables)
     return header + body + ("" if body.endswith("\n") else "\n")

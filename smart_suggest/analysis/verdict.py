@@ -18,7 +18,7 @@ from smart_suggest.analysis.common import (
     pct,
 )
 from smart_suggest.analysis.inputs import Inputs
-from smart_suggest.analysis.metrics import metric_analysis, prepare
+from smart_suggest.analysis.metrics import metric_analysis, prepare, with_cuped
 from smart_suggest.analysis.report import (
     Analysis,
     BayesSummary,
@@ -256,6 +256,16 @@ def tuned_tau2_for(metric: str, inp: Inputs, alpha: float, planned_units: int) -
     return stats.tuned_tau2(se * se, (n_a + n_b) / 2.0, float(planned_units), alpha)
 
 
+def cuped_comparisons(cuped: Any, label: str) -> dict[str, Any]:
+    """Per metric, the CUPED comparison of variant ``label`` with the control."""
+    out = {}
+    for metric, res in cuped.results.items():
+        for comp in res.comparisons:
+            if comp.label == label:
+                out[metric] = comp
+    return out
+
+
 def analyze_inputs(
     inp: Inputs,
     *,
@@ -267,9 +277,14 @@ def analyze_inputs(
     bootstrap: Any = None,
     group: Any = None,
     planned_units: int | None = None,
+    cuped: Any = None,
 ) -> Analysis:
-    """The whole analysis of ``inp``; ``bootstrap`` (``tails.BootstrapOptions``) adds the
-    user-level bootstrap interval of CTR, which needs ``inp.user_pairs``; ``group``
+    """The whole analysis of ``inp``; ``cuped`` (``analysis.cuped.CupedSummary`` over the
+    experiment's variants) replaces the unadjusted tests of CTR and conversion by their
+    CUPED-adjusted ones, so the verdicts follow the adjusted tests (fixed-horizon only:
+    the sequential modes keep their own tests, and say so); ``bootstrap``
+    (``tails.BootstrapOptions``) adds the user-level bootstrap interval of CTR, which
+    needs ``inp.user_pairs``; ``group``
     (``groupseq.GroupSummary``) makes the primary metric's decision the group-sequential
     one; ``planned_units`` (per variant) tunes the primary metric's mSPRT tau^2 to that
     planned size (``stats.tuned_tau2``)."""
@@ -299,6 +314,17 @@ def analyze_inputs(
     preps = {
         m: prepare(m, inp, alpha, sequential, tau2, basis_of) for m in (primary_name, *secondaries)
     }
+    cuped_note = ""
+    if cuped is not None and cuped.applied:
+        if sequential or group is not None:
+            cuped_note = (
+                "CUPED is shown for information: the sequential verdict uses the unadjusted "
+                "always-valid test"
+            )
+        else:
+            for name, comp in cuped_comparisons(cuped, inp.b.variant).items():
+                if name in preps:
+                    preps[name] = with_cuped(preps[name], comp, alpha)
     common = {
         "alpha": alpha,
         "min_lift": min_lift,
@@ -341,6 +367,8 @@ def analyze_inputs(
         )
     for w in primary.warnings:
         warnings.append(w[0].upper() + w[1:])
+    if cuped_note:
+        warnings.append(cuped_note)
     if group is not None and group.status == "continue":
         warnings.append(
             "Group-sequential: " + group.message + "; decide only when a boundary is crossed "
@@ -427,11 +455,21 @@ def analyze_inputs(
             }
             if group is not None
             else {}
+        )
+        | (
+            {
+                "cuped": "CTR and conversion: the CUPED-adjusted difference (pre-period "
+                "covariates, theta pooled over the variants) and its normal z test decide "
+                "the verdict; the unadjusted test is kept in the cuped section"
+            }
+            if cuped is not None and cuped.applied and not cuped_note
+            else {}
         ),
         daily_assigned=tuple(inp.daily_assigned),
         revision=inp.revision,
         tails=tails,
         group=group,
+        cuped=cuped,
     )
 
 

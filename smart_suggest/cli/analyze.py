@@ -177,6 +177,8 @@ def _verdict_text(code: str, headline: str) -> Text:
 def _metric_rows(m: MetricAnalysis) -> list[list[Any]]:
     name = {"ctr": "CTR", "conversion_rate": "Conversion", "engagement": "Engagement"}[m.metric]
     test = "mSPRT" if m.sequential is not None else _SHORT_TEST.get(m.test, m.test)
+    if m.adjustment == "cuped" and m.sequential is None:
+        test = "CUPED-z"
     if m.p_value_adjusted is not None:
         test += "\N{DAGGER}"
     rows = [
@@ -486,10 +488,33 @@ def analyze(
             "--assignments-table", help="Name of the assignments table in --source / the SQL."
         ),
     ] = None,
+    users_table: Annotated[
+        str | None,
+        typer.Option(
+            "--users-table",
+            help="Name of the users table (id, created_at) in --source / the SQL, for CUPED.",
+        ),
+    ] = None,
+    interactions_table: Annotated[
+        str | None,
+        typer.Option(
+            "--interactions-table",
+            help="Name of the interactions table (user_id, ts) in --source / the SQL, for CUPED.",
+        ),
+    ] = None,
     share: Annotated[
         float,
         typer.Option("--share", help="With --source: the configured share of variant B."),
     ] = 0.5,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights",
+            help="With --source and more than two variants: their weights, e.g. 2,1,1 "
+            "(default equal).",
+            show_default=False,
+        ),
+    ] = None,
     bootstrap: Annotated[
         bool,
         typer.Option(
@@ -532,14 +557,22 @@ def analyze(
     users_assigned, users_exposed, impressions, clicks, users_converted, purchases,
     engagement_n, engagement_sum, engagement_sumsq, n_users, sum_clicks, sum_impressions,
     sum_clicks_sq, sum_impressions_sq, sum_clicks_x_impressions (optional:
-    treatment_share, days, and the cov_* CUPED columns of --print-sql), one row each for A
-    and B. Experiments with more than two variants compare each with A (Holm across the
-    comparisons); interleaving experiments test the users' preference between the teams.
+    treatment_share or weight, days, and the cov_* CUPED columns of --print-sql), one row
+    per variant: A, B, C, ... Experiments with more than two variants compare each with A
+    (Holm across the comparisons); interleaving experiments test the users' preference
+    between the teams. With pre-period data, CUPED adjusts CTR and conversion and the
+    adjusted tests decide the verdicts (--no-cuped: the unadjusted ones).
     """
     from smart_suggest import analysis as core
     from smart_suggest.errors import InputError
 
-    tables = {k: v for k, v in (("events", events_table), ("assignments", assignments_table)) if v}
+    named = (
+        ("events", events_table),
+        ("assignments", assignments_table),
+        ("users", users_table),
+        ("interactions", interactions_table),
+    )
+    tables = {k: v for k, v in named if v}
     if print_sql_flag:
         if experiment is not None or summary is not None or source is not None:
             raise InputError(
@@ -549,14 +582,7 @@ def analyze(
         from smart_suggest.analysis.sql import dialect_name
 
         chosen = dialect_name(dialect or "sqlite")
-        sql = core.print_sql(chosen, tables or None)
-        # The CUPED covariate sums join the statement in SQLite's own SQL (the definition);
-        # the transpiled dialects print the per-variant statistics only.
-        with_cov = chosen == "sqlite" and not tables
-        if with_cov:
-            from smart_suggest.analysis.cuped import with_covariates
-
-            sql = with_covariates(sql)
+        sql = core.print_sql(chosen, tables or None, covariates=True)
         if json:
             from smart_suggest.analysis.cuped import COVARIATE_COLUMNS
 
@@ -566,7 +592,7 @@ def analyze(
                     "dialect": chosen,
                     "parameters": ["experiment_id"],
                     "columns": list(core.SUMMARY_COLUMNS),
-                    "cuped_columns": list(COVARIATE_COLUMNS) if with_cov else [],
+                    "cuped_columns": list(COVARIATE_COLUMNS),
                 }
             )
         else:
@@ -591,10 +617,13 @@ def analyze(
         raise InputError("give either --summary FILE or --source, not both")
     if summary is None and experiment is None:
         raise InputError("missing experiment: give an id or name (or --summary FILE, --print-sql)")
-    if source is None and (assignments or tables or share != 0.5):
+    if source is None and (assignments or tables or share != 0.5 or weights is not None):
         raise InputError(
-            "--assignments, --events-table, --assignments-table and --share go with --source"
+            "--assignments, the --*-table options, --share and --weights go with --source"
         )
+    split = _parse_weights(weights) if weights is not None else None
+    if split is not None and share != 0.5:
+        raise InputError("give either --share (two variants) or --weights, not both")
 
     if not bootstrap and (resamples is not None or seed is not None):
         raise InputError("--resamples and --seed go with --bootstrap")
@@ -630,8 +659,7 @@ def analyze(
         raise InputError("--planned-users goes with --sequential msprt or group")
     msprt = sequential == "msprt"
 
-    cuped_summary: Any = None
-    source_info: dict[str, object] | None = None
+    source_info: dict[str, Any] | None = None
     if source is not None:
         assert experiment is not None
         result, source_info = core.analyze_source(
@@ -640,13 +668,23 @@ def analyze(
             assignments=assignments,
             events_table=events_table,
             assignments_table=assignments_table,
+            users_table=users_table,
+            interactions_table=interactions_table,
             treatment_share=share,
+            weights=split,
             alpha=alpha,
             metric=metric,
             sequential=msprt,
             min_lift=min_lift,
             planned_units=planned_users,
+            cuped=not no_cuped,
         )
+        if hasattr(result, "comparisons"):
+            data = result.to_dict()
+            data["source"] = source_info
+            note = str(source_info.get("cuped_note") or "")
+            _finish_other(result, data, _multi_fails(result), conditions, json, note)
+            return
     elif summary is not None:
         rows = core.load_summary(summary)
         source = "stdin" if str(summary) == "-" else str(summary)
@@ -659,11 +697,11 @@ def analyze(
             planned_units=planned_users,
             name="stdin" if source == "stdin" else Path(source).name,
             source=source,
+            cuped=not no_cuped,
         )
-        if not no_cuped:
-            from smart_suggest.analysis.cuped import cuped_from_summary
-
-            cuped_summary = cuped_from_summary([dict(r) for r in rows], source, alpha=alpha)
+        if hasattr(result, "comparisons"):
+            _finish_other(result, result.to_dict(), _multi_fails(result), conditions, json)
+            return
     else:
         from smart_suggest.cli._common import progress_bar
         from smart_suggest.experiments.lifecycle import get_experiment
@@ -693,13 +731,8 @@ def analyze(
                     sequential=msprt,
                     min_lift=min_lift,
                     progress=update,
+                    cuped=not no_cuped,
                 )
-                if not no_cuped:
-                    from smart_suggest.analysis.cuped import cuped_for
-
-                    multi = _with_cuped(
-                        multi, cuped_for(store, exp.id, list(exp.labels), alpha=alpha)
-                    )
                 _finish_other(multi, multi.to_dict(), _multi_fails(multi), conditions, json)
                 return
             result = core.analyze(
@@ -715,11 +748,9 @@ def analyze(
                 bootstrap=bootstrap,
                 resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
                 seed=DEFAULT_SEED if seed is None else seed,
+                cuped=not no_cuped,
             )
-            if not no_cuped:
-                from smart_suggest.analysis.cuped import cuped_for
-
-                cuped_summary = cuped_for(store, exp.id, ["A", "B"], alpha=alpha)
+    cuped_summary = result.cuped
 
     held = core.fail_conditions(result)
     holding = [c for c in conditions if held[c]]
@@ -735,7 +766,10 @@ def analyze(
     else:
         _render(result)
         if cuped_summary is not None:
-            _render_cuped(cuped_summary)
+            _render_cuped(cuped_summary, result.mode)
+        elif source_info is not None and source_info.get("cuped_note"):
+            # The note quotes the engine's message (table names given by the user).
+            console.print(safe(f"CUPED: not applied ({source_info['cuped_note']})", style="dim"))
     _exit(holding, code)
 
 
@@ -748,10 +782,18 @@ def _exit(holding: list[str], code: int) -> None:
         raise typer.Exit(code)
 
 
-def _with_cuped(multi: Any, cuped: Any) -> Any:
-    import dataclasses
+def _parse_weights(text: str) -> list[float]:
+    from smart_suggest.errors import InputError
 
-    return dataclasses.replace(multi, cuped=cuped)
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise InputError(
+            f"--weights must be numbers separated by commas, got {text[:40]!r}"
+        ) from None
+    if len(values) < 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise InputError("--weights needs two or more positive numbers, e.g. 2,1,1")
+    return values
 
 
 def _multi_fails(multi: Any) -> dict[str, bool]:
@@ -784,7 +826,12 @@ def _interleaving_fails(inter: Any) -> dict[str, bool]:
 
 
 def _finish_other(
-    result: Any, data: dict[str, Any], held: dict[str, bool], conditions: list[str], json: bool
+    result: Any,
+    data: dict[str, Any],
+    held: dict[str, bool],
+    conditions: list[str],
+    json: bool,
+    cuped_note: str = "",
 ) -> None:
     from smart_suggest import analysis as core
 
@@ -796,6 +843,8 @@ def _finish_other(
         emit_json(data)
     elif hasattr(result, "comparisons"):
         _render_multi(result)
+        if cuped_note:
+            console.print(safe(f"CUPED: not applied ({cuped_note})", style="dim"))
     else:
         _render_interleaving(result)
     _exit(holding, code)
@@ -868,7 +917,7 @@ def _render_multi(m: Any) -> None:
         )
     )
     if m.cuped is not None:
-        _render_cuped(m.cuped)
+        _render_cuped(m.cuped, m.mode)
     for w in m.warnings:
         err_console.print(Text("warning: " + w, style="yellow"))
 
@@ -923,7 +972,7 @@ def _render_interleaving(r: Any) -> None:
     console.print(grid)
 
 
-def _render_cuped(c: Any) -> None:
+def _render_cuped(c: Any, mode: str) -> None:
     if not c.applied:
         console.print(Text(f"CUPED: not applied ({c.note})", style="dim"))
         return
@@ -956,6 +1005,14 @@ def _render_cuped(c: Any) -> None:
                 "-" if comp.ci_narrower_by is None else f"{comp.ci_narrower_by * 100:.0f}%",
             )
     console.print(table)
+    if mode == "fixed_horizon":
+        why = (
+            "The verdicts of CTR and conversion use the CUPED-adjusted test "
+            "(--no-cuped: the unadjusted one)."
+        )
+    else:
+        why = "Shown for information: the sequential verdict uses the unadjusted test."
+    console.print(Text(why, style="dim"))
 
 
 def power(

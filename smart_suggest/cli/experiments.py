@@ -439,8 +439,9 @@ def log_cmd(
         typer.Option(
             "--file",
             "-f",
-            help="Bulk: a CSV with columns user,item,type[,value][,ts] ('-' = stdin); "
-            "all rows or none are logged.",
+            help="Bulk: a CSV with columns user,item,type[,value][,ts][,team] ('-' = stdin); "
+            "all rows or none are logged. team (A, B, both): interleaving only; without it "
+            "an impression takes the team of the served list.",
             dir_okay=False,
             allow_dash=True,
         ),

@@ -620,8 +620,9 @@ def tune(
     The validation part is the end of each user's *training* history (the split of
     evaluate, applied twice), so evaluate's test part is never looked at. v1 tries
     threshold x neighbours; v3 tries lambda (EASE) or alpha x beta (RP3beta in large
-    catalogues). The best set is stored for the current data revision and used by
-    recommend, evaluate, experiments and the TUI from then on (explicit options win).
+    catalogues), each with recency half-lives 0 (off), 5, 10, 20 and 50 items. The best
+    set is stored for the current data revision and used by recommend, evaluate,
+    experiments and the TUI from then on (explicit options win).
     """
     from smart_suggest.evaluate import check_split
     from smart_suggest.tuning import TUNABLE
@@ -716,6 +717,17 @@ def import_cmd(
             show_default=False,
         ),
     ] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            help="Users file: MovieLens users.dat or u.user, or a file whose header names a "
+            "user column and the attributes to store. [default: users.dat / u.user beside "
+            "a MovieLens FILE, if any]",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     user_col: Annotated[
         str | None, typer.Option("--user-col", help="Column of the user (name or number).")
     ] = None,
@@ -771,9 +783,11 @@ def import_cmd(
     Recognises MovieLens 100K (u.data + u.item + u.genre), 1M/10M (ratings.dat +
     movies.dat) and current releases (ratings.csv + movies.csv), and any delimited file
     whose header names its columns (user, item, rating/score/stars, weight/value/count,
-    action, timestamp, ...) or that has none (user, item, value, time). A column it cannot
-    place is an error naming it. One line says which layout was detected. A bad row is
-    reported with its line number and nothing is written (a new database file is removed).
+    action, timestamp, ...) or that has none (user, item, value, time). A users file
+    (users.dat, u.user or --users) creates its users and stores their attributes (shown by
+    `users show`). A column it cannot place is an error naming it. One line says which
+    layout was detected. A bad row is reported with its line number and nothing is
+    written (a new database file is removed).
     """
     from smart_suggest.importer import ColumnOptions, detect, import_layout
 
@@ -788,7 +802,7 @@ def import_cmd(
         genres=genres,
     )
     # Every check that needs no database runs before the database is opened (or created).
-    layout = detect(file, items, options)
+    layout = detect(file, items, options, users)
     # Said up front to someone watching (a long import), else with the result, so that a
     # failing import in a script still prints exactly one line on stderr.
     watching = sys.stderr.isatty() and not json
@@ -809,6 +823,13 @@ def import_cmd(
         + (f", {report.items_updated:,} items updated" if report.items_updated else ""),
         sep="",
     )
+    if report.users_described:
+        names = ", ".join(n.replace("_", " ") for n in report.user_attributes)
+        console.print(
+            f"Stored the attributes of {report.users_described:,} users",
+            safe(f" ({names})" if names else ""),
+            sep="",
+        )
     if report.user_ids != "id":
         info(
             "Users were identified by name: export recommendations with "

@@ -95,6 +95,10 @@ def users_show(
 def _print_profile(prof: Profile) -> None:
     u = prof.user
     console.print("User ", safe(u.username, style="bold"), f"  id {u.id}", sep="")
+    if prof.attributes:
+        console.print(
+            safe(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in prof.attributes.items()))
+        )
     actions = ", ".join(f"{a} {n}" for a, n in prof.actions.items())
     console.print(f"Interactions: {prof.total} ({actions})")
     if prof.categories:

@@ -1,10 +1,11 @@
 """Bulk event logging: a CSV of events loaded into an experiment, all or nothing.
 
-The CSV has the columns ``user,item,type[,value][,ts]`` (a header row is required, columns
-in any order; ``user`` is an id or a username, ``ts`` Unix seconds or ISO-8601, default
-now). Every row is checked; the first bad row is reported by its line number and then
-*nothing* is written, because the whole file is loaded in one transaction (readers never
-see half of it).
+The CSV has the columns ``user,item,type[,value][,ts][,team]`` (a header row is required,
+columns in any order; ``user`` is an id or a username, ``ts`` Unix seconds or ISO-8601,
+default now; ``team`` A, B or both, for interleaving experiments: ``_apply_teams``).
+Every row is checked; the first bad row is reported by its line number and then *nothing*
+is written, because the whole file is loaded in one transaction (readers never see half
+of it).
 
 Streams (standard input, a FIFO, a process substitution) are all or nothing too: they are
 first copied to a temporary file, without any lock, and loaded from there once they end,
@@ -66,7 +67,8 @@ from smart_suggest.text import is_decimal
 
 Progress = Callable[[str, int, int], None]
 
-CSV_COLUMNS: tuple[str, ...] = ("user", "item", "type", "value", "ts")
+#: ``team`` (A, B or both) goes with interleaving experiments only (``_apply_teams``).
+CSV_COLUMNS: tuple[str, ...] = ("user", "item", "type", "value", "ts", "team")
 _REQUIRED = ("user", "item", "type")
 
 #: Rows per chunk: bounded memory, steady progress, and a cheap pipe message.
@@ -261,7 +263,7 @@ def _header(row: list[str]) -> dict[str, int]:
             raise _bad(
                 1,
                 f"unknown column {name!r} (the header must name the columns "
-                f"{', '.join(CSV_COLUMNS)}; value and ts are optional)",
+                f"{', '.join(CSV_COLUMNS)}; value, ts and team are optional)",
             )
         if name in cols:
             raise _bad(1, f"column {name!r} appears twice")
@@ -857,6 +859,8 @@ def _log_file(
         except UnicodeDecodeError:
             raise _bad(1, "the file is not UTF-8 text") from None
         cols = _header(first)
+        if "team" in cols and not exp.interleaving:
+            raise _bad(1, "a team column goes with interleaving experiments only")
         regular = path
         if parallel is None:
             parallel = (
@@ -925,7 +929,7 @@ def _log_file(
                     n_users = len(sums[0])
                     add_user_rows(store, _user_rows(exp.id, sums))
                 if exp.interleaving:
-                    _credit_teams(store, exp.id, before)
+                    _apply_teams(store, exp.id, before, total, path, cols)
                 if progress:
                     progress("events", total, total)
         finally:
@@ -951,18 +955,87 @@ def _log_file(
     )
 
 
-def _credit_teams(store: Store, experiment_id: int, after_id: int) -> None:
-    """Interleaving: credit the follow-ups just loaded (ids above ``after_id``) to the team
-    each item was last shown with, then recompute the experiment's team summaries.
-    Impressions in a file carry no team (only a serve knows who picked an item)."""
+_TEAM_NAMES = {"a": "A", "b": "B", "both": "both"}
+
+
+def _file_teams(path: Path, cols: dict[str, int]) -> Iterator[tuple[int, int, str]]:
+    """(row number among the loaded rows, line, team) of every row with a team, in file
+    order; the rows are counted as the loader counts them (blank lines skipped)."""
+    index = cols["team"]
+    with open_csv(path) as fh:
+        reader = csv.reader(fh)
+        next(reader)  # the header
+        k = 0
+        for line, row in enumerate(reader, start=2):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            k += 1
+            text = row[index].strip()
+            if not text:
+                continue
+            team = _TEAM_NAMES.get(text.lower())
+            if team is None:
+                raise _bad(line, f"team {text[:20]!r} must be A, B or both (or empty)")
+            yield k, line, team
+
+
+def _apply_teams(
+    store: Store, experiment_id: int, before: int, total: int, path: Path, cols: dict[str, int]
+) -> None:
+    """Interleaving: give the rows just loaded (ids above ``before``) their teams.
+
+    * a ``team`` column in the file is the team of its row (a system that interleaves
+      itself knows who contributed each item); an empty cell means "derive it";
+    * an impression without one takes the team the item had in the list served to that
+      user by ``experiment serve`` (the last one);
+    * a click or purchase without one is credited to the team the item was last shown
+      with (the file's impressions included), as a logged click is.
+
+    An impression that ends with no team cannot be credited to either ranker: the whole
+    load is refused (all or nothing), naming the row.
+    """
     from smart_suggest.experiments.events import rebuild_team_summaries
 
-    store.conn.execute(
-        "UPDATE events SET team = (SELECT t.team FROM team_items t "
-        "WHERE t.experiment_id = events.experiment_id AND t.user_id = events.user_id "
-        "AND t.item_id = events.item_id) "
-        "WHERE id > ? AND experiment_id = ? AND type != 'impression'",
-        (after_id, experiment_id),
+    conn = store.conn
+    if "team" in cols and total:
+        # The loader inserts the rows in file order with consecutive ids above ``before``.
+        last = conn.execute("SELECT MAX(id), COUNT(*) FROM events WHERE id > ?", (before,))
+        top, n = last.fetchone()
+        if n != total or top != before + total:
+            raise InputError("the loaded rows do not have consecutive ids: cannot give teams")
+        batch: list[tuple[str, int]] = []
+        for k, _line, team in _file_teams(path, cols):
+            batch.append((team, before + k))
+            if len(batch) >= 100_000:
+                conn.executemany("UPDATE events SET team = ? WHERE id = ?", batch)
+                batch.clear()
+        conn.executemany("UPDATE events SET team = ? WHERE id = ?", batch)
+    lookup = (
+        "SELECT t.team FROM team_items t WHERE t.experiment_id = events.experiment_id "
+        "AND t.user_id = events.user_id AND t.item_id = events.item_id"
+    )
+    conn.execute(
+        f"UPDATE events SET team = ({lookup}) WHERE id > ? AND experiment_id = ? "
+        "AND type = 'impression' AND team IS NULL",
+        (before, experiment_id),
+    )
+    orphan = conn.execute(
+        "SELECT id, user_id, item_id FROM events WHERE id > ? AND experiment_id = ? "
+        "AND type = 'impression' AND team IS NULL ORDER BY id LIMIT 1",
+        (before, experiment_id),
+    ).fetchone()
+    if orphan is not None:
+        raise InputError(
+            f"row {orphan[0] - before} of the file: the impression of item {orphan[2]} to user "
+            f"{orphan[1]} has no team (interleaving needs the team that contributed each "
+            "shown item): add a team column (A, B or both); nothing was written"
+        )
+    # The file's impressions now say which team showed each item: credit the follow-ups.
+    rebuild_team_summaries(store, experiment_id)
+    conn.execute(
+        f"UPDATE events SET team = ({lookup}) WHERE id > ? AND experiment_id = ? "
+        "AND type != 'impression' AND team IS NULL",
+        (before, experiment_id),
     )
     rebuild_team_summaries(store, experiment_id)
 

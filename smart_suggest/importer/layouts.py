@@ -1,19 +1,22 @@
 """File layouts: recognise what a file is and read it as the same rows, whatever its shape.
 
-Interactions come out of ``InteractionsReader.rows()`` as ``(line, user, item, value, time)``
-strings (``value`` and ``time`` may be None); items come out of ``read_items`` as
-``ItemRow``. The layouts recognised:
+Interactions come out of ``InteractionsReader.stream()`` as field lists; items come out
+of ``read_items`` as ``ItemRow``, users (with their attributes) as ``UserRow``. The
+layouts recognised:
 
-* **MovieLens 100K**: ``u.data`` (tab-separated user, item, rating, time, no header) and
+* **MovieLens 100K**: ``u.data`` (tab-separated user, item, rating, time, no header),
   ``u.item`` (pipe-separated Latin-1: id, title, release date, video release date, IMDb
-  URL, then 19 genre flags named by ``u.genre`` beside it or ``--genres FILE``);
-* **MovieLens 1M / 10M**: ``ratings.dat`` and ``movies.dat``, ``::``-separated (Latin-1),
-  genres as ``Action|Adventure``;
+  URL, then 19 genre flags named by ``u.genre`` beside it or ``--genres FILE``) and
+  ``u.user`` (user id|age|gender|occupation|zip code);
+* **MovieLens 1M / 10M**: ``ratings.dat``, ``movies.dat`` and (1M) ``users.dat``
+  (UserID::Gender::Age::Occupation::Zip-code, age and occupation as codes),
+  ``::``-separated (Latin-1), genres as ``Action|Adventure``;
 * **MovieLens current releases**: ``ratings.csv`` (userId, movieId, rating, timestamp) and
   ``movies.csv`` (movieId, title, genres as ``Action|Adventure``; "(no genres listed)" is
   none);
 * **any delimited file** (``,`` tab ``;`` ``|``; ``::``), with a header naming its columns
-  (names below), or without one: user, item, then a value, then a time.
+  (names below), or without one: user, item, then a value, then a time; a users file
+  given with ``--users`` has a header: a user column and one named column per attribute.
 
 Every column is either read or refused by name (``unknown column 'foo'``): nothing is
 silently dropped. Files are decoded strictly; a byte that is not valid in the encoding is
@@ -514,6 +517,223 @@ def read_items(
     return out
 
 
+# -- users ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A user of a users file: the identifier as written (resolved like the interactions'
+    users) and its attributes as (name, value), in the file's column order."""
+
+    line: int
+    user: str
+    attributes: tuple[tuple[str, str], ...]
+
+
+#: MovieLens 1M ``users.dat`` codes (its README): the age group and the occupation.
+ML1M_AGES = {
+    "1": "under 18",
+    "18": "18-24",
+    "25": "25-34",
+    "35": "35-44",
+    "45": "45-49",
+    "50": "50-55",
+    "56": "56+",
+}
+ML1M_OCCUPATIONS = (
+    "other",  # "other" or not specified
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+)
+#: The attributes the MovieLens users files give, in their order, as stored.
+ML1M_USER_ATTRIBUTES = ("gender", "age", "occupation", "zip_code")
+ML100K_USER_ATTRIBUTES = ("age", "gender", "occupation", "zip_code")
+_GENDERS = ("M", "F")
+
+
+def _user_field(path: Path, line: int, raw: str) -> str:
+    user = raw.strip()
+    if not user:
+        raise InputError(f"{path}:{line}: empty user id")
+    return user
+
+
+def _no_twice(path: Path, line: int, user: str, seen: dict[str, int]) -> None:
+    key = str(int(user)) if is_decimal(user) else user  # "007" and "7" are one user
+    if key in seen:
+        raise InputError(
+            f"{path}:{line}: user {user!r} is listed twice (first on line {seen[key]})"
+        )
+    seen[key] = line
+
+
+def _gender(path: Path, line: int, raw: str) -> str:
+    gender = raw.strip()
+    if gender not in _GENDERS:
+        raise InputError(f"{path}:{line}: gender {gender[:10]!r} is not M or F")
+    return gender
+
+
+def _zip(path: Path, line: int, raw: str) -> str:
+    code = _check_text(path, line, raw.strip(), "zip code")
+    if not code or len(code) > 40:
+        raise InputError(f"{path}:{line}: zip code {code[:40]!r} is empty or too long")
+    return code
+
+
+def read_ml1m_users(path: Path, encoding: str) -> list[UserRow]:
+    """MovieLens 1M ``users.dat``: UserID::Gender::Age::Occupation::Zip-code.
+
+    Age and occupation are codes; they are stored as what they stand for (age "25-34",
+    occupation "programmer"), so that nobody needs the README to read them.
+    """
+    out: list[UserRow] = []
+    seen: dict[str, int] = {}
+    for line, fields in _split_rows(path, encoding, "::"):
+        if len(fields) != 5:
+            raise InputError(
+                f"{path}:{line}: expected UserID::Gender::Age::Occupation::Zip-code, found "
+                f"{len(fields)} fields"
+            )
+        user = _user_field(path, line, fields[0])
+        _no_twice(path, line, user, seen)
+        age = ML1M_AGES.get(fields[2].strip())
+        if age is None:
+            raise InputError(
+                f"{path}:{line}: age {fields[2].strip()[:10]!r} is not a MovieLens 1M age group "
+                f"({', '.join(ML1M_AGES)})"
+            )
+        job = fields[3].strip()
+        if not is_decimal(job) or int(job) >= len(ML1M_OCCUPATIONS):
+            raise InputError(
+                f"{path}:{line}: occupation {job[:10]!r} is not a MovieLens 1M occupation code "
+                f"(0-{len(ML1M_OCCUPATIONS) - 1})"
+            )
+        values = (
+            _gender(path, line, fields[1]),
+            age,
+            ML1M_OCCUPATIONS[int(job)],
+            _zip(path, line, fields[4]),
+        )
+        out.append(UserRow(line, user, tuple(zip(ML1M_USER_ATTRIBUTES, values, strict=True))))
+    return out
+
+
+def read_ml100k_users(path: Path, encoding: str) -> list[UserRow]:
+    """MovieLens 100K ``u.user``: user id|age|gender|occupation|zip code (age in years)."""
+    out: list[UserRow] = []
+    seen: dict[str, int] = {}
+    for line, fields in _split_rows(path, encoding, "|"):
+        if len(fields) != 5:
+            raise InputError(
+                f"{path}:{line}: expected user id|age|gender|occupation|zip code, found "
+                f"{len(fields)} fields"
+            )
+        user = _user_field(path, line, fields[0])
+        _no_twice(path, line, user, seen)
+        age = fields[1].strip()
+        if not is_decimal(age) or int(age) > 150:
+            raise InputError(f"{path}:{line}: age {age[:10]!r} is not a number of years")
+        job = _check_text(path, line, fields[3].strip(), "occupation")
+        if not job:
+            raise InputError(f"{path}:{line}: empty occupation")
+        values = (str(int(age)), _gender(path, line, fields[2]), job, _zip(path, line, fields[4]))
+        out.append(UserRow(line, user, tuple(zip(ML100K_USER_ATTRIBUTES, values, strict=True))))
+    return out
+
+
+def read_users(
+    path: Path, opts: ColumnOptions, *, default_encoding: str = "utf-8"
+) -> tuple[list[UserRow], tuple[str, ...]]:
+    """A users file with a header: a user column (user, user_id, userId, username, id,
+    ...) and any others, each stored as an attribute named by its header. Returns the
+    users and the attribute names. Without a header the columns have no names to store
+    them under, so the file is refused."""
+    encoding = opts.encoding or default_encoding
+    rows = _split_rows(path, encoding)
+    try:
+        try:
+            line, first = next(rows)
+        except StopIteration:
+            raise InputError(f"{path}: the file is empty") from None
+        names = [f.strip() for f in first]
+        user_names = {*INTERACTION_COLUMNS["user"], "id"}
+        ignored = {norm(n) for n in opts.ignore}
+        user_col = None
+        attributes: dict[int, str] = {}
+        for k, name in enumerate(names):
+            n = norm(name)
+            if n in ignored:
+                continue
+            if n in user_names and user_col is None:
+                user_col = k
+                continue
+            if not name or is_decimal(name):
+                raise InputError(
+                    f"{path}:{line}: a users file needs a header naming its columns: a user "
+                    "column (user, user_id, userId, username, id) and one name per attribute "
+                    f"(column {k + 1} is {name!r})"
+                )
+            stored = name.lower().replace(" ", "_").replace("-", "_")
+            if stored in attributes.values():
+                raise InputError(f"{path}:{line}: two columns named {name!r}")
+            attributes[k] = _check_text(path, line, stored, "column name")
+        if user_col is None:
+            raise InputError(
+                f"{path}:{line}: the header has no user column (user, user_id, userId, "
+                "username, id)"
+            )
+        need = max([user_col, *attributes]) + 1
+        out: list[UserRow] = []
+        seen: dict[str, int] = {}
+        for line, fields in rows:
+            if len(fields) < need:
+                raise InputError(
+                    f"{path}:{line}: expected at least {need} fields, found {len(fields)}"
+                )
+            user = _user_field(path, line, fields[user_col])
+            _no_twice(path, line, user, seen)
+            values = tuple(
+                (name, _check_text(path, line, fields[k].strip(), name))
+                for k, name in attributes.items()
+                if fields[k].strip()  # an empty field says nothing about the user
+            )
+            out.append(UserRow(line, user, values))
+    finally:
+        rows.close()
+    return out, tuple(attributes.values())
+
+
+def _users_any(users_path: Path, opts: ColumnOptions) -> tuple[list[UserRow], str]:
+    """The users of ``users_path`` by its layout, and how the one-line message names them."""
+    if users_path.name == "u.user":
+        users = read_ml100k_users(users_path, opts.encoding or "latin-1")
+        what = "age, gender, occupation, zip code"
+    elif users_path.name.endswith(".dat"):
+        users = read_ml1m_users(users_path, opts.encoding or "latin-1")
+        what = "gender, age group, occupation, zip code"
+    else:
+        users, names = read_users(users_path, opts)
+        what = ", ".join(names) or "no attributes"
+    return users, f" + {users_path.name} ({len(users):,} users: {what})"
+
+
 # -- recognising the layout ----------------------------------------------------------------
 @dataclass
 class Layout:
@@ -523,6 +743,8 @@ class Layout:
     ratings: InteractionsReader
     items: list[ItemRow] | None
     message: str
+    users: list[UserRow] | None = None
+    users_path: Path | None = None
 
 
 def _beside(path: Path, name: str) -> Path | None:
@@ -530,9 +752,27 @@ def _beside(path: Path, name: str) -> Path | None:
     return p if p.is_file() else None
 
 
-def detect(path: Path, items_path: Path | None, opts: ColumnOptions) -> Layout:
-    """Recognise the layout of ``path`` (a file, or a folder of MovieLens files)."""
+def detect(
+    path: Path,
+    items_path: Path | None,
+    opts: ColumnOptions,
+    users_path: Path | None = None,
+) -> Layout:
+    """Recognise the layout of ``path`` (a file, or a folder of MovieLens files); the
+    users file is ``users_path``, else the MovieLens one beside a MovieLens file."""
     opts = opts.check()
+    if users_path is not None and not users_path.is_file():
+        raise InputError(f"{users_path}: no such file")
+    layout = _detect(path, items_path, opts, users_path)
+    if layout.users_path is not None:
+        layout.users, note = _users_any(layout.users_path, opts)
+        layout.message += note
+    return layout
+
+
+def _detect(
+    path: Path, items_path: Path | None, opts: ColumnOptions, users_path: Path | None
+) -> Layout:
     if path.is_dir():
         for name in ("u.data", "ratings.dat", "ratings.csv"):
             if (path / name).is_file():
@@ -546,9 +786,13 @@ def detect(path: Path, items_path: Path | None, opts: ColumnOptions) -> Layout:
         raise InputError(f"{path}: no such file")
     plain = not (opts.user_col or opts.item_col or opts.value_col or opts.time_col or opts.ignore)
     if path.name == "u.data" and plain:
-        return _ml100k(path, items_path, opts)
+        layout = _ml100k(path, items_path, opts)
+        layout.users_path = users_path or _beside(path, "u.user")
+        return layout
     if path.name.endswith(".dat") and plain:
-        return _ml1m(path, items_path, opts)
+        layout = _ml1m(path, items_path, opts)
+        layout.users_path = users_path or _beside(path, "users.dat")
+        return layout
     reader = interactions_reader(path, opts)
     items = None
     items_note = ""
@@ -568,7 +812,7 @@ def detect(path: Path, items_path: Path | None, opts: ColumnOptions) -> Layout:
     )
     if items is not None and items_path is not None:
         message += f" + {items_path.name}{items_note} ({len(items):,} items)"
-    return Layout(name, reader, items, message)
+    return Layout(name, reader, items, message, users_path=users_path)
 
 
 def _items_any(items_path: Path, opts: ColumnOptions) -> list[ItemRow]:
@@ -638,6 +882,4 @@ def _ml1m(path: Path, items_path: Path | None, opts: ColumnOptions) -> Layout:
     message = f"Detected MovieLens 1M/10M: {path.name} ('::'-separated user, item, rating, time)"
     if items is not None and items_path is not None:
         message += f" + {items_path.name} ({len(items):,} items: titles and genres)"
-    if _beside(path, "users.dat"):
-        message += "; users.dat is not read (no demographics are stored)"
     return Layout("MovieLens 1M", reader, items, message)

@@ -69,7 +69,7 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
     None means the change cannot be applied row by row (not only appends, or more than
     ``row_limit`` rows): build a new snapshot instead.
     """
-    from smart_suggest.recommend.snapshot import Catalogue, Snapshot, _map_ids
+    from smart_suggest.recommend.snapshot import Catalogue, Snapshot, _map_ids, last_touch_matrix
 
     old = snap.marks
     if old is None or snap.revision is None:
@@ -97,7 +97,8 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
             (old.item_id,),
         ).fetchall()
         rows = conn.execute(
-            f"SELECT user_id, item_id, {WEIGHT_SQL} FROM interactions WHERE id > ? ORDER BY id",
+            f"SELECT user_id, item_id, {WEIGHT_SQL}, CAST(ts AS INTEGER) FROM interactions "
+            "WHERE id > ? ORDER BY id",
             (old.interaction_id,),
         ).fetchall()
         new_cats: dict[int, list[str]] = {}
@@ -139,6 +140,10 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
         [m.indptr, np.full(n_users - m.shape[0], m.indptr[-1], dtype=m.indptr.dtype)]
     )
     matrix = sp.csr_matrix((m.data, m.indices, indptr), shape=(n_users, n_items))
+    last_touch = None
+    if snap.last_touch is not None:
+        lt = snap.last_touch
+        last_touch = sp.csr_matrix((lt.data, lt.indices, indptr), shape=(n_users, n_items))
     item_interactions = np.zeros(n_items, dtype=np.int64)
     item_interactions[: len(snap.item_interactions)] = snap.item_interactions
     item_weight = np.zeros(n_items, dtype=np.float64)
@@ -154,6 +159,13 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
         delta.sum_duplicates()
         matrix = sp.csr_matrix(matrix + delta)
         matrix.sort_indices()
+        if last_touch is not None:
+            # Latest time per pair: the newer of the stored one and the new rows' latest.
+            t = arr[ok, 3].astype(np.float64)
+            last_touch = sp.csr_matrix(
+                last_touch.maximum(last_touch_matrix(u, i, t, (n_users, n_items)))
+            )
+            last_touch.sort_indices()
         item_interactions += np.bincount(i, minlength=n_items)
         # Integer weights in float64: the sums are exact in any order.
         item_weight += np.bincount(i, weights=w, minlength=n_items)
@@ -166,4 +178,5 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
         item_weight=item_weight,
         revision=revision,
         marks=marks,
+        last_touch=last_touch,
     )

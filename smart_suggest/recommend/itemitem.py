@@ -1,10 +1,12 @@
 """v3: an item-item model learnt from the interactions, EASE or RP3beta by catalogue size.
 
 Both methods score an item j for user u as ``score(j) = sum over items i in u's history of
-W[i, j]``, so the reason of every recommendation is the pair of history items with the
-largest weight towards it ("because you liked X and Y"). The history is the square root
-of each pair's summed action weights (view 1, click 3, purchase 5): on the synthetic data
-it scored above both the binary history and the raw weights (README).
+h[u, i] W[i, j]``, so the reason of every recommendation is the pair of history items with
+the largest pull towards it ("because you liked X and Y"). The history weight h is the
+square root of each pair's summed action weights (view 1, click 3, purchase 5; it scored
+above both the binary history and the raw weights), times ``0.5 ** (rank / half_life)``
+where rank counts the items the user touched after i (``recency_weights``): on the real
+MovieLens 100K the films a user rated last say most about the next ones (README).
 
 * **EASE** (Steck 2019, "Embarrassingly Shallow Autoencoders"), up to ``EASE_ITEM_LIMIT``
   items: the closed form of the ridge regression of every item on all the others with a
@@ -19,7 +21,8 @@ it scored above both the binary history and the raw weights (README).
   in blocks of rows, so memory stays linear in the catalogue.
 
 Hyper-parameters (``Options.params``, chosen by ``smart-suggest tune``): ``lambda`` for
-EASE, ``alpha`` and ``beta`` for RP3beta. A fitted model is kept per snapshot (that is, per
+EASE, ``alpha`` and ``beta`` for RP3beta, and ``half_life`` for both (scoring only: models
+that differ only in it share one fit). A fitted model is kept per snapshot (that is, per
 data revision) and per parameter set, so only the first answer after a change pays the fit.
 
 Users with fewer than ``count`` positively scored items (e.g. no history) get the most
@@ -64,17 +67,26 @@ EASE_ITEM_LIMIT = 5_000
 DEFAULT_LAMBDA = 1000.0
 DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 0.5
+#: Recency: a history item's weight halves every ``half_life`` more recent items the user
+#: touched after it (0: off). Measured on the real MovieLens 100K (README): 0.5 ** (rank /
+#: 10..30) lifts NDCG@10 by 12-15% on the chronological split; on data whose order says
+#: nothing it costs little once tuned away (``tune`` tries 0). The default is the middle
+#: of the range that helped on the real ratings.
+DEFAULT_HALF_LIFE = 20.0
 #: Pair products (a user's items squared, summed) per block of the Gram matrix: bounds the
 #: sparse product of a block (12 bytes an entry) at ~240 MB.
 GRAM_BLOCK_PAIRS = 20_000_000
 #: Item-item weights kept per item by RP3beta.
 TOP_NEIGHBOURS = 200
-#: Hyper-parameters each method reads from ``Options.params``.
+#: Hyper-parameters each method reads from ``Options.params`` (the fit's; ``half_life``
+#: only re-weights the history the fitted weights are applied to, so it needs no refit).
 PARAMETERS: dict[str, tuple[str, ...]] = {"ease": ("lambda",), "rp3beta": ("alpha", "beta")}
+SCORING_PARAMETERS = ("half_life",)
 DEFAULTS: dict[str, float] = {
     "lambda": DEFAULT_LAMBDA,
     "alpha": DEFAULT_ALPHA,
     "beta": DEFAULT_BETA,
+    "half_life": DEFAULT_HALF_LIFE,
 }
 
 
@@ -93,6 +105,27 @@ def history_matrix(matrix: sp.csr_matrix) -> sp.csr_matrix:
     out = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
     out.eliminate_zeros()
     out.data = np.sqrt(out.data)
+    return out
+
+
+def recency_weights(last_touch: sp.csr_matrix, half_life: float) -> np.ndarray:
+    """Per stored pair of ``last_touch`` (sorted CSR): ``0.5 ** (rank / half_life)``, where
+    rank counts the items the user touched strictly later (0 for the latest; equal times
+    share a rank, so a history without real times is not re-weighted at all)."""
+    n = len(last_touch.data)
+    if half_life <= 0 or n == 0:
+        return np.ones(n)
+    rows = np.repeat(np.arange(last_touch.shape[0]), np.diff(last_touch.indptr))
+    t = last_touch.data
+    order = np.lexsort((-t, rows))
+    r, ts = rows[order], t[order]
+    position = np.arange(n) - last_touch.indptr[r]
+    # Ties take the rank of the first of their group (the user's latest time first).
+    new = np.r_[True, (r[1:] != r[:-1]) | (ts[1:] != ts[:-1])]
+    rank = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    rank = position - (np.arange(n) - rank)
+    out = np.empty(n)
+    out[order] = 0.5 ** (rank / half_life)
     return out
 
 
@@ -226,9 +259,10 @@ _FIT_LOCK = threading.Lock()
 
 
 def model_params(n_items: int, options: Options) -> tuple[str, tuple[tuple[str, float], ...]]:
-    """The method for this catalogue and its parameters (``options`` over the defaults)."""
+    """The method for this catalogue and its parameters (``options`` over the defaults):
+    the fit's parameters, then the scoring ones."""
     method = method_for(n_items)
-    names = PARAMETERS[method]
+    names = (*PARAMETERS[method], *SCORING_PARAMETERS)
     return method, tuple((name, float(options.param(name, DEFAULTS[name]))) for name in names)
 
 
@@ -241,30 +275,48 @@ def check_params(method: str, params: dict[str, float]) -> None:
             raise ValueError("alpha must be positive")
         if not 0 <= params.get("beta", DEFAULT_BETA) <= 1:
             raise ValueError("beta must be between 0 and 1")
+    if not params.get("half_life", DEFAULT_HALF_LIFE) >= 0:
+        raise ValueError("half_life must not be negative (0: off)")
+
+
+def history_for(snap: Snapshot, half_life: float) -> sp.csr_matrix:
+    """What the weights are applied to: ``history_matrix``, each pair times its recency
+    weight (the snapshot's times; without times, or with ``half_life`` 0, unchanged)."""
+    x = history_matrix(snap.matrix)
+    touch = snap.last_touch
+    if half_life > 0 and touch is not None and touch.nnz == x.nnz:
+        x.data *= recency_weights(touch, half_life)
+    return x
 
 
 def fit(snap: Snapshot, options: Options) -> ItemModel:
     """The v3 model of ``snap`` with ``options``' parameters (fitted once, then cached)."""
     method, params = model_params(snap.catalogue.n_items, options)
     key = (method, params)
+    n_fit = len(PARAMETERS[method])
+    fit_key = (method, params[:n_fit])
     with _FIT_LOCK:
-        cached = _FITTED.get(snap, {}).get(key)
-        if cached is not None:
-            return cached
+        cached = _FITTED.get(snap, {})
+        if key in cached:
+            return cached[key]
         values = dict(params)
         check_params(method, values)
-        x = history_matrix(snap.matrix)
+        # Models that differ only in the history's recency weighting share the weights.
+        same_fit = [m for m in cached.values() if (m.method, m.params[:n_fit]) == fit_key]
         weights: np.ndarray | sp.csr_matrix
-        if method == "ease":
+        if same_fit:
+            weights = same_fit[0].weights
+        elif method == "ease":
             # Solved in single precision (fast), kept in double: one user alone and a block
             # of users are then scored with the same arithmetic (same ranking, same ties).
-            weights = ease_weights(x, values["lambda"]).astype(np.float64)
+            weights = ease_weights(history_matrix(snap.matrix), values["lambda"]).astype(np.float64)
         else:
-            weights = rp3beta_weights(x, values["alpha"], values["beta"])
-        model = ItemModel(method, params, weights, x)
-        # One parameter set per snapshot is what serving needs; tuning tries several, and
-        # keeping all of them would hold one dense matrix each.
-        _FITTED[snap] = {key: model}
+            weights = rp3beta_weights(history_matrix(snap.matrix), values["alpha"], values["beta"])
+        model = ItemModel(method, params, weights, history_for(snap, values["half_life"]))
+        # One fit per snapshot is what serving needs; tuning tries several, and keeping
+        # all of them would hold one dense matrix each. Scorings of the same fit share it.
+        kept = {k: m for k, m in cached.items() if m.weights is weights} if same_fit else {}
+        _FITTED[snap] = {**kept, key: model}
         return model
 
 

@@ -15,9 +15,10 @@ Item content features (v2, and v1's cold-item fill), in the spirit of scikit-lea
   l2-normalised (an empty description stays all zero);
 * categories: one extra column per category. An item's categories together weigh
   ``CATEGORY_WEIGHT`` (3.0) in l2 norm, what a single category weighed before items could
-  have several: each of k categories gets 3 / sqrt(k). So "Action|Adventure|Thriller" and
-  "Action|Thriller" share two of their features (cosine 0.82 from the categories alone),
-  where the old whole-string category made them strangers. These columns are indexed
+  have several, shared out in proportion to each category's idf (as for words). So
+  "Action|Adventure|Thriller" and "Action|Thriller" share two of their features (cosine
+  0.82 from the categories alone when the three are equally common), where the old
+  whole-string category made them strangers. These columns are indexed
   apart from the description vocabulary, so no description word (not even "category" or
   the category's own name) can collide with them;
 * the concatenated vector is l2-normalised again, so a dot product is the cosine.
@@ -77,9 +78,14 @@ def block_size(width: int) -> int:
 
 
 def category_features(item_categories: list[tuple[int, ...]], n_categories: int) -> sp.csr_matrix:
-    """Items x categories: each of an item's k categories weighs CATEGORY_WEIGHT / sqrt(k).
+    """Items x categories: an item's k categories weigh CATEGORY_WEIGHT together (l2 norm),
+    shared out by their idf (a category few items carry says more than "Drama").
 
     ``item_categories[i]`` are the category indices of item i (none: an all-zero row).
+    The idf is the description's, ln((1 + N) / (1 + df)) + 1, over the N items. On the real
+    MovieLens 100K genres this lifted v2's NDCG@10 from 0.033 to 0.039, level with a
+    TF-IDF item-kNN on the genres (README); with equal weights "Drama|Thriller" resembled
+    every drama as much as every thriller, though a third of the films are dramas.
     """
     n = len(item_categories)
     counts = np.fromiter((len(c) for c in item_categories), dtype=np.int64, count=n)
@@ -88,8 +94,14 @@ def category_features(item_categories: list[tuple[int, ...]], n_categories: int)
     cols = np.fromiter(
         (c for cats in item_categories for c in cats), dtype=np.int64, count=int(indptr[-1])
     )
-    per_item = CATEGORY_WEIGHT / np.sqrt(np.maximum(counts, 1))
-    return sp.csr_matrix((np.repeat(per_item, counts), cols, indptr), shape=(n, n_categories))
+    df = np.bincount(cols, minlength=n_categories)
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    values = idf[cols]
+    rows = np.repeat(np.arange(n), counts)
+    norms = np.sqrt(np.bincount(rows, weights=values**2, minlength=n))
+    norms = np.where(counts > 0, norms, 1.0)
+    values = CATEGORY_WEIGHT * values / np.repeat(norms, counts)
+    return sp.csr_matrix((values, cols, indptr), shape=(n, n_categories))
 
 
 def tfidf_features(
@@ -401,9 +413,13 @@ def _concat_ints(store: Store, expr: str, lo: int, hi: int) -> np.ndarray:
 
 
 def load_interactions(
-    store: Store, catalogue: Catalogue, *, with_time: bool = False
+    store: Store, catalogue: Catalogue, *, with_time: bool = False, whole_seconds: bool = False
 ) -> InteractionArrays:
-    """All interactions mapped to ``catalogue`` indices (call inside ``store.read()``)."""
+    """All interactions mapped to ``catalogue`` indices (call inside ``store.read()``).
+
+    ``whole_seconds``: the times truncated to seconds, read as integers (about a fifth of
+    the cost of the exact values; enough to order a user's history, see ``last_touch``).
+    """
     bounds = store.conn.execute(
         "SELECT min(id), max(id), min(user_id), max(user_id), min(item_id), max(item_id) "
         "FROM interactions"
@@ -435,7 +451,9 @@ def load_interactions(
             w = p % 8
             items.append(p // 8 + i_lo)
         weights.append(w.astype(np.float32))
-        if with_time:
+        if with_time and whole_seconds:
+            times.append(_concat_ints(store, "CAST(ts AS INTEGER)", lo, hi).astype(np.float64))
+        elif with_time:
             text = store.scalar(
                 "SELECT group_concat(v, ' ') FROM (SELECT ts AS v "
                 "FROM interactions WHERE id BETWEEN ? AND ? ORDER BY id)",
@@ -460,8 +478,40 @@ def _map_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nd
     return idx.astype(np.int64), sorted_ids[idx] == ids
 
 
+#: Added to the times stored in ``Snapshot.last_touch`` so that every stored value is
+#: positive (a time of 0 would read as "no interaction" in a sparse matrix).
+TIME_OFFSET = 1e10
+
+
+def last_touch_matrix(
+    user_index: np.ndarray, item_index: np.ndarray, times: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """(users x items): the latest time of each pair + ``TIME_OFFSET``, the pattern of the
+    summed matrix (so ``.data`` lines up with the matrix's once both are sorted).
+
+    Whole seconds: a served snapshot reads the times as integers (cheaper), and an
+    evaluation's snapshot must order a history exactly as the served one does.
+    """
+    t = np.floor(np.asarray(times, dtype=np.float64)) + TIME_OFFSET
+    n_users, n_items = shape
+    key = np.asarray(user_index, dtype=np.int64) * n_items + np.asarray(item_index, np.int64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+    # One sort by pair, then the largest time of each run of equal pairs.
+    latest = np.maximum.reduceat(t[order], starts) if len(key) else t
+    pairs = key[starts]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs // n_items, minlength=n_users), out=indptr[1:])
+    return sp.csr_matrix((latest, pairs % n_items, indptr), shape=shape)
+
+
 class Snapshot:
-    """The weighted user-item matrix of one data revision, plus what is derived from it."""
+    """The weighted user-item matrix of one data revision, plus what is derived from it.
+
+    ``last_touch`` (when the times are known) holds each pair's latest time, in whole
+    seconds, with the matrix's sparsity pattern: v3 weights a history by recency with it.
+    """
 
     def __init__(
         self,
@@ -472,7 +522,9 @@ class Snapshot:
         *,
         revision: int | None = None,
         marks: Marks | None = None,
+        times: np.ndarray | None = None,
     ) -> None:
+        """``times``: each interaction's Unix time, for ``last_touch`` (None: unknown)."""
         self.catalogue = catalogue
         self.revision = revision
         #: where the data ends (see ``incremental``); None: cannot be updated in place
@@ -502,6 +554,9 @@ class Snapshot:
             item_index, weights=np.asarray(weights, dtype=np.float64), minlength=shape[1]
         )
         self.item_users = np.bincount(matrix.indices, minlength=shape[1]).astype(np.int64)
+        self.last_touch = (
+            None if times is None else last_touch_matrix(user_index, item_index, times, shape)
+        )
 
     @classmethod
     def from_parts(
@@ -514,6 +569,7 @@ class Snapshot:
         item_weight: np.ndarray,
         revision: int | None,
         marks: Marks | None,
+        last_touch: sp.csr_matrix | None = None,
     ) -> Snapshot:
         """A snapshot from an already summed matrix (``incremental.update``)."""
         snap = cls.__new__(cls)
@@ -525,6 +581,7 @@ class Snapshot:
         snap.item_interactions = item_interactions
         snap.item_weight = item_weight
         snap.item_users = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int64)
+        snap.last_touch = last_touch
         return snap
 
     @classmethod
@@ -604,5 +661,13 @@ def build_snapshot(store: Store) -> Snapshot:
         revision = store.revision("catalog")
         marks = read_marks(store)
         catalogue = load_catalogue(store)
-        inter = load_interactions(store, catalogue)
-    return Snapshot(catalogue, inter.user, inter.item, inter.weight, revision=revision, marks=marks)
+        inter = load_interactions(store, catalogue, with_time=True, whole_seconds=True)
+    return Snapshot(
+        catalogue,
+        inter.user,
+        inter.item,
+        inter.weight,
+        revision=revision,
+        marks=marks,
+        times=inter.ts,
+    )

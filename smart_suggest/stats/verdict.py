@@ -131,7 +131,11 @@ class _View:
 
 def _view(result: ProportionTest | RatioTest | WelchTest) -> _View:
     if isinstance(result, ProportionTest):
-        names = {"chi_square": "chi-square test", "fisher_exact": "Fisher's exact test"}
+        names = {
+            "chi_square": "chi-square test",
+            "fisher_exact": "Fisher's exact test",
+            "cuped_z": "z test on the CUPED-adjusted difference",
+        }
         se = math.sqrt(
             (result.rate_a * (1 - result.rate_a) / result.n_a if result.n_a else 0.0)
             + (result.rate_b * (1 - result.rate_b) / result.n_b if result.n_b else 0.0)

@@ -665,6 +665,12 @@ class ExperimentsScreen(BaseScreen):
         options = [(f"{k} · {v.split(':')[0]}", k) for k, v in strategies.items()]
 
         async def submit(values: dict[str, Any]) -> Any:
+            more = [v.strip() for v in (values["more"] or "").split(",") if v.strip()]
+            weights = _weights(values["weights"] or "")
+            variants = None
+            if more or weights is not None:
+                # A/B/n (or two variants split by weights): the first is the control.
+                variants = [values["control"], values["treatment"], *more]
             return await self.sapp.backend.read(
                 data.create_experiment,
                 name=values["name"],
@@ -674,6 +680,9 @@ class ExperimentsScreen(BaseScreen):
                 treatment_share=values["split"],
                 description=values["description"] or "",
                 primary_metric=values["metric"],
+                variants=variants,
+                weights=weights,
+                design=values["design"],
             )
 
         def done(exp: Any) -> None:
@@ -699,6 +708,28 @@ class ExperimentsScreen(BaseScreen):
                 kind="select",
                 options=options,
                 default="v2" if "v2" in strategies else "",
+            ),
+            FormField(
+                "more",
+                "More variants C, D, ... (optional, comma-separated)",
+                required=False,
+                placeholder="e.g. popular,v3",
+            ),
+            FormField(
+                "weights",
+                "Weights, one per variant (optional; replaces the share)",
+                required=False,
+                placeholder="e.g. 2,1,1",
+            ),
+            FormField(
+                "design",
+                "Design",
+                kind="select",
+                options=[
+                    ("ab · each user sees one variant", "ab"),
+                    ("interleaving · both lists merged (2 variants)", "interleaving"),
+                ],
+                default="ab",
             ),
             FormField(
                 "traffic",
@@ -864,3 +895,17 @@ class ExperimentsScreen(BaseScreen):
         self.query_one("#sim-progress", ProgressBar).update(total=max(total, 1), progress=done)
         elapsed = time.monotonic() - self._sim_started
         self.query_one("#sim-label", Label).update(f"Simulating: {stage} {elapsed:.0f}s ")
+
+
+def _weights(text: str) -> list[float] | None:
+    """The form's weights ("2,1,1"), None when blank; the core checks count and signs."""
+    from smart_suggest.errors import InputError
+
+    if not text.strip():
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise InputError(
+            f"weights must be numbers separated by commas, got {text[:40]!r}"
+        ) from None

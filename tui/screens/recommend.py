@@ -529,9 +529,15 @@ class RecommendScreen(BaseScreen):
 
     def _draw_profile(self, view: data.UserView) -> None:
         prof = view.profile
+        # What an imported users file said (gender, age, ...): one dim line, when any.
+        said = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in prof.attributes.items())
+        about = [lit(said, limit=70, style="dim")] if said else []
         if not prof.total:
             self.query_one("#profile", Static).update(
-                Text("No actions yet: the lists start from popular items (cold start).", "dim")
+                Group(
+                    *about,
+                    Text("No actions yet: the lists start from popular items (cold start).", "dim"),
+                )
             )
             return
         actions = Text.assemble(
@@ -548,7 +554,7 @@ class RecommendScreen(BaseScreen):
         items.add_column("Score", justify="right")
         for it in prof.top_items[:5]:
             items.add_row(lit(it.name, limit=30), num(it.weighted_score))
-        self.query_one("#profile", Static).update(Group(actions, cats, items))
+        self.query_one("#profile", Static).update(Group(*about, actions, cats, items))
 
     def _draw_detail(self) -> None:
         detail = self.query_one("#detail", Static)
