@@ -137,12 +137,22 @@ def bulk(path: Path, n: int, workdir: Path, repeat: int) -> dict[str, Any]:
     value = np.where(kind == "engagement", np.round(rng.lognormal(3.6, 0.6, size=n), 2), np.nan)
     # A log of one day, in time order, inside the experiment's 14 days.
     ts = np.round(1_795_000_000 + np.sort(rng.uniform(0, 86_400, size=n)), 3)
+    kind[0] = "impression"
+    user_col = rng.choice(users, size=n)
+    item_col = rng.integers(1, 2_001, size=n)
+    # Clicks and purchases are of an item shown earlier in the log (a random earlier
+    # impression's user and item), as a bulk log must be (see ``log_events_csv``).
+    imp = np.flatnonzero(kind == "impression")
+    follow = np.flatnonzero((kind == "click") | (kind == "purchase"))
+    earlier = np.searchsorted(imp, follow)  # impressions before each follow-up (>= 1)
+    src = imp[(rng.random(len(follow)) * earlier).astype(np.int64)]
+    user_col[follow], item_col[follow] = user_col[src], item_col[src]
     with open(csv_path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["user", "item", "type", "value", "ts"])
         for u, i, k, v, t in zip(
-            rng.choice(users, size=n).tolist(),
-            rng.integers(1, 2_001, size=n).tolist(),
+            user_col.tolist(),
+            item_col.tolist(),
             kind.tolist(),
             value.tolist(),
             ts.tolist(),

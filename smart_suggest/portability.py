@@ -208,6 +208,7 @@ TABLE_SINCE: dict[str, int] = {
     "item_categories": 6,
     "experiment_variants": 8,  # missing variants fall back to control / treatment
     "sequential_looks": 9,  # missing looks: none were recorded
+    "unserved_events": 10,  # missing: none were logged apart
     "user_attributes": 11,  # missing attributes: none were imported
 }
 #: How a table missing from an older export is rebuilt from the tables it does have

@@ -36,7 +36,7 @@ ENV_VAR = "SMART_SUGGEST_DB"
 #: ``catalog`` feeds the recommenders; ``experiments`` feeds KPIs and analysis.
 REVISION_SCOPES: dict[str, tuple[str, ...]] = {
     "catalog": ("users", "items", "item_categories", "interactions"),
-    "experiments": ("experiments", "assignments", "events"),
+    "experiments": ("experiments", "assignments", "events", "unserved_events"),
 }
 #: The scopes as schema v1 created their triggers (migrations must not change with the code).
 _V1_SCOPES: dict[str, tuple[str, ...]] = {
@@ -648,6 +648,7 @@ EVENT_SUMMARIES: dict[str, str] = {
     "event_users": REBUILD_EVENT_USERS_SQL,
     "event_teams": REBUILD_EVENT_TEAMS_SQL,
     "team_items": REBUILD_TEAM_ITEMS_SQL,
+    "served_items": "",  # filled in below, with its migration (v10)
 }
 
 #: What ``items.category`` holds for an item without any category (the column is NOT NULL).
@@ -713,6 +714,55 @@ CREATE TABLE IF NOT EXISTS sequential_looks (
 ) WITHOUT ROWID;
 """
 
+#: Per (experiment, user, item): the item was shown to the user in the experiment (an
+#: impression). A click or purchase needs one (``experiments.events.was_served``).
+REBUILD_SERVED_ITEMS_SQL = """\
+INSERT OR IGNORE INTO served_items(experiment_id, user_id, item_id)
+SELECT DISTINCT experiment_id, user_id, item_id FROM events
+WHERE type = 'impression' AND item_id IS NOT NULL
+ORDER BY 1, 2, 3"""
+EVENT_SUMMARIES["served_items"] = REBUILD_SERVED_ITEMS_SQL
+
+#: Adds the served pairs of bulk-loaded impressions (whose trigger is set aside).
+ADD_SERVED_ITEMS_SQL = (
+    "INSERT OR IGNORE INTO served_items(experiment_id, user_id, item_id) VALUES (?, ?, ?)"
+)
+
+#: v10: served items and unserved follow-ups.
+#:  - ``served_items`` answers "was this item shown to this user in this experiment?" with
+#:    one primary-key seek; before, ``was_served`` scanned ``events`` (which keeps no index,
+#:    for bulk logging: see v4), ~1 s at 10M events for every refused click. One row per
+#:    distinct (experiment, user, item), not per impression, kept by a trigger and by the
+#:    bulk paths (which add each chunk's distinct pairs in key order).
+#:  - ``unserved_events`` holds the clicks and purchases logged with ``--unserved`` on items
+#:    the user was never shown here: they have no exposure, so they stay out of ``events``
+#:    and every KPI, and the results count them on their own line.
+_SCHEMA_V10 = f"""
+CREATE TABLE IF NOT EXISTS served_items (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    PRIMARY KEY (experiment_id, user_id, item_id)
+) WITHOUT ROWID;
+{REBUILD_SERVED_ITEMS_SQL};
+CREATE TRIGGER IF NOT EXISTS events_insert_served AFTER INSERT ON events
+WHEN NEW.type = 'impression' AND NEW.item_id IS NOT NULL BEGIN
+    INSERT OR IGNORE INTO served_items(experiment_id, user_id, item_id)
+    VALUES (NEW.experiment_id, NEW.user_id, NEW.item_id);
+END;
+CREATE TABLE IF NOT EXISTS unserved_events (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    variant TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    item_id INTEGER REFERENCES items(id) ON DELETE SET NULL,
+    type TEXT NOT NULL CHECK (type IN ('click', 'purchase')),
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unserved_events_exp ON unserved_events(experiment_id, variant, type);
+{chr(10).join(_revision_triggers("experiments", "unserved_events", if_not_exists=True))}
+"""
+
 #: v11: what a data source says about its users beyond their id (MovieLens ``users.dat``
 #: and ``u.user``: gender, age, occupation, zip code; any users file: its columns), one
 #: row per user and attribute, ``position`` keeping the file's column order. Name/value
@@ -743,6 +793,7 @@ MIGRATIONS: dict[int, Migration] = {
     7: _SCHEMA_V7,
     8: _schema_v8,
     9: _SCHEMA_V9,
+    10: _SCHEMA_V10,
     11: _SCHEMA_V11,
 }
 
@@ -758,6 +809,7 @@ TABLES = (
     "assignments",
     "events",
     "sequential_looks",
+    "unserved_events",
 )
 
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -899,13 +951,23 @@ class Store:
             for kind, name, _sql in saved:
                 conn.execute(f'DROP {kind.upper()} "{name}"')
             yield conn
-            for _kind, _name, sql in sorted(saved, key=lambda r: r[0] != "index"):
-                conn.execute(sql)
-            if "events" in tables and drop_indexes:
-                # The events were replaced wholesale: summarise them again in one pass.
-                for table, rebuild in EVENT_SUMMARIES.items():
-                    conn.execute(f"DELETE FROM {table}")
-                    conn.execute(rebuild)
+            if drop_indexes:
+                # Index builds and summary rebuilds sort the whole table: with the usual
+                # in-memory temp store their sorters held every row (10M events: ~1 GB of
+                # RSS). On disk, each sorter keeps a cache's worth in memory and merges
+                # runs from temporary files. (Changing it drops temp tables: none here.)
+                conn.execute("PRAGMA temp_store = FILE")
+            try:
+                for _kind, _name, sql in sorted(saved, key=lambda r: r[0] != "index"):
+                    conn.execute(sql)
+                if "events" in tables and drop_indexes:
+                    # The events were replaced wholesale: summarise them again in one pass.
+                    for table, rebuild in EVENT_SUMMARIES.items():
+                        conn.execute(f"DELETE FROM {table}")
+                        conn.execute(rebuild)
+            finally:
+                if drop_indexes:
+                    conn.execute("PRAGMA temp_store = MEMORY")
             for scope, scope_tables in REVISION_SCOPES.items():
                 if set(scope_tables) & set(tables):
                     conn.execute("UPDATE revisions SET value = value + 1 WHERE name = ?", (scope,))

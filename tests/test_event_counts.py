@@ -60,14 +60,26 @@ def test_every_write_path_keeps_the_counts(demo_store: Store, tmp_path: Path) ->
     assert_summaries_match(store)
     simulate(store, exp.id, users=300, days=3, seed=5)
     assert_summaries_match(store)
-    text = "user,item,type,value,ts\n1,2,engagement,3.5,100\n1,2,purchase,,7300.25\n"
+    text = (
+        "user,item,type,value,ts\n1,2,engagement,3.5,100\n1,2,impression,,3605\n"
+        "1,2,purchase,,7300.25\n"
+    )
     log_events_csv(store, exp.id, io.StringIO(text))
     assert_summaries_match(store)
     assert store.conn.execute(
         "SELECT type, hour, n, first_ts, last_ts FROM event_counts "
         "WHERE experiment_id = ? AND hour < 10 ORDER BY hour",
         (exp.id,),
-    ).fetchall() == [("engagement", 0, 1, 100.0, 100.0), ("purchase", 2, 1, 7300.25, 7300.25)]
+    ).fetchall() == [
+        ("engagement", 0, 1, 100.0, 100.0),
+        ("impression", 1, 1, 3605.0, 3605.0),
+        ("purchase", 2, 1, 7300.25, 7300.25),
+    ]
+    # Follow-ups set apart as unserved take their share of the summaries back with them.
+    text = "user,item,type,value,ts\n1,2,click,,7301\n1,2,click,,7302\n1,19,purchase,,7303\n"
+    report = log_events_csv(store, exp.id, io.StringIO(text), unserved=True)
+    assert report.rows + sum(report.unserved.values()) == 3
+    assert_summaries_match(store)
     export_all(store, tmp_path / "export")
     delete_experiment(store, exp.id)
     assert store.scalar("SELECT COUNT(*) FROM event_counts WHERE experiment_id = ?", (exp.id,)) == 0
@@ -96,6 +108,8 @@ def _write_csv(store: Store, path: Path, n: int, bad: str | None = None) -> None
     names = dict(store.conn.execute("SELECT id, username FROM users WHERE id <= 20").fetchall())
     kinds = ("impression", "click", "purchase", "engagement")
     lines = ["user,item,type,value,ts"]
+    # Each user is shown each item first: a click or purchase needs an impression.
+    lines += [f"{u},{i},impression,,1795000000" for u in range(1, 21) for i in range(1, 6)]
     for i in range(n):
         kind = kinds[i % 4]
         user = names[1 + i % 20] if i % 97 == 0 else str(1 + i % 20)  # ids, a few names
@@ -172,8 +186,8 @@ def test_the_reader_process_reports_the_first_bad_line(
     _write_csv(demo_store, csv_path, 1_000, bad=bad)
     before = demo_store.conn.execute(_COUNTS).fetchall()
     n_before = demo_store.scalar("SELECT COUNT(*) FROM events")
-    # The header is line 1 and the bad row follows 997 good ones.
-    with pytest.raises(bulk.InputError, match=f"line 999: {message}.*nothing was written"):
+    # The header is line 1 and the bad row follows 1,097 good ones (100 impressions first).
+    with pytest.raises(bulk.InputError, match=f"line 1099: {message}.*nothing was written"):
         log_events_csv(demo_store, exp_id, csv_path, parallel=True)
     assert demo_store.scalar("SELECT COUNT(*) FROM events") == n_before
     assert demo_store.conn.execute(_COUNTS).fetchall() == before
@@ -207,7 +221,7 @@ def test_without_a_reader_process_this_process_reads_it_all(
     _write_csv(demo_store, csv_path, 1_000)
     monkeypatch.setattr(bulk.sys, "executable", str(tmp_path / "no-such-python"))
     report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
-    assert report.rows == 1_000 and not report.parallel
+    assert report.rows == 1_100 and not report.parallel
     assert_summaries_match(demo_store)
 
 
@@ -221,7 +235,7 @@ def test_a_reader_running_other_code_is_not_used(
     _write_csv(demo_store, csv_path, 1_000)
     monkeypatch.setattr(bulk, "_package_root", lambda: str(tmp_path / "elsewhere"))
     report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
-    assert report.rows == 1_000 and not report.parallel
+    assert report.rows == 1_100 and not report.parallel
     assert_summaries_match(demo_store)
 
 
@@ -237,7 +251,7 @@ def test_the_current_folder_does_not_shadow_the_readers_modules(
     (work / "csv.py").write_text("raise SystemExit('a csv.py of the user was imported')\n")
     monkeypatch.chdir(work)
     report = log_events_csv(demo_store, exp_id, csv_path, parallel=True)
-    assert report.rows == 1_000 and report.parallel
+    assert report.rows == 1_100 and report.parallel
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -257,6 +271,6 @@ def test_out_of_range_times_and_ids_name_their_line(
     csv_path = tmp_path / "events.csv"
     _write_csv(demo_store, csv_path, 1_000, bad=bad)
     n_before = demo_store.scalar("SELECT COUNT(*) FROM events")
-    with pytest.raises(bulk.InputError, match=f"line 999: {message}"):
+    with pytest.raises(bulk.InputError, match=f"line 1099: {message}"):
         log_events_csv(demo_store, exp_id, csv_path, parallel=parallel)
     assert demo_store.scalar("SELECT COUNT(*) FROM events") == n_before

@@ -342,15 +342,36 @@ def test_kpis_of_an_empty_experiment_are_zero_and_undefined_is_none(demo_store: 
     assert res.first_event_ts is None and res.duration_days == 0.0
 
 
-def test_clicks_without_impressions_stay_out_of_the_per_user_ratio(demo_store: Store) -> None:
+def test_unserved_clicks_are_counted_apart_from_every_kpi(demo_store: Store) -> None:
     exp = create_experiment(demo_store, "odd")
     assign_user(demo_store, exp.id, 6)  # A, never served
     with pytest.raises(InputError, match="never served"):
         log_event(demo_store, exp.id, 6, 1, "click")
-    log_event(demo_store, exp.id, 6, 1, "click", unserved=True)
-    a = results(demo_store, exp.id).a
-    assert (a.clicks, a.impressions, a.ctr, a.users_exposed) == (1, 0, None, 0)
+    event = log_event(demo_store, exp.id, 6, 1, "click", unserved=True)
+    assert event.unserved and event.to_dict()["unserved"] is True
+    log_event(demo_store, exp.id, 6, 2, "purchase", unserved=True)
+    res = results(demo_store, exp.id)
+    a = res.a
+    assert (a.clicks, a.purchases, a.impressions, a.ctr, a.users_exposed) == (0, 0, 0, None, 0)
     assert (a.n_users, a.sum_clicks) == (0, 0)
+    assert res.unserved == {"A": {"click": 1, "purchase": 1}}
+    out = res.to_dict()["unserved"]
+    assert (out["click"], out["purchase"]) == (1, 1)
+    # Nothing of it reached events or their summaries.
+    assert demo_store.scalar("SELECT COUNT(*) FROM events WHERE experiment_id = ?", [exp.id]) == 0
+    assert not demo_store.scalar(
+        "SELECT COUNT(*) FROM event_users WHERE experiment_id = ?", [exp.id]
+    )
+
+
+def test_with_unserved_a_served_item_is_an_ordinary_event(demo_store: Store) -> None:
+    exp = create_experiment(demo_store, "served", traffic_fraction=1.0)
+    served = serve(demo_store, exp.id, "alice", count=3)
+    item = served.recommendations[0].item_id
+    event = log_event(demo_store, exp.id, "alice", item, "click", unserved=True)
+    assert not event.unserved
+    res = results(demo_store, exp.id)
+    assert res.variant(served.variant).clicks == 1 and res.unserved == {}
 
 
 def test_the_printed_sql_is_standard() -> None:

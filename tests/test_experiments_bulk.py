@@ -30,6 +30,8 @@ def _csv(store: Store, n: int) -> str:
     }
     kinds = ("impression", "click", "purchase", "engagement")
     lines = ["ts,type,value,item,user"]  # any column order
+    # Every item of the file is shown to every user first: clicks and purchases need it.
+    lines += [f",impression,,{item},{user}" for user in (1, 2, 3, 4) for item in (1, 2, 3)]
     for i in range(n):
         kind = kinds[i % 4]
         user = names[1 + i % 4] if i % 7 == 0 else str(1 + i % 4)  # ids and usernames
@@ -61,11 +63,11 @@ def test_fast_path_loads_what_the_reference_path_produces(
         "WHERE experiment_id = ? ORDER BY id",
         (exp_id,),
     ).fetchall()
-    assert report.rows == 300 and len(got) == 300
+    assert report.rows == 312 and len(got) == 312
     # The clock is frozen in the tests: rows without ts get the same "now" on both paths.
     # Rows are inserted in chunks sorted by user (for the index), so compare as multisets.
     assert sorted(got, key=repr) == sorted(expected, key=repr)
-    assert report.by_type == {"impression": 75, "click": 75, "purchase": 75, "engagement": 75}
+    assert report.by_type == {"impression": 87, "click": 75, "purchase": 75, "engagement": 75}
 
 
 def test_bulk_load_restores_check_constraints(demo_store: Store) -> None:
@@ -86,7 +88,7 @@ def test_fast_path_error_reports_the_first_bad_line(demo_store: Store) -> None:
     store = demo_store
     exp_id = _setup(store)
     before = store.scalar("SELECT COUNT(*) FROM events")
-    good = "1,1,click,\n" * 10
+    good = "1,1,impression,\n" + "1,1,click,\n" * 9
     text = "user,item,type,value\n" + good + "2,1,engagement,-1\n" + "9999999,1,click,\n"
     with pytest.raises(events.InputError, match="line 12: engagement time must not be negative"):
         log_events_csv(store, exp_id, io.StringIO(text))

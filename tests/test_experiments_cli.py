@@ -203,11 +203,17 @@ def test_bulk_log_from_file_and_stdin(
     _json(run_cli, "experiment", "serve", "hp", "2", "--db", seeded)
     _json(run_cli, "experiment", "serve", "hp", "1", "--db", seeded)
     good = tmp_path / "good.csv"
-    good.write_text("user,item,type,value\n2,1,click,\nalice,3,engagement,4.5\n1,3,purchase,\n")
+    # The purchase comes before its impression: a file need not be in time order.
+    good.write_text(
+        "user,item,type,value\n2,1,impression,\n2,1,click,\nalice,3,engagement,4.5\n"
+        "1,3,purchase,\n1,3,impression,\n"
+    )
     report = _json(run_cli, "experiment", "log", "hp", "--file", good, "--db", seeded)
-    assert report["rows"] == 3 and report["by_variant"] == {"A": 1, "B": 2}
+    assert report["rows"] == 5 and report["by_variant"] == {"A": 2, "B": 3}
+    assert report["unserved"]["total"] == 0
     code, out, _ = run_cli("experiment", "log", "hp", "--file", good, "--db", seeded)
-    assert code == 0 and "Logged 3 events (1 click, 1 purchase, 1 engagement) for 2 users" in out
+    assert code == 0
+    assert "Logged 5 events (2 impression, 1 click, 1 purchase, 1 engagement) for 2 users" in out
 
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,type\n2,1,click\n2,1,click\n7,1,click\n")
@@ -227,9 +233,72 @@ def test_bulk_log_from_file_and_stdin(
     assert code == 2 and "no such file" in err
     assert db_rows(seeded) == before
 
-    monkeypatch.setattr(sys, "stdin", io.StringIO("user,item,type\n2,5,click\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("user,item,type\n2,1,click\n"))
     report = _json(run_cli, "experiment", "log", "hp", "--file", "-", "--db", seeded)
     assert report["rows"] == 1
+
+
+def test_bulk_log_checks_that_each_item_was_served(
+    seeded: Path, run_cli: Any, db_rows: Rows, tmp_path: Path
+) -> None:
+    from smart_suggest.experiments.kpis import results
+    from smart_suggest.store import open_store
+
+    _json(run_cli, "experiment", "serve", "hp", "2", "--db", seeded)
+    _json(run_cli, "experiment", "serve", "hp", "1", "--db", seeded)
+    with open_store(seeded) as store:
+        shown = {(r["user_id"], r["item_id"]) for r in store.query("SELECT * FROM served_items")}
+    never2, never1, later1 = (
+        [i for i in range(1, 21) if (u, i) not in shown][k] for u, k in ((2, 0), (1, 0), (1, 1))
+    )
+    mixed = tmp_path / "mixed.csv"
+    # never2 was never shown to user 2 (not in the file, not in the database), never1
+    # never to user 1; the file itself shows later1 to user 1, who then clicks it.
+    mixed.write_text(
+        f"user,item,type\n2,{never2},click\n1,{never1},purchase\n1,{later1},impression\n"
+        f"1,{later1},click\n2,{never2},click\n"
+    )
+    before = db_rows(seeded)
+    code, _, err = run_cli("experiment", "log", "hp", "--file", mixed, "--db", seeded)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "3 click/purchase rows on items never served" in err and "--unserved" in err
+    assert db_rows(seeded) == before
+
+    report = _json(
+        run_cli, "experiment", "log", "hp", "--file", mixed, "--unserved", "--db", seeded
+    )
+    assert report["rows"] == 2 and report["unserved"] == {"total": 3, "click": 2, "purchase": 1}
+    assert report["by_type"]["click"] == 1 and report["by_type"]["purchase"] == 0
+    with open_store(seeded) as store:
+        res = results(store, "hp")
+        assert sum(v.clicks for v in res.variants) == 1
+        assert sum(v.purchases for v in res.variants) == 0
+        assert sum(n for per in res.unserved.values() for n in per.values()) == 3
+        # The summaries equal a rebuild from the events that stayed.
+        kept = store.query(
+            "SELECT variant, user_id, impressions, clicks, purchases FROM event_users "
+            "WHERE experiment_id = 2 ORDER BY 1, 2"
+        )
+        again = store.query(
+            "SELECT variant, user_id, SUM(type = 'impression') AS impressions, "
+            "SUM(type = 'click') AS clicks, SUM(type = 'purchase') AS purchases "
+            "FROM events WHERE experiment_id = 2 GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        assert kept == again
+        counts = store.query(
+            "SELECT type, SUM(n) AS n FROM event_counts WHERE experiment_id = 2 GROUP BY type"
+        )
+        impressions = store.scalar(
+            "SELECT COUNT(*) FROM events WHERE experiment_id = 2 AND type = 'impression'"
+        )
+        assert {r["type"]: r["n"] for r in counts} == {"impression": impressions, "click": 1}
+    code, out, err = run_cli("experiment", "results", "hp", "--db", seeded)
+    assert code == 0 and "unserved" in out
+    code, out, err = run_cli(
+        "experiment", "log", "hp", "--file", mixed, "--unserved", "--db", seeded
+    )
+    assert code == 0 and "Logged 2 events" in out
+    assert "3 clicks/purchases on items never served were logged apart" in err
 
 
 def test_results_and_timeline(seeded: Path, run_cli: Any) -> None:

@@ -80,3 +80,31 @@ def test_block_reasons_equal_per_item_reasons(demo_store: Store) -> None:
                             f" (+{more} more of your items)" if more else ""
                         )
                         assert rec.reason == want
+
+
+def test_cells_and_last_axis_contributors_match_the_block_helpers() -> None:
+    import scipy.sparse as sp
+
+    from smart_suggest.recommend._ops import cells, csr_keys, last_axis_top_contributors
+
+    rng = np.random.default_rng(11)
+    dense = rng.integers(0, 4, size=(40, 40)).astype(np.float64)
+    dense[dense == 2] = 0
+    m = sp.csr_matrix(dense)
+    keys = csr_keys(m)
+    assert keys is not None and (np.diff(keys) > 0).all()
+    liked = np.array([rng.permutation(40)[:9] for _ in range(7)])  # a user's distinct items
+    liked[:, 7:] = -1  # pads of shorter histories
+    wanted = np.array([rng.permutation(40)[:4] for _ in range(7)])  # a ranking: no repeats
+    wanted[2, 1] = -1
+    got = cells(m, keys, liked[:, None, :], wanted[:, :, None])  # (user, wanted, liked)
+    # The same cells through the transpose, as block_cells reads them.
+    want = block_cells(sp.csr_matrix(m.T), wanted, liked)
+    assert got.shape == (7, 4, 9) and np.array_equal(got, want)
+    ties = np.round(got * 2) / 2
+    best, more = last_axis_top_contributors(ties)
+    ref_best, ref_more = block_top_contributors(ties.transpose(0, 2, 1))
+    assert np.array_equal(best, ref_best) and np.array_equal(more, ref_more)
+    # A matrix with duplicate entries is not canonical: no keys (the caller falls back).
+    dup = sp.csr_matrix((np.ones(2), np.array([1, 1]), np.array([0, 2])), shape=(1, 3))
+    assert csr_keys(dup) is None

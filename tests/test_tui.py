@@ -814,8 +814,12 @@ async def test_experiments_refresh_when_another_process_logs(demo_db: Path) -> N
         other = open_store(demo_db)
         try:
             create_experiment(other, "second", "v1", "popular")
+            # Clicks on an item user 1 was shown (unserved ones would stay out of the KPIs).
+            shown = other.scalar(
+                "SELECT MIN(item_id) FROM served_items WHERE experiment_id = 1 AND user_id = 1"
+            )
             for _ in range(3):
-                log_event(other, 1, 1, 2, "click", unserved=True)
+                log_event(other, 1, 1, shown, "click")
         finally:
             other.close()
         await pilot.pause(0.6)

@@ -14,6 +14,7 @@ from smart_suggest.cli._common import (
     console,
     emit_json,
     err_console,
+    info,
     open_db,
     safe,
 )
@@ -660,6 +661,7 @@ def analyze(
     msprt = sequential == "msprt"
 
     source_info: dict[str, Any] | None = None
+    unserved: dict[str, Any] | None = None
     if source is not None:
         assert experiment is not None
         result, source_info = core.analyze_source(
@@ -733,7 +735,12 @@ def analyze(
                     progress=update,
                     cuped=not no_cuped,
                 )
-                _finish_other(multi, multi.to_dict(), _multi_fails(multi), conditions, json)
+                data = multi.to_dict()
+                if unserved := _unserved(store, exp.id):
+                    data["unserved"] = unserved
+                if not json and unserved:
+                    _say_unserved(unserved)  # stderr: before a --fail-on exit can happen
+                _finish_other(multi, data, _multi_fails(multi), conditions, json)
                 return
             result = core.analyze(
                 store,
@@ -750,6 +757,7 @@ def analyze(
                 seed=DEFAULT_SEED if seed is None else seed,
                 cuped=not no_cuped,
             )
+            unserved = _unserved(store, exp.id)
     cuped_summary = result.cuped
 
     held = core.fail_conditions(result)
@@ -762,6 +770,8 @@ def analyze(
             data["source"] = source_info
         if conditions:
             data["fail_on"] = {"conditions": conditions, "holding": holding, "exit_code": code}
+        if unserved:
+            data["unserved"] = unserved
         emit_json(data)
     else:
         _render(result)
@@ -770,7 +780,31 @@ def analyze(
         elif source_info is not None and source_info.get("cuped_note"):
             # The note quotes the engine's message (table names given by the user).
             console.print(safe(f"CUPED: not applied ({source_info['cuped_note']})", style="dim"))
+        if unserved:
+            _say_unserved(unserved)
     _exit(holding, code)
+
+
+def _unserved(store: Any, experiment_id: int) -> dict[str, Any] | None:
+    """The follow-ups logged with --unserved (kept out of every test), or None."""
+    from smart_suggest.experiments.kpis import unserved_counts
+
+    per = unserved_counts(store, experiment_id)
+    if not per:
+        return None
+    return {
+        "click": sum(v.get("click", 0) for v in per.values()),
+        "purchase": sum(v.get("purchase", 0) for v in per.values()),
+        "variants": per,
+        "note": "logged with --unserved on items never served to the user here: in no metric",
+    }
+
+
+def _say_unserved(unserved: dict[str, Any]) -> None:
+    info(
+        f"not analysed: {unserved['click']:,} clicks and {unserved['purchase']:,} purchases "
+        "logged with --unserved on items never served to the user in this experiment"
+    )
 
 
 def _exit(holding: list[str], code: int) -> None:

@@ -451,7 +451,8 @@ def log_cmd(
         typer.Option(
             "--unserved",
             help="Accept a click or purchase on an item the user was never served in this "
-            "experiment (for systems that log exposures elsewhere).",
+            "experiment (for systems that log exposures elsewhere): kept apart, counted "
+            "as unserved, in no KPI. With --file, for the rows that need it.",
         ),
     ] = False,
     db: DbOption = None,
@@ -463,7 +464,7 @@ def log_cmd(
     unknown item, a click or purchase on an item never served to the user in this
     experiment (unless --unserved), an engagement without a finite, non-negative --value,
     or a stopped experiment. With --file, every row is checked and the first bad line is
-    reported.
+    reported; a click or purchase needs an impression in the database or in the file.
     """
     from smart_suggest.errors import InputError
 
@@ -472,7 +473,7 @@ def log_cmd(
             raise InputError("give USER ITEM TYPE or --file, not both")
         if value is not None or ts is not None:
             raise InputError("--value and --ts apply to one event; in a file use the columns")
-        _log_file(exp_ref, file, db, json)
+        _log_file(exp_ref, file, db, json, unserved)
         return
     if user is None or item is None or event_type is None:
         raise InputError("missing USER ITEM TYPE (or pass --file events.csv)")
@@ -506,15 +507,20 @@ def log_cmd(
         printable(exp.name),
         f" (event {event.id})",
     )
+    if event.unserved:
+        say(
+            f"Item {event.item_id} was never served to this user here: the {event.type} "
+            "is counted apart (unserved), in no KPI."
+        )
 
 
-def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool) -> None:
+def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool, unserved: bool) -> None:
     from smart_suggest.csvfiles import stdin_text
     from smart_suggest.experiments.bulk import log_events_csv
 
     source: Any = stdin_text() if str(file) == "-" else file
     with open_db(db) as store, progress_bar(not json) as update:
-        report = log_events_csv(store, exp_ref, source, progress=update)
+        report = log_events_csv(store, exp_ref, source, progress=update, unserved=unserved)
     if json:
         emit_json(report.to_dict())
         return
@@ -525,6 +531,12 @@ def _log_file(exp_ref: str, file: Path, db: Path | None, json: bool) -> None:
         f" in {report.seconds:.2f} s ({report.rate:,.0f} events/s)",
         sep="",
     )
+    if apart := sum(report.unserved.values()):
+        info(
+            f"{apart:,} clicks/purchases on items never served were logged apart as unserved "
+            f"({report.unserved.get('click', 0):,} clicks, "
+            f"{report.unserved.get('purchase', 0):,} purchases): in no KPI"
+        )
 
 
 # -- results -------------------------------------------------------------------------------
@@ -587,7 +599,17 @@ def _print_results(res: ExperimentResults) -> None:
     )
     row("engagement sd", [_num(v.engagement_sd, 1, " s") for v in arms])
     row("engagement events", [f"{v.engagement_n:,}" for v in arms])
+    if res.unserved:
+        # Below the KPIs and labelled: they entered none of the rows above.
+        for kind in ("click", "purchase"):
+            counts = [res.unserved.get(v.variant, {}).get(kind, 0) for v in arms]
+            row(f"unserved {kind}s", [f"{n:,}" for n in counts])
     console.print(table)
+    if res.unserved:
+        info(
+            "unserved: clicks and purchases logged with --unserved on items never served to "
+            "the user in this experiment; they count in no KPI above"
+        )
     span = "no events yet"
     if res.first_event_ts is not None:
         span = (

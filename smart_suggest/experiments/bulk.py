@@ -50,14 +50,19 @@ from smart_suggest.csvfiles import MAX_LINE, open_csv
 from smart_suggest.errors import InputError, NotFoundError
 from smart_suggest.experiments.events import (
     EVENT_TYPES,
+    FOLLOWS_IMPRESSION,
     Tally,
     UserTally,
     add_counts,
+    add_served,
+    add_served_columns,
     add_user_rows,
     bulk_write,
     check_value,
     insert_events,
     not_assigned_message,
+    served_pairs,
+    set_apart_unserved,
     stored_variant,
     tally_counts,
 )
@@ -112,6 +117,8 @@ class BulkReport:
     seconds: float
     by_variant: dict[str, int] = field(default_factory=dict)
     parallel: bool = False  # parsed by a reader process while this one wrote
+    #: Clicks and purchases on items never served, set apart (``unserved=True``), by type.
+    unserved: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -130,6 +137,7 @@ class BulkReport:
             "seconds": self.seconds,
             "events_per_second": self.rate,
             "parallel": self.parallel,
+            "unserved": {"total": sum(self.unserved.values()), **self.unserved},
         }
 
 
@@ -502,6 +510,23 @@ def _user_sums(columns: Columns) -> UserSums:
     )
 
 
+def _served_columns(columns: Columns) -> tuple[Any, Any]:
+    """The distinct (user, item) of a chunk's impressions in key order, vectorised (the
+    rows ``served_items`` gets; computed by the reader process when there is one)."""
+    import numpy as np
+
+    _variants, uids, items, types, _values, _ts = columns
+    n = len(uids)
+    shown = np.fromiter(map("impression".__eq__, types), np.bool_, n)
+    users = np.fromiter(uids, np.int64, n)[shown]
+    things = np.fromiter(items, np.int64, n)[shown]
+    order = np.lexsort((things, users))
+    users, things = users[order], things[order]
+    new = np.ones(len(users), np.bool_)
+    new[1:] = (users[1:] != users[:-1]) | (things[1:] != things[:-1])
+    return users[new], things[new]
+
+
 def _combine(parts: list[UserSums]) -> UserSums:
     """Several chunks' user sums as one (a user in many chunks gets one row)."""
     import numpy as np
@@ -544,6 +569,7 @@ class _Chunk(NamedTuple):
     users: UserSums | None  # its sums per user (the reader process sends them at the end)
     raw: list[list[str]] | None  # the rows as read, for the reference path
     error: str | None  # why the reading stopped after these rows (raised once they pass)
+    served: Any = None  # its impressions' distinct (user, item), sorted: two int64 arrays
 
 
 def _rows_of(exp_id: int, columns: Columns) -> Iterator[tuple[Any, ...]]:
@@ -651,7 +677,8 @@ def _chunks(
             yield _Chunk(line, len(raw), None, None, None, raw, message)
         else:
             tally = _tally_columns(resolver.exp.id, columns)
-            yield _Chunk(line, len(raw), columns, tally, _user_sums(columns), None, message)
+            served = _served_columns(columns)
+            yield _Chunk(line, len(raw), columns, tally, _user_sums(columns), None, message, served)
         if error is not None or len(raw) < want:
             return
         line += len(raw)
@@ -820,11 +847,17 @@ def log_events_csv(
     *,
     progress: Progress | None = None,
     parallel: bool | None = None,
+    unserved: bool = False,
 ) -> BulkReport:
     """Load a CSV of events into an experiment, all or nothing, in one transaction.
 
     ``parallel``: read the file in a reader process (a file path only); None decides by
     the file's size and the CPUs this process may use.
+
+    A click or purchase needs an impression of its item for its user in the experiment,
+    in the database or anywhere in the file (a file need not be in time order), as
+    ``log_event`` does: otherwise nothing is logged, or with ``unserved`` those rows go to
+    ``unserved_events`` (in no KPI) and the report counts them.
     """
     started = time.perf_counter()
     exp = require_active(get_experiment(store, exp_ref))
@@ -833,7 +866,13 @@ def log_events_csv(
     spooled = _spool(source, progress) if _is_stream(source) else None
     try:
         return _log_file(
-            store, exp, spooled or Path(cast(str | Path, source)), started, progress, parallel
+            store,
+            exp,
+            spooled or Path(cast(str | Path, source)),
+            started,
+            progress,
+            parallel,
+            unserved,
         )
     finally:
         if spooled is not None:
@@ -847,6 +886,7 @@ def _log_file(
     started: float,
     progress: Progress | None,
     parallel: bool | None,
+    unserved: bool = False,
 ) -> BulkReport:
     """``log_events_csv`` of a regular file (a stream has been spooled to one)."""
     fh = open_csv(path)
@@ -915,6 +955,11 @@ def _log_file(
                                 user_parts.append(_user_sums(columns))
                         if chunk.size:
                             add_counts(store, counts)
+                            if chunk.served is not None:
+                                add_served_columns(store, exp.id, *chunk.served)
+                            else:
+                                rows = list(rows)
+                                add_served(store, served_pairs(rows))
                             total += insert_events(store, rows)
                             _merge(tally, counts)
                             if progress:
@@ -928,6 +973,8 @@ def _log_file(
                     sums = _combine(user_parts)
                     n_users = len(sums[0])
                     add_user_rows(store, _user_rows(exp.id, sums))
+                apart = set_apart_unserved(store, exp, before, allow=unserved)
+                total -= sum(n for per in apart.values() for n in per.values())
                 if exp.interleaving:
                     _apply_teams(store, exp.id, before, total, path, cols)
                 if progress:
@@ -942,6 +989,12 @@ def _log_file(
     for (_exp, variant, kind, _hour), (n, _lo, _hi) in tally.items():
         by_type[kind] += n
         by_variant[variant] = by_variant.get(variant, 0) + n
+    moved = dict.fromkeys(FOLLOWS_IMPRESSION, 0)
+    for variant, per in apart.items():
+        for kind, n in per.items():
+            by_type[kind] -= n
+            by_variant[variant] -= n
+            moved[kind] += n
     return BulkReport(
         experiment=exp,
         rows=total,
@@ -952,6 +1005,7 @@ def _log_file(
         seconds=time.perf_counter() - started,
         by_variant=by_variant,
         parallel=bool(parallel),
+        unserved=moved,
     )
 
 

@@ -13,18 +13,25 @@ user (triggers; the bulk paths add pre-tallied rows instead). Loading a CSV of e
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from typing import Any
 
 from smart_suggest import clock, validate
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.assignment import experiment_variant
 from smart_suggest.experiments.lifecycle import Experiment, get_experiment, require_active
-from smart_suggest.store import ADD_EVENT_COUNTS_SQL, ADD_EVENT_USERS_SQL, Store
+from smart_suggest.store import (
+    ADD_EVENT_COUNTS_SQL,
+    ADD_EVENT_USERS_SQL,
+    ADD_SERVED_ITEMS_SQL,
+    Store,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -59,6 +66,8 @@ class Event:
     value: float | None
     ts: float
     team: str | None = None  # interleaving: the team credited ("A", "B", "both")
+    #: Logged with ``unserved`` on an item never shown: kept apart, in no KPI.
+    unserved: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ts": clock.iso(self.ts)}
@@ -155,6 +164,7 @@ def insert_bulk(store: Store, rows: list[tuple[Any, ...]]) -> int:
     hourly counts and the per-user rows the triggers would have added)."""
     add_counts(store, tally_counts(rows))
     add_user_rows(store, tally_users(rows))
+    add_served(store, served_pairs(rows))
     return insert_events(store, rows)
 
 
@@ -165,6 +175,7 @@ def insert_bulk_teams(store: Store, rows: list[tuple[Any, ...]]) -> int:
     plain = [r[:7] for r in rows]
     add_counts(store, tally_counts(plain))
     add_user_rows(store, tally_users(plain))
+    add_served(store, served_pairs(plain))
     cur = store.conn.executemany(INSERT_TEAM_EVENT_SQL, rows)
     return max(cur.rowcount, 0)
 
@@ -246,6 +257,48 @@ def add_user_rows(store: Store, tally: UserTally) -> None:
     store.conn.executemany(ADD_EVENT_USERS_SQL, [(*k, *v) for k, v in tally.items()])
 
 
+def served_pairs(rows: Iterable[tuple[Any, ...]]) -> set[tuple[int, int, int]]:
+    """The distinct (experiment, user, item) of the impressions among event rows: what the
+    trigger of ``served_items`` would add."""
+    return {
+        (exp_id, user, item)
+        for exp_id, _variant, user, item, kind, _value, _ts in rows
+        if kind == "impression" and item is not None
+    }
+
+
+def add_served(
+    store: Store, pairs: Iterable[tuple[int, int, int]], *, ordered: bool = False
+) -> None:
+    """Add served pairs to ``served_items`` in key order (in the transaction of their
+    events): sorted, the inserts walk the B-tree forward instead of jumping around it.
+    ``ordered``: the pairs come sorted already."""
+    if not store.conn.in_transaction:
+        raise RuntimeError("add_served must run inside store.write()")
+    store.conn.executemany(ADD_SERVED_ITEMS_SQL, pairs if ordered else sorted(pairs))
+
+
+#: Adds served pairs given as one JSON array of ``user * 2**31 + item`` (both below 2**31):
+#: the rows are made in SQLite, not bound one by one from Python (a third of the cost).
+_ADD_SERVED_PACKED_SQL = (
+    "INSERT OR IGNORE INTO served_items(experiment_id, user_id, item_id) "
+    "SELECT ?, value >> 31, value & 2147483647 FROM json_each(?)"
+)
+
+
+def add_served_columns(store: Store, experiment_id: int, users: Any, items: Any) -> None:
+    """``add_served`` for sorted numpy columns of distinct (user, item) pairs."""
+    if not store.conn.in_transaction:
+        raise RuntimeError("add_served must run inside store.write()")
+    if len(users) == 0:
+        return
+    if int(users.max()) < 2**31 and int(items.max()) < 2**31 and int(items.min()) >= 0:
+        packed = (users << 31) | items  # sorted pairs stay sorted
+        store.conn.execute(_ADD_SERVED_PACKED_SQL, (experiment_id, json.dumps(packed.tolist())))
+        return
+    add_served(store, zip(repeat(experiment_id), users.tolist(), items.tolist()), ordered=True)
+
+
 def add_counts(store: Store, tally: Tally) -> None:
     """Add a tally to ``event_counts`` (inside the transaction that inserts its events)."""
     if not store.conn.in_transaction:
@@ -261,18 +314,19 @@ FOLLOWS_IMPRESSION = ("click", "purchase")
 
 
 def was_served(store: Store, exp_id: int, user_id: int, item_id: int) -> bool:
-    """Whether an impression of ``item_id`` was logged for the user in the experiment.
-
-    ``events`` has no index beyond its id (see store.py), so this reads it newest first:
-    a click follows its impression closely and is found after a short scan; only a refusal
-    reads the whole table.
-    """
+    """Whether an impression of ``item_id`` was logged for the user in the experiment
+    (one primary-key seek in ``served_items``, whatever the number of events)."""
     row = store.conn.execute(
-        "SELECT 1 FROM events WHERE experiment_id = ? AND user_id = ? AND item_id = ? "
-        "AND type = 'impression' ORDER BY id DESC LIMIT 1",
+        "SELECT 1 FROM served_items WHERE experiment_id = ? AND user_id = ? AND item_id = ?",
         (exp_id, user_id, item_id),
     ).fetchone()
     return row is not None
+
+
+INSERT_UNSERVED_SQL = (
+    "INSERT INTO unserved_events(experiment_id, variant, user_id, item_id, type, ts) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def log_event(
@@ -290,7 +344,9 @@ def log_event(
 
     A click or purchase on an item the user was never shown in this experiment (no
     impression of it) would count towards CTR and conversion without an exposure, so it is
-    refused unless ``unserved`` (for systems that log exposures elsewhere).
+    refused unless ``unserved`` (for systems that log exposures elsewhere); then it goes to
+    ``unserved_events``, counted apart and in no KPI. With ``unserved`` a follow-up of an
+    item that was served is an ordinary event.
     """
     from smart_suggest.tracking import get_item, get_user
 
@@ -304,16 +360,28 @@ def log_event(
         variant = stored_variant(store, exp.id, user.id)
         if variant is None:
             raise InputError(not_assigned_message(exp, user.id, repr(user.username)))
-        if (
-            event_type in FOLLOWS_IMPRESSION
-            and not unserved
-            and not was_served(store, exp.id, user.id, item.id)
-        ):
+        apart = event_type in FOLLOWS_IMPRESSION and not was_served(store, exp.id, user.id, item.id)
+        if apart and not unserved:
             raise InputError(
                 f"item {item.id} was never served to user {user.username!r} in experiment "
                 f"{exp.name!r}: nothing logged (pass --unserved to log it anyway)"
             )
         when = validate.check_ts(clock.now(), "the current time") if ts is None else float(ts)
+        if apart:
+            cur = conn.execute(
+                INSERT_UNSERVED_SQL, (exp.id, variant, user.id, item.id, event_type, when)
+            )
+            return Event(
+                int(cur.lastrowid or 0),
+                exp.id,
+                variant,
+                user.id,
+                item.id,
+                event_type,
+                value,
+                when,
+                unserved=True,
+            )
         team = shown_team(store, exp.id, user.id, item.id) if exp.interleaving else None
         cur = conn.execute(
             INSERT_TEAM_EVENT_SQL,
@@ -321,6 +389,105 @@ def log_event(
         )
         new_id = int(cur.lastrowid or 0)
     return Event(new_id, exp.id, variant, user.id, item.id, event_type, value, when, team)
+
+
+_UNSERVED_AFTER_SQL = """\
+SELECT e.id FROM events e
+WHERE e.id > :after AND e.experiment_id = :experiment_id AND e.type IN ('click', 'purchase')
+  AND NOT EXISTS (SELECT 1 FROM served_items s WHERE s.experiment_id = e.experiment_id
+                  AND s.user_id = e.user_id AND s.item_id = e.item_id)"""
+
+
+def set_apart_unserved(
+    store: Store, exp: Experiment, after_id: int, *, allow: bool
+) -> dict[str, dict[str, int]]:
+    """After a bulk load (events with ids above ``after_id``, their served pairs and
+    summaries in): refuse its clicks and purchases on items never served to their user in
+    the experiment, or with ``allow`` move them to ``unserved_events`` and correct the
+    summaries. Returns what was moved, {variant: {type: n}}.
+
+    The check runs once the whole file is in, so an impression anywhere in the file
+    counts; it reads only the new rows (a rowid range) with one seek per follow-up.
+    """
+    conn = store.conn
+    if not conn.in_transaction:
+        raise RuntimeError("set_apart_unserved must run inside store.write()")
+    args = {"after": after_id, "experiment_id": exp.id}
+    if not allow:
+        first = conn.execute(_UNSERVED_AFTER_SQL + " LIMIT 1", args).fetchone()
+        if first is None:
+            return {}
+        n = conn.execute(f"SELECT COUNT(*) FROM ({_UNSERVED_AFTER_SQL})", args).fetchone()[0]
+        user, item, kind = conn.execute(
+            "SELECT u.username, e.item_id, e.type FROM events e JOIN users u ON u.id = e.user_id "
+            "WHERE e.id = ?",
+            (first[0],),
+        ).fetchone()
+        raise InputError(
+            f"{n:,} click/purchase row{'s' if n != 1 else ''} on items never served to the "
+            f"user in experiment {exp.name!r} (first: {kind} of item {item} by {user!r}): "
+            "nothing logged (pass --unserved to log them apart)"
+        )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _moved (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp._moved")
+    conn.execute(f"INSERT INTO temp._moved(id) {_UNSERVED_AFTER_SQL}", args)
+    moved: dict[str, dict[str, int]] = {}
+    for variant, kind, n in conn.execute(
+        "SELECT variant, type, COUNT(*) FROM events WHERE id IN (SELECT id FROM temp._moved) "
+        "GROUP BY variant, type"
+    ):
+        moved.setdefault(str(variant), {})[str(kind)] = int(n)
+    if not moved:
+        return {}
+    conn.execute(
+        "INSERT INTO unserved_events(experiment_id, variant, user_id, item_id, type, ts) "
+        "SELECT experiment_id, variant, user_id, item_id, type, ts FROM events "
+        "WHERE id IN (SELECT id FROM temp._moved) ORDER BY id"
+    )
+    # The summaries were added for every row of the load: recompute the users and the
+    # hours the moved rows touched, from the events that stay (rare: one scan each).
+    from smart_suggest.store import REBUILD_EVENT_COUNTS_SQL, REBUILD_EVENT_USERS_SQL, hour_sql
+
+    conn.execute("DROP TABLE IF EXISTS temp._touched_users")
+    conn.execute("DROP TABLE IF EXISTS temp._touched_hours")
+    conn.execute(
+        "CREATE TEMP TABLE _touched_users AS SELECT DISTINCT user_id FROM events "
+        "WHERE id IN (SELECT id FROM temp._moved)"
+    )
+    conn.execute(
+        f"CREATE TEMP TABLE _touched_hours AS SELECT DISTINCT {hour_sql('ts')} AS hour "
+        "FROM events WHERE id IN (SELECT id FROM temp._moved)"
+    )
+    conn.execute("DELETE FROM events WHERE id IN (SELECT id FROM temp._moved)")
+    conn.execute(
+        "DELETE FROM event_users WHERE experiment_id = ? "
+        "AND user_id IN (SELECT user_id FROM temp._touched_users)",
+        (exp.id,),
+    )
+    conn.execute(
+        REBUILD_EVENT_USERS_SQL.replace(
+            "FROM events\n",
+            "FROM events WHERE experiment_id = ? "
+            "AND user_id IN (SELECT user_id FROM temp._touched_users)\n",
+        ),
+        (exp.id,),
+    )
+    conn.execute(
+        "DELETE FROM event_counts WHERE experiment_id = ? AND type IN ('click', 'purchase') "
+        "AND hour IN (SELECT hour FROM temp._touched_hours)",
+        (exp.id,),
+    )
+    conn.execute(
+        REBUILD_EVENT_COUNTS_SQL.replace(
+            "FROM events\n",
+            "FROM events WHERE experiment_id = ? AND type IN ('click', 'purchase') "
+            f"AND {hour_sql('ts')} IN (SELECT hour FROM temp._touched_hours)\n",
+        ),
+        (exp.id,),
+    )
+    for table in ("_moved", "_touched_users", "_touched_hours"):
+        conn.execute(f"DROP TABLE temp.{table}")
+    return moved
 
 
 def shown_team(store: Store, experiment_id: int, user_id: int, item_id: int) -> str | None:

@@ -318,6 +318,9 @@ class ExperimentResults:
     arms: tuple[VariantKPIs, ...] = ()
     #: Each treatment (B, C, ...) against the control A, per metric.
     lifts_by_variant: dict[str, dict[str, Lift]] = field(default_factory=dict)
+    #: Clicks and purchases logged with ``--unserved`` (on items never served to the user
+    #: here), per variant and type: counted apart, in none of the KPIs above.
+    unserved: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def variants(self) -> tuple[VariantKPIs, ...]:
@@ -356,6 +359,20 @@ class ExperimentResults:
             "last_event_ts": None if self.last_event_ts is None else clock.iso(self.last_event_ts),
             "duration_days": self.duration_days,
             "revision": self.revision,
+            "unserved": self.unserved_dict(),
+        }
+
+    def unserved_dict(self) -> dict[str, Any]:
+        """The unserved follow-ups for output: totals by type, and per variant."""
+        total = {"click": 0, "purchase": 0}
+        for per in self.unserved.values():
+            for kind, n in per.items():
+                total[kind] = total.get(kind, 0) + n
+        return {
+            "note": "clicks and purchases logged with --unserved on items never served to "
+            "the user in this experiment; not in any KPI",
+            **total,
+            "variants": self.unserved,
         }
 
 
@@ -366,6 +383,18 @@ def sufficient_stats(
     events themselves) by variant: raw sums, as the SQL returns them."""
     rows = store.query(sql, {"experiment_id": experiment_id})
     return {str(r["variant"]): r for r in rows}
+
+
+def unserved_counts(store: Store, experiment_id: int) -> dict[str, dict[str, int]]:
+    """Clicks and purchases logged with ``unserved`` per variant: {"A": {"click": n, ...}}."""
+    out: dict[str, dict[str, int]] = {}
+    for variant, kind, n in store.conn.execute(
+        "SELECT variant, type, COUNT(*) FROM unserved_events WHERE experiment_id = ? "
+        "GROUP BY variant, type ORDER BY variant, type",
+        (experiment_id,),
+    ):
+        out.setdefault(str(variant), {"click": 0, "purchase": 0})[str(kind)] = int(n)
+    return out
 
 
 def event_span(store: Store, experiment_id: int) -> tuple[float | None, float | None]:
@@ -396,6 +425,7 @@ def results(store: Store, exp_ref: int | str | Experiment) -> ExperimentResults:
         stats = sufficient_stats(store, exp.id)
         days = daily_assigned(store, exp.id)
         first, last = event_span(store, exp.id)
+        apart = unserved_counts(store, exp.id)
     empty: dict[str, Any] = {k: 0 for k in (*_INT_FIELDS, "engagement_sum", "engagement_sumsq")}
     labels = list(exp.labels) + sorted(set(stats) - set(exp.labels))
     arms = tuple(
@@ -409,5 +439,5 @@ def results(store: Store, exp_ref: int | str | Experiment) -> ExperimentResults:
         for arm in arms[1:]
     }
     return ExperimentResults(
-        exp, a, b, by_variant["B"], days, first, last, revision, arms, by_variant
+        exp, a, b, by_variant["B"], days, first, last, revision, arms, by_variant, apart
     )

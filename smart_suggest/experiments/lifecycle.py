@@ -434,7 +434,7 @@ def delete_experiment(store: Store, ref: int | str) -> DeleteReport:
         # Explicit deletes (not only ON DELETE CASCADE): correct even if a connection
         # runs with foreign keys off.
         conn.execute("DELETE FROM events WHERE experiment_id = ?", (exp.id,))
-        for table in EVENT_SUMMARIES:
+        for table in (*EVENT_SUMMARIES, "unserved_events"):
             conn.execute(f"DELETE FROM {table} WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM assignments WHERE experiment_id = ?", (exp.id,))
         conn.execute("DELETE FROM experiment_variants WHERE experiment_id = ?", (exp.id,))

@@ -24,6 +24,9 @@ from smart_suggest.recommend._ops import (
     assemble,
     block_cells,
     block_top_contributors,
+    cells,
+    csr_keys,
+    last_axis_top_contributors,
     mark,
     row_of,
     row_products,
@@ -71,6 +74,11 @@ def cold_item_block(snap: Snapshot, rows: np.ndarray, count: int) -> tuple[np.nd
     return items, vals
 
 
+#: Blocks of at least this many users find reason cells by binary search (one pass over
+#: the matrix to make the keys pays off; a single user's answer does not need it).
+KEYED_BLOCK = 64
+
+
 class Collaborative:
     name = "v1"
     description = "collaborative: what the most similar users liked (cosine, top-K neighbours)"
@@ -112,8 +120,16 @@ class Collaborative:
         nbr_all = ranking.extra["neighbours"]
         sim_all = ranking.extra["similarity"]
         from_nbrs = (ranking.items >= 0) & (ranking.sources == SOURCE_CODE["neighbours"])
-        cells = block_cells(snap.matrix, nbr_all, np.where(from_nbrs, ranking.items, -1))
-        best_all, more_all = block_top_contributors(cells * sim_all[:, :, None])
+        wanted = np.where(from_nbrs, ranking.items, -1)
+        keys = csr_keys(snap.matrix) if len(ranking.rows) >= KEYED_BLOCK else None
+        if keys is not None:
+            # (user, item, neighbour) cells by binary search: the block's neighbours' whole
+            # rows are ~10x more entries than the cells wanted.
+            block = cells(snap.matrix, keys, nbr_all[:, None, :], wanted[:, :, None])
+            best_all, more_all = last_axis_top_contributors(block * sim_all[:, None, :])
+        else:
+            block = block_cells(snap.matrix, nbr_all, wanted)
+            best_all, more_all = block_top_contributors(block * sim_all[:, :, None])
         for b, row in enumerate(ranking.rows.tolist()):
             valid = ranking.items[b] >= 0
             columns = np.flatnonzero(valid)

@@ -24,8 +24,9 @@ import scipy.sparse as sp
 from smart_suggest.recommend._ops import (
     assemble,
     block_cells,
-    block_top_contributors,
+    cells,
     fill_rows,
+    last_axis_top_contributors,
     mark,
     padded_rows,
     row_of,
@@ -44,6 +45,7 @@ from smart_suggest.recommend.base import (
     Recommendation,
     register,
 )
+from smart_suggest.recommend.collaborative import KEYED_BLOCK
 from smart_suggest.recommend.popular import popular_block, popularity_text
 from smart_suggest.recommend.snapshot import BLOCK_CELLS, Snapshot
 
@@ -183,12 +185,26 @@ class _ContentReasons:
         self.lo, self.hi = b, min(b + step, len(self.ranking.rows))
         rows = self.ranking.rows[self.lo : self.hi]
         self.liked, weights = padded_rows(self.snap.matrix, rows)
-        # Rows of the transpose for the few wanted items, not the long rows of every
-        # item the users touched: similarity[liked, item] read as similarity_t[item, liked].
         wanted = self.wanted[self.lo : self.hi]
-        cells = block_cells(self.snap.catalogue.similarity_t, wanted, self.liked)
-        self.sims = cells.transpose(0, 2, 1)
-        self.best, self.more = block_top_contributors(self.sims * weights[:, :, None])
+        cat = self.snap.catalogue
+        dense = cat.similarity_dense if len(self.ranking.rows) >= KEYED_BLOCK else None
+        keys = None if dense is not None else cat.similarity_keys
+        if dense is not None:
+            # (user, wanted item, liked item), straight from the dense similarity.
+            liked, items = np.broadcast_arrays(self.liked[:, None, :], wanted[:, :, None])
+            asked = (liked >= 0) & (items >= 0)  # most cells are history padding
+            self.sims = np.zeros(asked.shape)
+            self.sims[asked] = dense[liked[asked], items[asked]]
+        elif keys is not None:
+            # similarity[liked, item], each cell found by binary search.
+            # (user, wanted item, liked item): the reduction below runs along the last,
+            # contiguous axis (along the middle one it took as long as all the rest).
+            self.sims = cells(cat.similarity, keys, self.liked[:, None, :], wanted[:, :, None])
+        else:
+            # Rows of the transpose for the few wanted items, not the long rows of every
+            # item the users touched: similarity[liked, item] as similarity_t[item, liked].
+            self.sims = block_cells(cat.similarity_t, wanted, self.liked)
+        self.best, self.more = last_axis_top_contributors(self.sims * weights[:, None, :])
 
     def of(self, b: int, column: int) -> tuple[np.ndarray, np.ndarray, list[int], int]:
         """(user's items, their similarity to the item, best contributors, how many more)."""
@@ -196,7 +212,7 @@ class _ContentReasons:
             self._load(b)
         k = b - self.lo
         best = [j for j in self.best[k, column].tolist() if j >= 0]
-        return self.liked[k], self.sims[k, :, column], best, int(self.more[k, column])
+        return self.liked[k], self.sims[k, column], best, int(self.more[k, column])
 
 
 CONTENT = register(ContentBased())

@@ -36,7 +36,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from smart_suggest.recommend._ops import (
@@ -169,6 +168,10 @@ def ease_weights(x: sp.csr_matrix, lam: float, dtype: type = np.float32) -> np.n
     n = x.shape[1]
     if n == 0:
         return np.zeros((0, 0), dtype=dtype)
+    # Imported here: only fitting v3 needs LAPACK, and scipy.linalg costs every command
+    # that ranks ~50 ms of start-up.
+    import scipy.linalg
+
     single = np.dtype(dtype) == np.float32
     potrf = scipy.linalg.lapack.spotrf if single else scipy.linalg.lapack.dpotrf
     trtri = scipy.linalg.lapack.strtri if single else scipy.linalg.lapack.dtrtri

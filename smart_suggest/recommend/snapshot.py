@@ -316,6 +316,20 @@ class Catalogue:
         return self.similarity_of(np.arange(self.n_items))
 
     @cached_property
+    def similarity_dense(self) -> np.ndarray | None:
+        """``similarity`` as a dense array when small (<= 4M cells, 32 MB), else None:
+        explaining many users reads ~1M single cells of it."""
+        n = self.n_items
+        return self.similarity.toarray() if self.exact and n * n <= 4_000_000 else None
+
+    @cached_property
+    def similarity_keys(self) -> np.ndarray | None:
+        """``_ops.csr_keys(similarity)``: for reading single cells of it fast."""
+        from smart_suggest.recommend._ops import csr_keys
+
+        return csr_keys(self.similarity)
+
+    @cached_property
     def similarity_t(self) -> sp.csr_matrix:
         """``similarity`` transposed (CSR): row i holds column i, the same stored values."""
         return sp.csr_matrix(self.similarity.T)
