@@ -382,7 +382,11 @@ def test_slow_client_output_is_bounded(tmp_path: Path) -> None:
 
 
 NOTICES = (
-    "import json, os, sys\n"
+    "import json, os, sys, termios\n"
+    # No echo of the visitor's keys: it could land inside the lines the test reads.
+    "mode = termios.tcgetattr(0)\n"
+    "mode[3] &= ~termios.ECHO\n"
+    "termios.tcsetattr(0, termios.TCSANOW, mode)\n"
     "fd = json.loads(os.environ['SMART_SUGGEST_SERVED'])['control_fd']\n"
     "print('ready', flush=True)\n"
     "for line in os.fdopen(fd):\n"
