@@ -11,7 +11,6 @@ import functools
 import importlib
 import json
 import math
-import os
 import sqlite3
 import sys
 import threading
@@ -115,9 +114,6 @@ class BackgroundImport:
 
     def __init__(self, module: str) -> None:
         self._interval = sys.getswitchinterval()
-        if os.environ.get("SS_SERIAL"):
-            self._thread = None
-            return
         sys.setswitchinterval(0.0002)
         self._thread = threading.Thread(target=self._run, args=(module,), name="import")
         self._thread.start()
@@ -128,8 +124,7 @@ class BackgroundImport:
             importlib.import_module(module)
 
     def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
         sys.setswitchinterval(self._interval)
 
 
