@@ -146,12 +146,16 @@ class Collaborative:
             for at, src in enumerate(sources):
                 by_source.setdefault(src, []).append(at)
             if "neighbours" in by_source:
+                # Plain Python values: formatting numpy scalars one by one cost more than
+                # the ranking itself over all users.
+                best_b, more_b = best_all[b].tolist(), more_all[b].tolist()
+                nbr_names = [short_name(cat.usernames[n]) for n in nbrs.tolist()]
+                sims_b = sims.tolist()
                 for p in by_source["neighbours"]:
                     col = int(columns[p])
-                    best = [j for j in best_all[b, col].tolist() if j >= 0]
-                    more = int(more_all[b, col])
+                    more = more_b[col]
                     names = ", ".join(
-                        f"{short_name(cat.usernames[nbrs[j]])} ({sims[j]:.2f})" for j in best
+                        f"{nbr_names[j]} ({sims_b[j]:.2f})" for j in best_b[col] if j >= 0
                     )
                     reasons[p] = f"liked by similar users {names}" + (
                         f" and {more} more" if more else ""
@@ -208,12 +212,13 @@ def _cold_reasons(snap: Snapshot, ranking: Ranking) -> list[list[str]]:
         )[:, : int(mask.sum(axis=1).max())]
         sims = _similarity_cells(cat, liked, cold)
         best, _more = block_top_contributors(sims * weights[:, :, None])
+        counts = mask.sum(axis=1).tolist()
         for u, b in enumerate(chunk.tolist()):
-            texts = out[b]
-            for column in range(int(mask[u].sum())):
+            texts, liked_u, sims_u = out[b], liked[u].tolist(), sims[u]
+            for column, top in enumerate(best[u, : counts[u]].tolist()):
                 names = " and ".join(
-                    f"{short_name(cat.item_names[liked[u, j]])} ({sims[u, j, column]:.2f})"
-                    for j in best[u, column].tolist()
+                    f"{short_name(cat.item_names[liked_u[j]])} ({float(sims_u[j, column]):.2f})"
+                    for j in top
                     if j >= 0
                 )
                 texts.append(f"new item (no interactions yet), resembles {names}")
