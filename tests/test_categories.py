@@ -151,6 +151,75 @@ def test_items_sharing_two_of_three_genres_are_similar(store: Store) -> None:
     assert f"film 1 ({sims[0, 1]:.2f})" in recs[0].reason
 
 
+def test_sharing_two_of_three_genres_reaches_an_item_the_joined_genre_string_missed(
+    store: Store,
+) -> None:
+    """What multi-valued categories changed: with the whole genre string as one category
+    (v2 before), "Action|Thriller" had nothing in common with "Action|Adventure|Thriller"."""
+    from smart_suggest.recommend.snapshot import Catalogue, Snapshot
+
+    catalogue(
+        store,
+        {
+            1: ("Action", "Adventure", "Thriller"),
+            2: ("Action", "Thriller"),
+            3: ("Comedy", "Romance"),
+            4: ("Comedy", "Romance"),
+            5: ("Drama",),
+        },
+        [(1, 1), (2, 3), (2, 4), (2, 5)],
+    )
+    engine = Recommender(store)
+    recs = engine.recommend(1, "v2", 4)
+    assert recs[0].item_id == 2 and recs[0].source == "content"
+    x = engine.snapshot().catalogue.features
+    sim = float((x[0] @ x[1].T).toarray()[0, 0])
+    assert 0.7 < sim < 0.8  # two genres of three shared; Adventure is the rarest
+    assert recs[0].reason == f"resembles film 1 ({sim:.2f})"
+    assert all(r.source != "content" for r in recs[1:])  # no genre in common with film 1
+    # The same ratings with each genre string joined into one category: film 2 is a stranger.
+    snap = engine.snapshot()
+    cat = snap.catalogue
+    joined = Catalogue(
+        cat.user_ids,
+        cat.usernames,
+        cat.item_ids,
+        cat.item_names,
+        ["|".join(cat.categories[c] for c in cats) for cats in cat.item_category_sets],
+        cat.descriptions,
+    )
+    users, items = snap.matrix.nonzero()
+    before = Snapshot(joined, users, items, snap.matrix.data)
+    assert content_scores(before, np.array([0]))[0, 1] == 0.0
+    assert content_scores(snap, np.array([0]))[0, 1] == pytest.approx(sim * 5.0)  # a purchase
+
+
+def test_equal_scores_go_to_the_more_chosen_item_and_cold_items_stay_reachable(
+    store: Store,
+) -> None:
+    """Films 2 and 3 resemble film 1 equally: the one more users chose ranks first, whatever
+    the ids. A cold film (no interaction yet) more similar than both still ranks above."""
+    catalogue(
+        store,
+        {
+            1: ("Action", "Adventure", "Thriller"),
+            2: ("Action", "Thriller"),
+            3: ("Action", "Thriller"),
+            4: ("Action", "Adventure", "Thriller"),
+            5: ("Drama",),
+        },
+        [(1, 1), (2, 3), (2, 5)],
+    )
+    engine = Recommender(store)
+    recs = engine.recommend(1, "v2", 3)
+    assert [r.item_id for r in recs] == [4, 3, 2]
+    assert [r.source for r in recs] == ["content"] * 3
+    assert engine.snapshot().item_interactions[3] == 0  # film 4 is cold
+    assert recs[0].score == pytest.approx(5.0)  # identical genres: cosine 1 x a purchase
+    assert recs[1].score == recs[2].score < recs[0].score
+    assert recs[1].reason == recs[2].reason == f"resembles film 1 ({recs[1].score / 5:.2f})"
+
+
 def test_no_text_and_no_categories_falls_back_to_popular(
     store: Store, run_cli, db_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -220,7 +289,8 @@ def test_cold_item_scores_are_the_content_scores_of_the_cold_items(demo_store: S
     snap = build_snapshot(demo_store)
     rows = np.arange(snap.catalogue.n_users)
     fast = (snap.matrix[rows] @ snap.cold_similarity).toarray()
-    slow = content_scores(snap, rows)[:, snap.cold_items]
+    # v1's cold fill weighs a history by the action weights alone (no recency, unlike v2)
+    slow = content_scores(snap, rows, snap.matrix)[:, snap.cold_items]
     assert len(snap.cold_items) == 6 and fast.any()
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
 

@@ -21,6 +21,7 @@ from smart_suggest.recommend import (
     recommend,
     similar_items,
 )
+from smart_suggest.recommend.content import HALF_LIFE
 from smart_suggest.store import Store, open_store
 
 Row = tuple[int, int, str]
@@ -296,7 +297,9 @@ def test_v2_scores_similarity_times_weight_ignoring_weak_pairs(store: Store) -> 
     sims = (x @ x.T).toarray()
     recs = engine.recommend(1, "v2", 5)
     content = {r.item_id: r for r in recs if r.source == "content"}
-    weights = {0: 5.0, 1: 1.0}  # item index -> the user's weight
+    # item index -> the user's weight x recency: item 1 was touched before item 2, so its
+    # purchase (5) halves every content.HALF_LIFE later items
+    weights = {0: 5.0 * 0.5 ** (1 / HALF_LIFE), 1: 1.0}
     for item, rec in content.items():
         expected = sum(
             sims[item - 1, j] * w for j, w in weights.items() if sims[item - 1, j] >= 0.25

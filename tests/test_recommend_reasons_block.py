@@ -15,6 +15,7 @@ from smart_suggest.recommend._ops import (
     submatrix,
     top_contributors,
 )
+from smart_suggest.recommend.content import history_rows
 from smart_suggest.store import Store
 
 
@@ -71,7 +72,7 @@ def test_block_reasons_equal_per_item_reasons(demo_store: Store) -> None:
                         )
                         assert rec.reason == want
                     elif strategy == "v2" and rec.source == "content":
-                        liked, weights = row_of(snap.matrix, row)
+                        liked, weights = row_of(history_rows(snap, np.array([row])), 0)
                         sims2 = cat.similarity_block(liked, np.array([item]))[:, 0]
                         best, more = top_contributors(sims2 * weights)
                         names = " and ".join(
