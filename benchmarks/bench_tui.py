@@ -151,6 +151,14 @@ class Terminal:
             self._read(0.002)
         return float("inf")
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system, every thread) the app has used so far."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         if self.exit_status is None:
             try:
@@ -196,31 +204,55 @@ def experiments_ready(lines: list[str]) -> bool:
     return experiments_drawn(lines) and "analysing" not in text and analysed
 
 
-def session(cli: list[str], db: Path, cols: int, rows: int) -> dict[str, float]:
+def session(cli: list[str], db: Path, cols: int, rows: int) -> tuple[dict, dict]:
+    """Seconds of each step, and the CPU seconds the app used for it (all its threads;
+    the CPU of a step that started background work counts only what ran before the
+    screen showed the result)."""
     out: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     term = Terminal([*cli, "tui", "--db", str(db)], cols, rows)
+
+    def step(name: str, key: bytes, done: Predicate) -> None:
+        before = term.cpu()
+        out[name] = term.press(key, done)
+        cpu[name] = term.cpu() - before
+
     try:
         waited = term.wait_for(overview_ready)
         first = time.perf_counter() - term.started
         out["start -> first full screen"] = first if waited != float("inf") else waited
-        out["screen 2, first visit"] = term.press(b"2", recommendations_ready)
+        cpu["start -> first full screen"] = term.cpu()
+        step("screen 2, first visit", b"2", recommendations_ready)
+        # Enter on the user list moves to the user's first list, where v/c/p act (untimed).
+        os.write(term.fd, b"\r")
+        term.wait_for(lambda ls: False, timeout=0.3)
         for key, name in ((b"v", "v (view)"), (b"c", "c (click)"), (b"p", "p (purchase)")):
             before = actions(term.lines)
             if before is None:
-                out[name] = float("inf")
+                out[name] = cpu[name] = float("inf")
                 continue
-            out[name] = term.press(key, lambda ls, b=before: (actions(ls) or 0) > b)
-        out["screen 3, first visit: drawn"] = term.press(b"3", experiments_drawn)
+            step(name, key, lambda ls, b=before: (actions(ls) or 0) > b)
+            # The logged item left the list and the cursor waits for a fresh choice
+            # (issue 14): choose the next item as a user would, untimed.
+            term.press(b"\x1b[B", lambda ls: not any("choose the next item" in x for x in ls))
+            term.wait_for(lambda ls: False, timeout=0.3)
+        step("screen 3, first visit: drawn", b"3", experiments_drawn)
+        before = term.cpu()
         out["screen 3, first visit: analysed"] = out["screen 3, first visit: drawn"] + (
             term.wait_for(experiments_ready)
         )
-        out["switch to 1"] = term.press(b"1", overview_ready)
-        out["switch to 2"] = term.press(b"2", recommendations_ready)
-        out["switch to 3"] = term.press(b"3", experiments_ready)
+        cpu["screen 3, first visit: analysed"] = cpu["screen 3, first visit: drawn"] + (
+            term.cpu() - before
+        )
+        for _ in range(2):  # twice: the figures are for screens already visited
+            step("switch to 1", b"1", overview_ready)
+            step("switch to 2", b"2", recommendations_ready)
+            step("switch to 3", b"3", experiments_ready)
+        before = term.cpu()
         out["quit (ctrl+q -> exit)"] = term.quit()
     finally:
         term.close()
-    return out
+    return out, cpu
 
 
 TARGETS_LARGE = {
@@ -236,16 +268,21 @@ TARGETS_LARGE = {
 TARGETS_DEMO = {"start -> first full screen": 1.0}
 
 
-def report(label: str, runs: list[dict[str, float]], targets: dict[str, float]) -> None:
-    print(f"\n{label}: medians of {len(runs)} sessions (slowest in brackets)")
+def report(
+    label: str, runs: list[dict[str, float]], cpus: list[dict[str, float]], targets: dict
+) -> None:
+    print(f"\n{label}: medians of {len(runs)} sessions (slowest in brackets), CPU of the app")
     for name in runs[0]:
         values = [r[name] for r in runs]
         med, worst = statistics.median(values), max(values)
+        cpu_values = [c[name] for c in cpus if name in c]
+        cpu_text = f"CPU {statistics.median(cpu_values) * 1000:6.0f} ms" if cpu_values else " " * 14
         target = targets.get(name)
         verdict = ""
         if target is not None:
             verdict = f"target {target * 1000:.0f} ms " + ("ok" if med <= target else "MISSED")
-        print(f"  {name:<34} {med * 1000:8.0f} ms  ({worst * 1000:6.0f} ms)  {verdict}")
+        print(f"  {name:<34} {med * 1000:8.0f} ms  ({worst * 1000:6.0f} ms)  {cpu_text}  {verdict}")
+    print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def seeded(cli: list[str], path: Path, args: list[str]) -> float:
@@ -290,16 +327,18 @@ def main() -> None:
         for label, path, seed_args, targets in cases:
             built = seeded(cli, path, seed_args)
             print(f"{label}: {path} ({f'seeded in {built:.0f} s' if built else 'reused'})")
-            runs = []
+            runs, cpus = [], []
             for i in range(a.repeat):
                 # Each session works on a copy: the logged actions must not pile up.
                 copy = Path(tmp) / f"session-{label}-{i}.db"
                 shutil.copy(path, copy)
-                runs.append(session(cli, copy, cols, rows))
+                times, cpu = session(cli, copy, cols, rows)
+                runs.append(times)
+                cpus.append(cpu)
                 done = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in runs[-1].items())
                 print(f"  session {i + 1}: {done}", flush=True)
                 copy.unlink()
-            report(f"{label} database at {cols}x{rows}", runs, targets)
+            report(f"{label} database at {cols}x{rows}", runs, cpus, targets)
 
 
 if __name__ == "__main__":

@@ -839,6 +839,7 @@ class Store:
         self._db: Any = None
         self._file_key: tuple[int, int] | None = None
         self._checked = False  # passed the check for writes (smart_suggest.integrity)
+        self._early_check: Any = None  # started by prepare_write, awaited by the first write
 
     @property
     def db(self) -> Any:
@@ -852,6 +853,17 @@ class Store:
 
             self._db = sqlite_utils.Database(self.conn)
         return self._db
+
+    def prepare_write(self) -> None:
+        """Start the integrity check of the first write now, in a thread (SQLite reads
+        the file without the GIL), so that write does not wait for it: for a long-running
+        process that will probably write (the TUI). Its first write still waits for the
+        result and refuses a damaged file."""
+        if self.read_only is not None or self._checked or self._early_check is not None:
+            return
+        from smart_suggest.integrity import start_check
+
+        self._early_check = start_check(self.path)
 
     # -- transactions -------------------------------------------------------------------
     @contextmanager
@@ -876,7 +888,9 @@ class Store:
             # the first write, which commits only once the check passed.
             from smart_suggest.integrity import start_check
 
-            check = start_check(self.path)
+            check, self._early_check = self._early_check, None
+            if check is None:
+                check = start_check(self.path)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             try:

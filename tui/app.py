@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.actions import ActionParseResult, parse
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -28,10 +31,11 @@ from tui.config import load as load_settings
 from tui.data import FAILED, Backend, Revisions, revisions, warm_imports, warm_up
 from tui.screens.base import BaseScreen
 from tui.screens.dialogs import FormDialog, FormField, HelpScreen
-from tui.screens.experiments import ExperimentsScreen
-from tui.screens.overview import OverviewScreen
-from tui.screens.recommend import RecommendScreen
 from tui.served import ControlReader, Served, adopt_terminal
+
+
+def _new_screen(mode: str) -> BaseScreen:
+    return SmartSuggestApp.screen_class(mode)()
 
 
 class SmartSuggestApp(App[None]):
@@ -39,10 +43,15 @@ class SmartSuggestApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "smart-suggest"
+    #: Screens 2 and 3 (and plotext, for the charts) are imported when first shown, not
+    #: before the first paint.
+    SCREEN_CLASSES: ClassVar[dict[str, str]] = {
+        "overview": "tui.screens.overview:OverviewScreen",
+        "recommend": "tui.screens.recommend:RecommendScreen",
+        "experiments": "tui.screens.experiments:ExperimentsScreen",
+    }
     MODES: ClassVar[dict[str, Any]] = {
-        "overview": OverviewScreen,
-        "recommend": RecommendScreen,
-        "experiments": ExperimentsScreen,
+        mode: functools.partial(_new_screen, mode) for mode in SCREEN_CLASSES
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {ActionsProvider}
@@ -68,6 +77,8 @@ class SmartSuggestApp(App[None]):
     ]
     #: Seconds between checks of the data revision (a single-row query).
     POLL_SECONDS = 1.0
+    #: Seconds without a key press before the statistics are imported ahead of need.
+    WARM_IMPORTS_AFTER_IDLE = 1.5
     #: Seconds to wait for the cursor to rest before loading what it points at.
     DEBOUNCE_SECONDS = 0.12
 
@@ -103,6 +114,7 @@ class SmartSuggestApp(App[None]):
         self._polling = False
         self._poll_again = False
         self._written: set[str] = set()
+        self._last_key = 0.0  # time.monotonic() of the last key press
         #: The settings file (theme, strategies shown, ...); saved when they change.
         self.settings = settings if settings is not None else load_settings()
         wanted = theme or self.settings.theme
@@ -133,7 +145,8 @@ class SmartSuggestApp(App[None]):
 
     @classmethod
     def screen_class(cls, mode: str) -> type[BaseScreen]:
-        screen_cls: type[BaseScreen] = cls.MODES[mode]
+        module, name = cls.SCREEN_CLASSES[mode].split(":")
+        screen_cls: type[BaseScreen] = getattr(importlib.import_module(module), name)
         return screen_cls
 
     # -- settings -------------------------------------------------------------------------
@@ -157,7 +170,7 @@ class SmartSuggestApp(App[None]):
         self.check_for_changes()  # the baseline revisions
         if self.poll_seconds > 0:
             self.set_interval(self.poll_seconds, self.check_for_changes)
-        self.set_timer(0.3, self._warm_up)
+        self._warm_up()  # the snapshot first: screen 2 waits for it, the first paint does not
         if self.read_only is not None:
             self.notify(
                 printable(f"Read-only: {self.read_only}. Keys that change data are disabled."),
@@ -186,10 +199,20 @@ class SmartSuggestApp(App[None]):
                 timeout=float(message.get("timeout", 30)),
             )
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
     def _warm_up(self) -> None:
         async def run() -> None:
             try:
                 await self.backend.read(warm_up, self.backend)
+                # The statistics import holds the GIL for a few hundred ms of CPU: in a
+                # thread it still halves the speed of the event loop meanwhile. Wait for a
+                # pause in the typing, so no key press waits for it.
+                while time.monotonic() - self._last_key < self.WARM_IMPORTS_AFTER_IDLE:
+                    await asyncio.sleep(0.25)
                 await asyncio.to_thread(warm_imports)
             except Exception as exc:  # only an optimisation: the screens report real errors
                 self.log.warning(f"warm-up failed: {exc}")
@@ -211,6 +234,11 @@ class SmartSuggestApp(App[None]):
         self.paint_times.setdefault(what, time.perf_counter())
 
     # -- change detection -----------------------------------------------------------------
+    @property
+    def catalog_revision(self) -> int | None:
+        """The catalog revision of the last poll (None before the first)."""
+        return None if self._revisions is None else self._revisions.catalog
+
     def check_for_changes(self, written: set[str] | None = None) -> None:
         """Compare the data revisions with the last seen ones and tell the screens.
 

@@ -119,6 +119,7 @@ def warm_up(store: Store, backend: Backend) -> None:
     """Start building the recommender's snapshot in the background (after the first
     paint), so the first visit to the recommendations screen does not wait for all of it
     and the quick lane stays free meanwhile."""
+    store.prepare_write()  # the first v/c/p must not wait for the integrity check
     backend.recommender(store).start()
 
 
@@ -205,6 +206,8 @@ class UserView:
     profile: Any  # tracking.Profile
     #: strategy -> what it must tell the user (e.g. v2 without item content), if anything
     notes: dict[str, str] = field(default_factory=dict)
+    #: The catalog revision the view was read at (a refresh for an older one is not needed).
+    revision: int = 0
 
 
 def _rec_rows(store: Store, recs: list[Any]) -> list[RecRow]:
@@ -237,6 +240,7 @@ def user_view(
 ) -> UserView:
     from smart_suggest import tracking
 
+    revision = store.revision("catalog")
     user = tracking.get_user(store, user_id)
     engine = backend.recommender(store)
     recs = {
@@ -248,6 +252,7 @@ def user_view(
         tracking.history(store, user.id, limit=50),
         tracking.profile(store, user.id, top=5),
         {s: note for s in strategies if (note := engine.note(s))},
+        revision,
     )
 
 

@@ -388,8 +388,14 @@ class RecommendScreen(BaseScreen):
             key = table.current_key
             if key is not None:
                 self._select_user(int(key), debounce=False)
-        elif reload_user:
+        elif reload_user and not self._view_current():
             self.spawn(self._load_user, self.user_id, group="user")
+
+    def _view_current(self) -> bool:
+        """The user's view was read at (or after) the last catalog revision the app saw:
+        e.g. reloaded right after this screen logged an action."""
+        seen = self.sapp.catalog_revision
+        return self.view is not None and seen is not None and self.view.revision >= seen
 
     def _draw_users(self) -> None:
         table = self.query_one("#user-list", SyncTable)
@@ -774,6 +780,10 @@ class RecommendScreen(BaseScreen):
             markup=False,
             timeout=2.5,
         )
+        if user_id == self.user_id:
+            # The lists at once, instead of after the revision poll and the user list
+            # (two more round trips); the poll, told only now, finds this view current.
+            await self._load_user(user_id)
         self.sapp.check_for_changes({"catalog"})
 
     def action_serve(self) -> None:

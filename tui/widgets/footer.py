@@ -24,6 +24,8 @@ class KeyFooter(Footer):
     def __init__(self) -> None:
         super().__init__()
         self._laid_out_for = 0
+        #: What the composed keys show (see _signature); None before the first compose.
+        self._composed: tuple[Any, ...] | None = None
 
     def on_resize(self, event: events.Resize) -> None:
         width = event.size.width
@@ -32,6 +34,23 @@ class KeyFooter(Footer):
             self.compact = width < self.COMPACT_BELOW
             self.show_command_palette = width >= self.COMPACT_BELOW
             self.call_after_refresh(self.recompose)
+
+    def _signature(self) -> tuple[Any, ...]:
+        shown = tuple(
+            (b.key, b.action, b.description, enabled, tooltip)
+            for b, enabled, tooltip in self.visible_bindings()
+        )
+        return (shown, self.compact, self.show_command_palette, self.size.width)
+
+    def bindings_changed(self, screen: Any) -> None:
+        # Textual recomposes the footer (a dozen new widgets to style and lay out) whenever
+        # the bindings may have changed: on every screen switch and focus change. Mostly
+        # they have not; then the footer stays as it is.
+        self._bindings_ready = True
+        unchanged = self._composed is not None and screen is self.screen and self.is_attached
+        if unchanged and self._signature() == self._composed:
+            return
+        super().bindings_changed(screen)
 
     def _cost(self, key: str, description: str) -> int:
         return len(key) + len(description) + (2 if self.compact else 3)
@@ -62,6 +81,7 @@ class KeyFooter(Footer):
         if not self._bindings_ready:
             return
         shown = self.visible_bindings()
+        self._composed = self._signature()
         self.styles.grid_size_columns = len(shown)
         for binding, enabled, tooltip in shown:
             yield FooterKey(
