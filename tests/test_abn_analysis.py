@@ -22,6 +22,7 @@ from smart_suggest.analysis.cuped import (
     cuped_for,
 )
 from smart_suggest.analysis.multiarm import analyze_multi, holm_levels
+from smart_suggest.experiments.kpis import daily_assigned, stats_and_daily, sufficient_stats
 from smart_suggest.experiments.lifecycle import create_experiment, get_experiment
 from smart_suggest.store import open_store
 
@@ -133,6 +134,10 @@ def test_covariate_sums_store_and_definition_agree_and_feed_cuped(
         _history(demo_db, exp.id)
         stored = covariate_sums(s, exp.id)
         assert stored == covariate_sums(s, exp.id, COVARIATE_SUMS_SQL)
+        # The KPI rows results() reads in one pass over the assignments, every label.
+        one_pass = stats_and_daily(s, exp.id)
+        assert one_pass == (sufficient_stats(s, exp.id), daily_assigned(s, exp.id))
+        assert set(one_pass[0]) == {"A", "B", "C"} and one_pass[0]["C"]["users_assigned"] > 0
         # Check one variant by hand.
         rows = s.conn.execute(
             "SELECT a.user_id, a.assigned_at, u.created_at, eu.clicks, eu.impressions "

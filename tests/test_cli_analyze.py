@@ -529,3 +529,30 @@ def test_power_duration_for_a_trickle_of_users_stays_short(run_cli: Runner) -> N
     )
     assert code == 0, err
     assert "more than 100 years" in out and max(len(line) for line in out.splitlines()) < 130
+
+
+def test_analyze_reading_while_the_statistics_load_prints_what_the_core_computes(
+    seeded: Path,
+) -> None:
+    """In a fresh process the CLI reads the experiment while the statistics import in a
+    thread, then hands the reads to the core: the JSON equals the core reading for itself
+    (CUPED on, the CLI's default), and --no-cuped likewise."""
+    import subprocess
+    import sys
+
+    from smart_suggest.analysis import analyze
+
+    for extra, cuped in (((), True), (("--no-cuped",), False)):
+        args = ["analyze", "homepage-recs-v1-vs-v2", "--json", "--db", str(seeded), *extra]
+        code = f"from smart_suggest.cli import main\nmain({args!r})\n"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        printed = json.loads(done.stdout)
+        with open_store(seeded) as store:
+            an = analyze(store, "homepage-recs-v1-vs-v2", cuped=cuped)
+        expected = an.to_dict()
+        expected["cuped"] = None if an.cuped is None else an.cuped.to_dict()
+        assert printed == json.loads(json.dumps(expected, default=str))
+        assert (printed["cuped"] is not None) == cuped

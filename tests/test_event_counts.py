@@ -13,7 +13,12 @@ import pytest
 from smart_suggest.experiments import bulk
 from smart_suggest.experiments.bulk import log_events_csv
 from smart_suggest.experiments.events import log_event
-from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL, sufficient_stats
+from smart_suggest.experiments.kpis import (
+    SUFFICIENT_STATS_SQL,
+    daily_assigned,
+    stats_and_daily,
+    sufficient_stats,
+)
 from smart_suggest.experiments.lifecycle import create_experiment, delete_experiment
 from smart_suggest.experiments.serving import assign_user, serve
 from smart_suggest.experiments.simulate import simulate
@@ -48,6 +53,8 @@ def assert_summaries_match(store: Store) -> None:
         fast = sufficient_stats(store, exp_id)
         reference = sufficient_stats(store, exp_id, SUFFICIENT_STATS_SQL)
         assert fast == {v: pytest.approx(row) for v, row in reference.items()}
+        # What results() reads: the same rows with one pass over the assignments.
+        assert stats_and_daily(store, exp_id) == (fast, daily_assigned(store, exp_id))
 
 
 def test_every_write_path_keeps_the_counts(demo_store: Store, tmp_path: Path) -> None:

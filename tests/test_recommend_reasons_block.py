@@ -4,6 +4,7 @@ per-item computation (``top_contributors`` on one user's submatrix) names."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from smart_suggest.recommend import Options, Recommender, get_strategy, rank_users
 from smart_suggest.recommend._ops import (
@@ -109,3 +110,49 @@ def test_cells_and_last_axis_contributors_match_the_block_helpers() -> None:
     # A matrix with duplicate entries is not canonical: no keys (the caller falls back).
     dup = sp.csr_matrix((np.ones(2), np.array([1, 1]), np.array([0, 2])), shape=(1, 3))
     assert csr_keys(dup) is None
+
+
+def _cold_reason(snap: object, row: int, item: int) -> str:
+    """A cold item's reason worked out for one user and one item on its own."""
+    cat = snap.catalogue  # type: ignore[attr-defined]
+    liked, weights = row_of(snap.matrix, row)  # type: ignore[attr-defined]
+    sims = cat.similarity_block(liked, np.array([item]))[:, 0]
+    best, _more = top_contributors(sims * weights)
+    names = " and ".join(f"{short_name(cat.item_names[liked[j]])} ({sims[j]:.2f})" for j in best)
+    return f"new item (no interactions yet), resembles {names}"
+
+
+@pytest.mark.parametrize("path", ["dense", "keys", "large catalogue"])
+def test_cold_item_reasons_of_a_block_equal_per_item_reasons(
+    demo_store: Store, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """v1's cold items (never interacted with) are explained for many users at once; each
+    reason names the two liked items a per-user computation names, whichever way the
+    similarity cells are read."""
+    from smart_suggest.recommend import snapshot
+    from smart_suggest.tracking import add_item
+
+    old = demo_store.conn.execute(
+        "SELECT name, category, description FROM items ORDER BY id LIMIT 12"
+    ).fetchall()
+    for k, (name, category, description) in enumerate(old):
+        add_item(demo_store, f"{name} mk{k}", category, description)  # resembles an old one
+    if path == "keys":
+        monkeypatch.setattr(snapshot.Catalogue, "similarity_dense", None)
+    elif path == "large catalogue":
+        monkeypatch.setattr(snapshot, "EXACT_ITEM_LIMIT", 10)
+    snap = Recommender(demo_store).snapshot()
+    assert len(snap.cold_items) == 12
+    assert snap.catalogue.exact == (path != "large catalogue")
+    strat = get_strategy("v1")
+    options = Options(10)
+    seen = 0
+    for ranking in rank_users(snap, "v1", np.arange(snap.catalogue.n_users), options):
+        for b, recs in enumerate(strat.explain(snap, ranking, options)):
+            row = int(ranking.rows[b])
+            for rec in recs:
+                if rec.source == "cold-item":
+                    item = int(np.flatnonzero(snap.catalogue.item_ids == rec.item_id)[0])
+                    assert rec.reason == _cold_reason(snap, row, item)
+                    seen += 1
+    assert seen > 100

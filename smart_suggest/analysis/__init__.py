@@ -83,6 +83,7 @@ from smart_suggest.analysis.verdict import FAIL_CONDITIONS, analyze_inputs, fail
 from smart_suggest.errors import InputError
 from smart_suggest.experiments.kpis import SUFFICIENT_STATS_SQL
 from smart_suggest.experiments.lifecycle import Experiment
+from smart_suggest.experiments.reads import StoredReads
 from smart_suggest.store import Store
 
 __all__ = [
@@ -124,6 +125,7 @@ def analyze(
     group: GroupDesign | None = None,
     planned_units: int | None = None,
     cuped: bool = False,
+    reads: StoredReads | None = None,
 ) -> Analysis:
     """Analyse a stored experiment (see the package docstring for what is computed).
 
@@ -137,8 +139,10 @@ def analyze(
     ``group`` runs (and with ``group.record`` records) a group-sequential look
     (``analysis.groupseq``) instead of the fixed-horizon decision of the primary metric;
     ``planned_units`` (per variant) is its planned size, and with ``sequential`` tunes the
-    mSPRT's tau^2 to it.  Raises ``InputError`` for bad parameters and
-    ``NotFoundError`` for an unknown experiment; never for degenerate data.
+    mSPRT's tau^2 to it.  ``reads``: the experiment's data already read by
+    ``experiments.reads.read_experiment`` (with ``covariates=cuped``) in a read snapshot
+    that is still open. Raises ``InputError`` for bad parameters and ``NotFoundError`` for
+    an unknown experiment; never for degenerate data.
     """
     from smart_suggest.analysis.tails import check_options
 
@@ -150,7 +154,9 @@ def analyze(
         raise InputError("choose one sequential method: mSPRT or group-sequential")
     if planned_units is not None and not 2 <= planned_units <= 10**12:
         raise InputError(f"--planned-users must be between 2 and 10^12, got {planned_units}")
-    inp = inputs_from_store(store, exp_ref, step, covariates=cuped)
+    if reads is not None and (reads.covariates is not None) != cuped:
+        raise ValueError("reads must be read with covariates=cuped")
+    inp = inputs_from_store(store, exp_ref, step, covariates=cuped, reads=reads)
     step("statistics", 2, 3)
     summary = None
     if group is not None:

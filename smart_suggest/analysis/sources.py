@@ -10,10 +10,10 @@ from typing import Any
 from smart_suggest import clock
 from smart_suggest.analysis.inputs import Inputs, parse_rows
 from smart_suggest.analysis.report import ExperimentInfo
-from smart_suggest.analysis.tails import user_pairs
-from smart_suggest.errors import InputError
+from smart_suggest.analysis.tails import pairs_of_rows
 from smart_suggest.experiments.kpis import ExperimentResults
 from smart_suggest.experiments.lifecycle import Experiment
+from smart_suggest.experiments.reads import StoredReads, read_experiment
 from smart_suggest.store import Store
 
 
@@ -64,40 +64,33 @@ def centred_engagement(store: Store, experiment_id: int, k: Any) -> Any:
 
 
 def inputs_from_store(
-    store: Store, exp_ref: int | str | Experiment, step: Any, *, covariates: bool = False
+    store: Store,
+    exp_ref: int | str | Experiment,
+    step: Any,
+    *,
+    covariates: bool = False,
+    reads: StoredReads | None = None,
 ) -> Inputs:
     """The inputs of a stored experiment: KPIs, the daily timeline and (``covariates``)
-    the CUPED covariate sums, in one read snapshot."""
-    from smart_suggest.experiments.kpis import results
-    from smart_suggest.experiments.lifecycle import get_experiment
-    from smart_suggest.experiments.timeline import timeline
-
+    the CUPED covariate sums, in one read snapshot. ``reads``: what
+    ``experiments.reads.read_experiment`` already read, in a read snapshot still open
+    (the rare extra pass over engagement values must see the same data)."""
     with store.read():
-        exp = get_experiment(store, exp_ref)
-        step("results", 0, 3)
-        res = results(store, exp.id)
+        if reads is None:
+            reads = read_experiment(store, exp_ref, covariates=covariates, step=step)
+        exp, res = reads.experiment, reads.results
         centred = {}
         for k in (res.a, res.b):
             mv = centred_engagement(store, exp.id, k)
             if mv is not None:
                 centred[k.variant] = mv
-        pairs = user_pairs(store, exp.id)
-        cov = None
-        if covariates:
-            from smart_suggest.analysis.cuped import covariate_sums
-
-            cov = covariate_sums(store, exp.id)
-        step("timeline", 1, 3)
-        note = ""
-        try:
-            tl = timeline(store, exp.id, bucket="day", cumulative=False)
-            pts_a, pts_b = tl.series("A"), tl.series("B")
-            days = [
-                (clock.iso(pa.start_ts)[:10], pa.impressions, pa.clicks, pb.impressions, pb.clicks)
-                for pa, pb in zip(pts_a, pts_b, strict=True)
-            ]
-        except InputError as exc:  # e.g. an absurdly long span
-            days, note = [], f"no daily timeline: {exc}"
+    days = []
+    if reads.timeline is not None:
+        pts_a, pts_b = reads.timeline.series("A"), reads.timeline.series("B")
+        days = [
+            (clock.iso(pa.start_ts)[:10], pa.impressions, pa.clicks, pb.impressions, pb.clicks)
+            for pa, pb in zip(pts_a, pts_b, strict=True)
+        ]
     return Inputs(
         info=ExperimentInfo.of(exp, days_run(exp, res)),
         a=res.a,
@@ -106,10 +99,10 @@ def inputs_from_store(
         days=days,
         daily_assigned=[d.to_dict() for d in res.daily_assigned],
         revision=res.revision,
-        timeline_note=note,
+        timeline_note=reads.timeline_note,
         engagement_centred=centred,
-        user_pairs=pairs,
-        covariates=cov,
+        user_pairs=pairs_of_rows(reads.user_pairs),
+        covariates=reads.covariates,
     )
 
 

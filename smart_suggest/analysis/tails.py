@@ -17,15 +17,6 @@ import numpy as np
 
 from smart_suggest.analysis.report import _ToDict
 from smart_suggest.errors import InputError
-from smart_suggest.store import Store
-
-#: Distinct (clicks, impressions) per exposed user and arm, with how many users have each.
-USER_PAIRS_SQL = """\
-SELECT variant, clicks, impressions, COUNT(*) AS users
-FROM event_users
-WHERE experiment_id = :experiment_id AND impressions > 0
-GROUP BY variant, clicks, impressions
-"""
 
 #: What ``--bootstrap`` says without per-user data.
 NEEDS_USERS = (
@@ -56,14 +47,11 @@ class TailsSummary(_ToDict):
     bootstrap: Any  # stats.BootstrapResult | None
 
 
-def user_pairs(store: Store, experiment_id: int) -> dict[str, Pairs]:
-    """Per arm: (clicks, impressions, users) arrays over the distinct per-user pairs."""
-    rows: dict[str, list[tuple[int, int, int]]] = {"A": [], "B": []}
-    for variant, x, y, c in store.conn.execute(USER_PAIRS_SQL, {"experiment_id": experiment_id}):
-        rows.setdefault(str(variant), []).append((int(x), int(y), int(c)))
+def pairs_of_rows(rows: dict[str, list[tuple[int, int, int]]]) -> dict[str, Pairs]:
+    """``experiments.reads.user_pair_rows`` as arrays, arms A and B."""
     out: dict[str, Pairs] = {}
     for v in ("A", "B"):
-        arr = np.array(rows[v], dtype=np.int64).reshape(-1, 3)
+        arr = np.array(rows.get(v, []), dtype=np.int64).reshape(-1, 3)
         out[v] = (arr[:, 0], arr[:, 1], arr[:, 2])
     return out
 

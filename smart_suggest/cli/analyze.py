@@ -65,6 +65,8 @@ def _check_unit(value: float, name: str) -> None:
 
 
 def _parse_fail_on(values: list[str] | None) -> list[str]:
+    if not values:
+        return []  # without importing the analysis (and scipy) here
     from smart_suggest.analysis import FAIL_CONDITIONS
     from smart_suggest.errors import InputError
 
@@ -564,7 +566,6 @@ def analyze(
     between the teams. With pre-period data, CUPED adjusts CTR and conversion and the
     adjusted tests decide the verdicts (--no-cuped: the unadjusted ones).
     """
-    from smart_suggest import analysis as core
     from smart_suggest.errors import InputError
 
     named = (
@@ -580,6 +581,7 @@ def analyze(
                 "--print-sql prints the generic SQL: give no experiment, --summary or "
                 "--source (bind experiment_id yourself)"
             )
+        from smart_suggest import analysis as core
         from smart_suggest.analysis.sql import dialect_name
 
         chosen = dialect_name(dialect or "sqlite")
@@ -632,10 +634,9 @@ def analyze(
         from smart_suggest.analysis.tails import NEEDS_USERS
 
         raise InputError(NEEDS_USERS)
-    from smart_suggest.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
-
     if bootstrap:
         from smart_suggest.analysis.tails import check_options
+        from smart_suggest.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
         check_options(
             DEFAULT_RESAMPLES if resamples is None else resamples,
@@ -663,6 +664,8 @@ def analyze(
     source_info: dict[str, Any] | None = None
     unserved: dict[str, Any] | None = None
     if source is not None:
+        from smart_suggest import analysis as core
+
         assert experiment is not None
         result, source_info = core.analyze_source(
             source,
@@ -688,6 +691,8 @@ def analyze(
             _finish_other(result, data, _multi_fails(result), conditions, json, note)
             return
     elif summary is not None:
+        from smart_suggest import analysis as core
+
         rows = core.load_summary(summary)
         source = "stdin" if str(summary) == "-" else str(summary)
         result = core.analyze_summary(
@@ -705,13 +710,48 @@ def analyze(
             _finish_other(result, result.to_dict(), _multi_fails(result), conditions, json)
             return
     else:
-        from smart_suggest.cli._common import progress_bar
+        from smart_suggest.cli._common import BackgroundImport, progress_bar
         from smart_suggest.experiments.lifecycle import get_experiment
+        from smart_suggest.experiments.reads import read_experiment
 
         assert experiment is not None
         show = not json and err_console.is_terminal
         with open_db(db) as store, progress_bar(show) as update:
-            exp = get_experiment(store, experiment)
+            # The statistics load while the queries run (everything used meanwhile is
+            # imported by now, before the thread starts).
+            loading = BackgroundImport("smart_suggest.analysis")
+            with store.read():  # one snapshot for the reads here and the analysis's own
+                try:
+                    exp = get_experiment(store, experiment)
+                    # A/B without group-sequential looks (which record a look: a write).
+                    simple = group is None and not exp.interleaving and len(exp.variants) <= 2
+                    reads = (
+                        read_experiment(store, exp, covariates=not no_cuped, step=update)
+                        if simple
+                        else None
+                    )
+                finally:
+                    loading.join()
+                from smart_suggest import analysis as core
+                from smart_suggest.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+                if reads is not None:
+                    result = core.analyze(
+                        store,
+                        exp,
+                        alpha=alpha,
+                        metric=metric,
+                        sequential=msprt,
+                        min_lift=min_lift,
+                        progress=update,
+                        group=group,
+                        planned_units=planned_users,
+                        bootstrap=bootstrap,
+                        resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
+                        seed=DEFAULT_SEED if seed is None else seed,
+                        cuped=not no_cuped,
+                        reads=reads,
+                    )
             if (group is not None or bootstrap) and (exp.interleaving or len(exp.variants) > 2):
                 raise InputError(
                     "--sequential group and --bootstrap are for two-variant A/B experiments"
@@ -742,21 +782,22 @@ def analyze(
                     _say_unserved(unserved)  # stderr: before a --fail-on exit can happen
                 _finish_other(multi, data, _multi_fails(multi), conditions, json)
                 return
-            result = core.analyze(
-                store,
-                exp,
-                alpha=alpha,
-                metric=metric,
-                sequential=msprt,
-                min_lift=min_lift,
-                progress=update,
-                group=group,
-                planned_units=planned_users,
-                bootstrap=bootstrap,
-                resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
-                seed=DEFAULT_SEED if seed is None else seed,
-                cuped=not no_cuped,
-            )
+            if reads is None:
+                result = core.analyze(
+                    store,
+                    exp,
+                    alpha=alpha,
+                    metric=metric,
+                    sequential=msprt,
+                    min_lift=min_lift,
+                    progress=update,
+                    group=group,
+                    planned_units=planned_users,
+                    bootstrap=bootstrap,
+                    resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
+                    seed=DEFAULT_SEED if seed is None else seed,
+                    cuped=not no_cuped,
+                )
             unserved = _unserved(store, exp.id)
     cuped_summary = result.cuped
 

@@ -17,6 +17,8 @@ For a user u with weighted history r_u (a row of the snapshot matrix):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -28,10 +30,9 @@ from smart_suggest.recommend._ops import (
     csr_keys,
     last_axis_top_contributors,
     mark,
-    row_of,
+    padded_rows,
     row_products,
     short_name,
-    top_contributors,
     top_rows,
     weighted_rows,
 )
@@ -130,6 +131,7 @@ class Collaborative:
         else:
             block = block_cells(snap.matrix, nbr_all, wanted)
             best_all, more_all = block_top_contributors(block * sim_all[:, :, None])
+        cold_reasons = _cold_reasons(snap, ranking)
         for b, row in enumerate(ranking.rows.tolist()):
             valid = ranking.items[b] >= 0
             columns = np.flatnonzero(valid)
@@ -144,12 +146,16 @@ class Collaborative:
             for at, src in enumerate(sources):
                 by_source.setdefault(src, []).append(at)
             if "neighbours" in by_source:
+                # Plain Python values: formatting numpy scalars one by one cost more than
+                # the ranking itself over all users.
+                best_b, more_b = best_all[b].tolist(), more_all[b].tolist()
+                nbr_names = [short_name(cat.usernames[n]) for n in nbrs.tolist()]
+                sims_b = sims.tolist()
                 for p in by_source["neighbours"]:
                     col = int(columns[p])
-                    best = [j for j in best_all[b, col].tolist() if j >= 0]
-                    more = int(more_all[b, col])
+                    more = more_b[col]
                     names = ", ".join(
-                        f"{short_name(cat.usernames[nbrs[j]])} ({sims[j]:.2f})" for j in best
+                        f"{nbr_names[j]} ({sims_b[j]:.2f})" for j in best_b[col] if j >= 0
                     )
                     reasons[p] = f"liked by similar users {names}" + (
                         f" and {more} more" if more else ""
@@ -166,9 +172,7 @@ class Collaborative:
                 for p in by_source["popular"]:
                     reasons[p] = f"{why}: {popularity_text(snap, int(items[p]))}"
             if "cold-item" in by_source:
-                pos = by_source["cold-item"]
-                reasons_cold = _cold_reasons(snap, row, items[pos])
-                for p, text in zip(pos, reasons_cold, strict=True):
+                for p, text in zip(by_source["cold-item"], cold_reasons[b], strict=True):
                     reasons[p] = text
             ids = cat.item_ids[items].tolist()
             out.append(
@@ -180,19 +184,66 @@ class Collaborative:
         return out
 
 
-def _cold_reasons(snap: Snapshot, row: int, items: np.ndarray) -> list[str]:
+#: Users whose cold-item reasons are worked out together (their liked items x cold items
+#: cells are one dense block: 64 users x a long history x 10 items stay a few MB).
+_COLD_CHUNK = 64
+
+
+def _cold_reasons(snap: Snapshot, ranking: Ranking) -> list[list[str]]:
+    """The reasons of each block row's cold items, in ranking order: the two liked items
+    that resemble each most (similarity x the user's weight of the liked item).
+
+    Worked out for many users at once (one gather of the similarity cells, the best two by
+    ``argmax``): one user at a time cost 0.4 ms each, twice the ranking itself."""
     cat = snap.catalogue
-    liked, weights = row_of(snap.matrix, row)
-    sims = cat.similarity_block(liked, items)
-    contrib = sims * weights[:, None]
-    reasons = []
-    for column in range(len(items)):
-        best, _more = top_contributors(contrib[:, column])
-        names = " and ".join(
-            f"{short_name(cat.item_names[liked[j]])} ({sims[j, column]:.2f})" for j in best
-        )
-        reasons.append(f"new item (no interactions yet), resembles {names}")
-    return reasons
+    is_cold = (ranking.items >= 0) & (ranking.sources == SOURCE_CODE["cold-item"])
+    out: list[list[str]] = [[] for _ in range(len(ranking.rows))]
+    users = np.flatnonzero(is_cold.any(axis=1))
+    for lo in range(0, len(users), _COLD_CHUNK):
+        chunk = users[lo : lo + _COLD_CHUNK]
+        liked, weights = padded_rows(snap.matrix, ranking.rows[chunk])
+        mask = is_cold[chunk]
+        # Each user's cold items first, in ranking order, padded with -1.
+        order = np.argsort(~mask, axis=1, kind="stable")
+        cold = np.where(
+            np.take_along_axis(mask, order, axis=1),
+            np.take_along_axis(ranking.items[chunk], order, axis=1),
+            -1,
+        )[:, : int(mask.sum(axis=1).max())]
+        sims = _similarity_cells(cat, liked, cold)
+        best, _more = block_top_contributors(sims * weights[:, :, None])
+        counts = mask.sum(axis=1).tolist()
+        for u, b in enumerate(chunk.tolist()):
+            texts, liked_u, sims_u = out[b], liked[u].tolist(), sims[u]
+            for column, top in enumerate(best[u, : counts[u]].tolist()):
+                names = " and ".join(
+                    f"{short_name(cat.item_names[liked_u[j]])} ({float(sims_u[j, column]):.2f})"
+                    for j in top
+                    if j >= 0
+                )
+                texts.append(f"new item (no interactions yet), resembles {names}")
+    return out
+
+
+def _similarity_cells(cat: Any, liked: np.ndarray, cold: np.ndarray) -> np.ndarray:
+    """(u, L, k): similarity[liked[u, i], cold[u, j]], 0 where either is -1. Only the cells
+    asked for are read (whole similarity rows of the liked items were ~1,000x more)."""
+    rows, cols = liked[:, :, None], cold[:, None, :]
+    dense = cat.similarity_dense
+    if dense is not None:
+        asked = (rows >= 0) & (cols >= 0)
+        return np.where(asked, dense[np.maximum(rows, 0), np.maximum(cols, 0)], 0.0)
+    if cat.exact:
+        m, keys = cat.similarity, cat.similarity_keys
+    else:
+        # Only the liked items' rows of the similarity, computed once each.
+        distinct = np.unique(liked[liked >= 0])
+        m = cat.similarity_of(distinct)
+        keys = csr_keys(m)
+        rows = np.where(rows >= 0, np.searchsorted(distinct, np.maximum(rows, 0)), -1)
+    if keys is None:  # not canonical (never built so; kept correct anyway)
+        return block_cells(m, rows[:, :, 0], cold)
+    return np.asarray(cells(m, keys, rows, cols))
 
 
 COLLABORATIVE = register(Collaborative())

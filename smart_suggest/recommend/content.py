@@ -175,11 +175,13 @@ class ContentBased:
             reasons = [""] * len(items)
             pos = [p for p, s in enumerate(sources) if s == "content"]
             if pos and block is not None:
-                columns = np.flatnonzero(valid)
+                columns = np.flatnonzero(valid).tolist()
                 for p in pos:
-                    liked, sims, top, more = block.of(b, int(columns[p]))
+                    liked, sims, top, more = block.of(b, columns[p])
+                    # Plain floats: formatting numpy scalars one by one cost more.
                     names = " and ".join(
-                        f"{short_name(cat.item_names[liked[j]])} ({sims[j]:.2f})" for j in top
+                        f"{short_name(cat.item_names[liked[j]])} ({float(sims[j]):.2f})"
+                        for j in top
                     )
                     reasons[p] = f"resembles {names}" + (
                         f" (+{more} more of your items)" if more else ""
