@@ -17,27 +17,11 @@ from typing import Any
 from smart_suggest.analysis.checks import check_sums, parse_number, shown
 from smart_suggest.analysis.report import ExperimentInfo
 from smart_suggest.errors import InputError
-from smart_suggest.experiments.kpis import VariantKPIs
+from smart_suggest.experiments.kpis import STATS_COLUMNS, VariantKPIs
 
-#: Columns of a ``--summary`` file (one row per variant: A, B, C, ...).
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "variant",
-    "users_assigned",
-    "users_exposed",
-    "impressions",
-    "clicks",
-    "users_converted",
-    "purchases",
-    "engagement_n",
-    "engagement_sum",
-    "engagement_sumsq",
-    "n_users",
-    "sum_clicks",
-    "sum_impressions",
-    "sum_clicks_sq",
-    "sum_impressions_sq",
-    "sum_clicks_x_impressions",
-)
+#: Columns of a ``--summary`` file (one row per variant: A, B, C, ...): the sums the
+#: local analysis reads from its own summaries.
+SUMMARY_COLUMNS: tuple[str, ...] = STATS_COLUMNS
 
 
 #: Optional columns: the configured split (two variants: treatment_share, default 0.5;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -735,23 +736,24 @@ def analyze(
                 from smart_suggest import analysis as core
                 from smart_suggest.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
+                # The two-variant analysis, inside this read snapshot when its reads were
+                # made here, else below once the other designs are ruled out.
+                analyze_ab = partial(
+                    core.analyze,
+                    alpha=alpha,
+                    metric=metric,
+                    sequential=msprt,
+                    min_lift=min_lift,
+                    progress=update,
+                    group=group,
+                    planned_units=planned_users,
+                    bootstrap=bootstrap,
+                    resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
+                    seed=DEFAULT_SEED if seed is None else seed,
+                    cuped=not no_cuped,
+                )
                 if reads is not None:
-                    result = core.analyze(
-                        store,
-                        exp,
-                        alpha=alpha,
-                        metric=metric,
-                        sequential=msprt,
-                        min_lift=min_lift,
-                        progress=update,
-                        group=group,
-                        planned_units=planned_users,
-                        bootstrap=bootstrap,
-                        resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
-                        seed=DEFAULT_SEED if seed is None else seed,
-                        cuped=not no_cuped,
-                        reads=reads,
-                    )
+                    result = analyze_ab(store, exp, reads=reads)
             if (group is not None or bootstrap) and (exp.interleaving or len(exp.variants) > 2):
                 raise InputError(
                     "--sequential group and --bootstrap are for two-variant A/B experiments"
@@ -783,21 +785,7 @@ def analyze(
                 _finish_other(multi, data, _multi_fails(multi), conditions, json)
                 return
             if reads is None:
-                result = core.analyze(
-                    store,
-                    exp,
-                    alpha=alpha,
-                    metric=metric,
-                    sequential=msprt,
-                    min_lift=min_lift,
-                    progress=update,
-                    group=group,
-                    planned_units=planned_users,
-                    bootstrap=bootstrap,
-                    resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
-                    seed=DEFAULT_SEED if seed is None else seed,
-                    cuped=not no_cuped,
-                )
+                result = analyze_ab(store, exp)
             unserved = _unserved(store, exp.id)
     cuped_summary = result.cuped
 

@@ -392,8 +392,9 @@ def sufficient_stats(
     return {str(r["variant"]): r for r in rows}
 
 
-#: The columns of a ``STORED_STATS_SQL`` row, in its order.
-_STATS_COLUMNS = (
+#: The columns of a ``STORED_STATS_SQL`` row, in its order (also the columns of an
+#: ``analyze --summary`` file: the same sufficient statistics, computed elsewhere).
+STATS_COLUMNS: tuple[str, ...] = (
     "variant",
     "users_assigned",
     "users_exposed",
@@ -435,7 +436,7 @@ def stats_and_daily(
     stats: dict[str, dict[str, Any]] = {}
     for label in sorted({"A", "B", *assigned}):
         p = sums.get(label, {})
-        row = {c: p.get(c, 0) for c in _STATS_COLUMNS}
+        row = {c: p.get(c, 0) for c in STATS_COLUMNS}
         row["variant"] = label
         row["users_assigned"] = assigned.get(label, 0)
         row["n_users"] = row["users_exposed"]
