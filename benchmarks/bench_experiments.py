@@ -85,6 +85,8 @@ def measure(path: Path, what: str, repeat: int) -> dict[str, Any]:
             if what == "results":
                 res = results(store, 1)
                 detail = {"events": res.total_events, "ctr_a": res.a.ctr, "ctr_b": res.b.ctr}
+            elif what == "was_served":
+                detail = _was_served(store)
             else:
                 bucket = what.split(":")[1]
                 tl = timeline(store, 1, bucket=bucket)
@@ -100,6 +102,30 @@ def measure(path: Path, what: str, repeat: int) -> dict[str, Any]:
         "rss_before_mb": rss_before,
         **detail,
     }
+
+
+def _was_served(store: Any) -> dict[str, Any]:
+    """Median time of ``was_served`` (asked before every logged click or purchase) over
+    100 pairs that were served and 100 (user, item) pairs drawn at random."""
+    import random
+
+    from smart_suggest.experiments.events import was_served
+
+    served = store.conn.execute(
+        "SELECT user_id, item_id FROM served_items WHERE experiment_id = 1 "
+        "ORDER BY random() LIMIT 100"
+    ).fetchall()
+    rng = random.Random(7)
+    users = store.scalar("SELECT max(user_id) FROM served_items")
+    items = store.scalar("SELECT max(item_id) FROM served_items")
+    pairs = served + [(rng.randint(1, users), rng.randint(1, items)) for _ in range(100)]
+    times, hits = [], 0
+    for user, item in pairs:
+        t0 = time.perf_counter()
+        hits += was_served(store, 1, user, item)
+        times.append(time.perf_counter() - t0)
+    pairs_n = store.scalar("SELECT count(*) FROM served_items WHERE experiment_id = 1")
+    return {"lookup_us": statistics.median(times) * 1e6, "served_pairs": pairs_n, "hits": hits}
 
 
 def child(path: Path, what: str, repeat: int) -> dict[str, Any]:
@@ -247,6 +273,11 @@ def main() -> None:
                 f"  cpu {r['cpu_median']:6.2f} s  peak RSS {r['peak_rss_mb']:6.0f} MB  "
                 f"({extra})  target <= {target:g} s"
             )
+        r = child(path, "was_served", 1)
+        print(
+            f"was_served   {n:>11,} events  median {r['lookup_us']:.1f} us per lookup "
+            f"(200: {r['hits']} served; {r['served_pairs']:,} served pairs)  target O(log n)"
+        )
     if args.bulk:
         b = bulk(workdir / f"events-{min(sizes)}.db", args.bulk, workdir, args.repeat)
         runs = ", ".join(f"{w:.2f}" for w in b["walls"])
