@@ -255,6 +255,61 @@ async def test_scores_mark_popularity_counts(demo_db: Path) -> None:
         assert not any(v2.get_row(k)[-1].plain.endswith("p") for k in v2.row_keys())
 
 
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+@pilot_test
+async def test_four_lists_side_by_side_never_cut_a_score(
+    demo_db: Path, size: tuple[int, int]
+) -> None:
+    """Every registered strategy at once: a list that has the focus shows each of its
+    scores whole (the row scrolls sideways when the lists do not all fit)."""
+    from smart_suggest.recommend.base import registry
+    from tui.config import load as load_settings
+
+    settings = load_settings()
+    settings.strategies = ["v1", "v2", "v3", "popular"]
+    assert settings.save() == ""
+    assert len(registry()) >= 4
+    async with make_app(demo_db).run_test(size=size) as pilot:
+        await goto(pilot, "2")
+        screen = pilot.app.screen
+        tables = screen._rec_tables()
+        assert [t.strategy for t in tables] == settings.strategies
+        for table in tables:
+            table.focus()
+            await settle(pilot)
+            panel = table.parent
+            assert panel.region.x >= 0 and panel.region.right <= size[0], table.strategy
+            lines = screen_text(pilot).splitlines()
+            scores = [table.get_row(k)[-1].plain for k in table.row_keys()]
+            assert scores, table.strategy
+            shown = [ln[panel.region.x : panel.region.right] for ln in lines]
+            top = table.region.y + 1  # under the header
+            for i, score in enumerate(scores[: table.region.height - 1]):
+                assert shown[top + i].rstrip(" │║▁▂▃▄▅▆▇█").endswith(score), (
+                    table.strategy,
+                    shown[top + i],
+                    score,
+                )
+
+
+@pilot_test
+async def test_a_popularity_count_keeps_its_mark_when_it_is_long(demo_db: Path) -> None:
+    from tui.data import RecRow
+
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "2")
+        table = pilot.app.screen._rec_tables()[0]
+        rows = [
+            RecRow(1, 1, "Wireless", "electronics", 18902.0, "", "popular"),
+            RecRow(2, 2, "Keyboard", "electronics", 9978.0, "", "popular"),
+        ]
+        table.show(rows)
+        await settle(pilot)
+        assert [table.get_row(k)[-1].plain for k in table.row_keys()] == ["18,902p", "9,978p"]
+        text = widget_text(table)
+        assert "18,902p" in text and "9,978p" in text
+
+
 # -- settings and themes ------------------------------------------------------------------
 @pilot_test
 async def test_a_theme_picked_in_the_app_is_remembered(demo_db: Path) -> None:

@@ -33,6 +33,8 @@ from tui.widgets.tables import SyncTable
 DEFAULT_STRATEGIES: tuple[str, ...] = ("v1", "v2")
 #: At most this many lists side by side (each needs room for an item name).
 MAX_SHOWN = 4
+#: The narrowest list that shows rank, a few letters of the name and a whole score.
+REC_MIN_WIDTH = 24
 REC_COUNT = 10
 
 
@@ -86,13 +88,16 @@ class RecTable(SyncTable):
         scrollbar = 1 if len(recs) > max(self.size.height - 1, 0) else 0
         category_w = 0 if width < 40 else 9 if width < 50 else 16
         ncols = 4 if category_w else 3
-        name_w = max(6, width - 2 * ncols - 3 - 6 - category_w - scrollbar)
+        scores = [score_text(r) for r in recs]
+        # As wide as the widest score ("18,902p" is 7): a cut score loses digits or its "p".
+        score_w = max([6, *(s.cell_len for s in scores)])
+        name_w = max(6, width - 2 * ncols - 3 - score_w - category_w - scrollbar)
         columns: list[tuple[str, str]] = [("#", "rank"), ("Item", "item")]
         if category_w:
             columns.append(("Category", "category"))
         columns.append(("Score", "score"))
         rows = []
-        for r in recs:
+        for r, score in zip(recs, scores, strict=True):
             served = r.item_id in self.served
             cells: list[Any] = [
                 right(f"▸{r.rank}", "bold") if served else right(str(r.rank), "dim"),
@@ -100,9 +105,9 @@ class RecTable(SyncTable):
             ]
             if category_w:
                 cells.append(lit(r.category, limit=category_w, style="dim"))
-            cells.append(score_text(r))
+            cells.append(score)
             rows.append((str(r.item_id), cells))
-        widths = {"rank": 3, "item": name_w, "score": 6}
+        widths = {"rank": 3, "item": name_w, "score": score_w}
         if category_w:
             widths["category"] = category_w
         acted, self._acted = self._acted, None
@@ -298,6 +303,22 @@ class RecommendScreen(BaseScreen):
             panels.append(panel)
         return panels
 
+    def _fit_rec_panels(self, width: int = 0) -> None:
+        """Side by side while every list gets REC_MIN_WIDTH cells; past that each gets
+        exactly that and the row scrolls sideways, rather than cutting the scores."""
+        row = self.query_one("#recs-row")
+        panels = list(row.query(".rec-panel"))
+        # The row spans the screen (less the body's scrollbar); its own size lags a resize.
+        width = width or self.size.width
+        if not panels or not width:
+            return
+        fits = width // len(panels) >= REC_MIN_WIDTH
+        for panel in panels:
+            panel.styles.width = "1fr" if fits else REC_MIN_WIDTH
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_rec_panels(event.size.width)
+
     def _rec_tables(self) -> list[RecTable]:
         return [t for t in self.query(RecTable) if t.id != "similar"]
 
@@ -344,6 +365,7 @@ class RecommendScreen(BaseScreen):
             row = self.query_one("#recs-row")
             await row.remove_children()
             await row.mount_all(self._rec_panels())
+            self._fit_rec_panels()
             if focused:
                 self._rec_tables()[0].focus()
             if self.view is not None:
