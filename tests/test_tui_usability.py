@@ -657,6 +657,24 @@ async def test_experiments_filter_like_users_and_titles_follow(demo_db: Path) ->
 
 
 @pilot_test
+async def test_clearing_all_data_leaves_no_stale_variant_headers(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "3")
+        assert "A · v1" in screen_text(pilot)
+        await goto(pilot, "1", "x", "y")
+        assert count(demo_db, "experiments") == 0
+        await goto(pilot, "3")
+        text = screen_text(pilot)
+        assert "No experiments yet" in text
+        assert "A · v1" not in text and "B · v2" not in text and "homepage" not in text
+        await goto(pilot, "1", "l")
+        if type(pilot.app.screen).__name__ == "ConfirmDialog":
+            await goto(pilot, "y")
+        await goto(pilot, "3")
+        assert "A · v1" in screen_text(pilot)  # the headers come back with an experiment
+
+
+@pilot_test
 async def test_filtering_users_to_nothing_leaves_no_stale_titles(demo_db: Path) -> None:
     async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
         await goto(pilot, "2", "slash")

@@ -315,7 +315,10 @@ class ExperimentsScreen(BaseScreen):
         )
         self.query_one("#verdict", Static).update(Text(message, style="bold"))
         self.query_one("#trend", TrendChart).border_subtitle = ""
-        self.query_one("#kpis", SyncTable).sync([])
+        kpis = self.query_one("#kpis", SyncTable)
+        # No experiment, no variants: headers such as "A · v1" would be left over.
+        kpis.sync([], columns=[("Metric", "metric")])
+        kpis.show_header = False
         self.query_one("#stats", Static).update("")
         self.query_one("#bars", KpiBars).show([], [], [])
         self.query_one("#trend", TrendChart).show([], {})
@@ -409,6 +412,7 @@ class ExperimentsScreen(BaseScreen):
         """Metrics down, one column per variant; intervals and lifts on rows of their own,
         so no number is ever cut, whatever the width and however many variants."""
         table = self.query_one("#kpis", SyncTable)
+        table.show_header = True
         ivs: dict[str, dict[str, data.Interval]] = {}
         if stats is not None:
             for m in stats.metrics:
