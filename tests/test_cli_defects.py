@@ -189,3 +189,51 @@ def test_recommend_rows_fit_a_140_column_terminal(demo: Path) -> None:
     rows = [ln for ln in body if ln.split("│")[1].strip().isdigit()]
     assert len(rows) == 20  # v1 and v2, ten each
     assert len(body) <= 2 * len(rows)
+
+
+@pytest.mark.parametrize("bucket", ["day", "hour"])
+def test_timeline_keeps_dates_and_counts_whole_at_80_columns(
+    run_cli: CliRunner, demo: Path, bucket: str
+) -> None:
+    """Boxed, the two-variant timeline folded its dates ("2026-1" over "2-02") to fit 80
+    columns; long counts must fit too."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    code, _, err = run_cli(
+        "experiment", "simulate", EXP, "--users", "20000", "--days", "3", "--db", demo
+    )
+    assert code == 0, err
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smart_suggest",
+            "experiment",
+            "timeline",
+            EXP,
+            "--cumulative",
+            "--bucket",
+            bucket,
+            "--db",
+            str(demo),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "80"},
+    ).stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in out
+    when = r"\d{4}-\d\d-\d\d" if bucket == "day" else r"\d\d-\d\d \d\dh"
+    rows = [ln for ln in lines if re.match(when + r"\s", ln)]
+    assert len(rows) >= 3
+    # Every cell whole: a date, then counts and rates (a "-" where there is nothing yet).
+    for row in rows:
+        cells = re.split(r"\s{2,}", row.strip())
+        assert len(cells) == 9, row
+        assert all(re.fullmatch(r"[\d,]+|\d+\.\d%|-", c) for c in cells[1:]), row
+    assert any(re.search(r"\d\d,\d{3}", row) for row in rows)  # long counts fit

@@ -650,10 +650,21 @@ def _print_timeline(tl: Timeline) -> None:
     fields = ("impr", "clicks", "CTR", "conv") if len(labels) <= 2 else ("CTR", "conv")
     cols: list[Any] = [label] + [(f"{v} {f}", "right") for v in labels for f in fields]
     table = make_table(None, cols)
+    # Without vertical rules the two-variant table fits 80 columns whole: boxed, it
+    # folded the dates ("2026-1" over "2-02") to make room.
+    from rich import box
+
+    table.box = box.SIMPLE_HEAD
+    table.pad_edge = False
+    table.show_edge = False
+    table.collapse_padding = True
+    for column in table.columns:
+        column.no_wrap = True
     series = [tl.series(v) for v in labels]
     for points in zip(*series, strict=True):
         when = fmt_time(points[0].start_ts)
-        when = when[:10] if tl.bucket == "day" else when[:13] + "h"
+        # Hours without the year: the 80-column table keeps every count whole.
+        when = when[:10] if tl.bucket == "day" else when[5:13] + "h"
         cells = []
         for p in points:
             values = {
