@@ -82,6 +82,24 @@ def test_running_min_and_intersection_over_looks() -> None:
     assert prev is not None and prev.looks == 30
 
 
+def test_a_proportion_difference_interval_stays_within_minus_one_and_one() -> None:
+    """Few conversions and a tau2 meant for a 5% lift: the mixture interval is several
+    units wide; a difference of proportions cannot leave [-1, 1], so it is cut there."""
+    pa, pb = 1 / 23, 7 / 27
+    var = pa * (1 - pa) / 23 + pb * (1 - pb) / 27
+    wide = msprt(pb - pa, var, 1.89e-5)
+    assert wide.ci is not None and wide.ci.low < -1 and wide.ci.high > 1
+    r = sequential_proportions(1, 23, 7, 27, 1.89e-5)
+    assert r.ci is not None and r.ci_look is not None
+    assert (r.ci.low, r.ci.high) == (-1.0, 1.0) and r.ci.level == wide.ci.level
+    assert r.p_value == wide.p_value and r.diff == wide.diff
+    # Later looks intersect with the cut interval; a narrow one is left as it is.
+    r2 = sequential_proportions(100, 2300, 700, 2700, 1.89e-5, previous=r)
+    assert r2.ci is not None and -1 < r2.ci.low < r2.ci.high < 1
+    narrow = msprt(0.7 / 2.7 - 0.1 / 2.3, r2.variance, 1.89e-5)
+    assert narrow.ci is not None and r2.ci.low == narrow.ci.low
+
+
 def test_sequential_degenerate_looks_are_skipped() -> None:
     tau2 = default_tau2(0.1)
     r = sequential_proportions(0, 0, 0, 0, tau2)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._common import Interval, Result, check_alpha, check_count, check_finite
 from .continuous import welch_t_test
@@ -196,7 +196,20 @@ def sequential_proportions(
         return msprt(0.0, 0.0, tau2, alpha, previous)
     pa, pb = xa / na, xb / nb
     var = pa * (1.0 - pa) / na + pb * (1.0 - pb) / nb
-    return msprt(pb - pa, var, tau2, alpha, previous)
+    return _within(msprt(pb - pa, var, tau2, alpha, previous), -1.0, 1.0)
+
+
+def _within(r: SequentialResult, low: float, high: float) -> SequentialResult:
+    """The intervals cut to the values the parameter can take (a difference of two
+    proportions lies in [-1, 1]). Cutting keeps the coverage, and early looks with a small
+    tau2 give half-widths of several units ("[-481, +524] pp") that say nothing."""
+
+    def cut(iv: Interval | None) -> Interval | None:
+        if iv is None or (iv.low >= low and iv.high <= high):
+            return iv
+        return Interval(max(iv.low, low), min(iv.high, high), iv.level)
+
+    return replace(r, ci_look=cut(r.ci_look), ci=cut(r.ci))
 
 
 def sequential_means(
