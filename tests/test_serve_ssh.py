@@ -69,7 +69,7 @@ def test_session_overview_screen3_resize_quit(demo_server: Server) -> None:
             await term.wait_for("a private copy of the demo data")
             assert "visitor-" not in term.text() and "smart-suggest-serve" not in term.text()
             term.send("3")
-            await term.wait_for("B share")
+            await term.wait_for("Split")
             term.resize(130, 40)
             # Wide layout (>= 110 columns): the verdict panel sits beside the list.
             await term.wait_for("Verdict")
@@ -550,7 +550,7 @@ def test_apps_are_forked_by_the_zygote_and_outlive_it(tmp_path: Path) -> None:
             assert children(server.proc.pid) == [zygote]
             os.kill(zygote, signal.SIGKILL)
             t1.send("3")
-            await t1.wait_for("B share")  # the session goes on
+            await t1.wait_for("Split")  # the session goes on
             _wait(lambda: zygote_pid(server.proc.pid) not in (None, zygote), "a new zygote")
             async with await connect(server.port) as c2:
                 t2 = await open_term(c2)

@@ -83,7 +83,7 @@ def test_websocket_session_gets_first_screen_and_own_copy(web_server: Server) ->
             await until("demo session")
             assert len(web_server.demo_copies()) == 1
             await ws.send_json(["stdin", "3"])
-            await until("B share")
+            await until("Split")
 
     asyncio.run(session())
     _wait(lambda: web_server.demo_copies() == [], "the visitor's copy removed after the tab closed")

@@ -675,6 +675,32 @@ async def test_clearing_all_data_leaves_no_stale_variant_headers(demo_db: Path) 
 
 
 @pilot_test
+async def test_the_experiment_list_names_every_variant_and_the_split(demo_db: Path) -> None:
+    """An A/B/n test is not "v1 vs v2" with a "B share" of 25%; interleaving has no split."""
+    from smart_suggest.experiments.lifecycle import create_experiment
+
+    with open_store(demo_db) as store:
+        create_experiment(
+            store, "recs-abc", variants=["v1", "v2", "popular"], weights=[2.0, 1.0, 1.0]
+        )
+        create_experiment(store, "rankers", "v1", "v3", design="interleaving")
+    async with make_app(demo_db).run_test(size=(80, 24)) as pilot:
+        await goto(pilot, "3")
+        lines = screen_text(pilot).splitlines()
+        header = next(ln for ln in lines if "Name" in ln and "Status" in ln)
+        assert "Variants" in header and "Split" in header and "A vs B" not in header
+        row = {
+            name: next(ln for ln in lines if f" {name} " in ln)
+            for name in ("homepage-recs-v1-vs-v2", "recs-abc", "rankers")
+        }
+        assert (
+            "v1 / v2 " in row["homepage-recs-v1-vs-v2"] and "50/50" in row["homepage-recs-v1-vs-v2"]
+        )
+        assert "v1 / v2 / popular" in row["recs-abc"] and "50/25/25" in row["recs-abc"]
+        assert "v1 / v3 interleaved" in row["rankers"] and "both" in row["rankers"]
+
+
+@pilot_test
 async def test_filtering_users_to_nothing_leaves_no_stale_titles(demo_db: Path) -> None:
     async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
         await goto(pilot, "2", "slash")

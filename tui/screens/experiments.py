@@ -40,6 +40,22 @@ def _interval_text(iv: data.Interval | None) -> str:
     return "" if iv is None else f" [{iv.low * 100:.1f}, {iv.high * 100:.1f}]"
 
 
+def _arms_text(exp: Any) -> str:
+    """Every variant's strategy, A first ("v1 / v2 / popular"): an A/B/n test is not "v1
+    vs v2"; an interleaving test shows both lists to everyone."""
+    text = " / ".join(v.strategy for v in exp.variants)
+    return f"{text} interleaved" if exp.interleaving else text
+
+
+def _split_text(exp: Any) -> str:
+    """The share of the enrolled users each variant gets ("50/25/25"); interleaving
+    shows every user both lists."""
+    if exp.interleaving:
+        return "both"
+    total = sum(exp.weights) or 1.0
+    return "/".join(f"{w / total * 100:.0f}" for w in exp.weights)
+
+
 class ExperimentsScreen(BaseScreen):
     MODE = "experiments"
     AUTO_FOCUS = "#exp-list"
@@ -137,9 +153,9 @@ class ExperimentsScreen(BaseScreen):
                         [
                             ("Name", "name"),
                             ("Status", "status"),
-                            ("A vs B", "arms"),
+                            ("Variants", "arms"),
                             ("Traffic", "traffic"),
-                            ("B share", "split"),
+                            ("Split", "split"),
                         ],
                         id="exp-list",
                     )
@@ -207,15 +223,18 @@ class ExperimentsScreen(BaseScreen):
     def _draw_list(self) -> None:
         table = self.query_one("#exp-list", SyncTable)
         avail = table.available_width(40) - 1  # the scrollbar
-        arms_w = max([len(f"{e.control} vs {e.treatment}") for e in self.exps] + [6])
+        arms = {e.id: _arms_text(e) for e in self.exps}
+        splits = {e.id: _split_text(e) for e in self.exps}
+        arms_w = max([len(printable(a)) for a in arms.values()] + [8])
+        split_w = max([len(s) for s in splits.values()] + [5])
         name_need = max([len(printable(e.name)) for e in self.exps] + [4])
         # (key, header, width) by priority: the name first, then what the verdict panel
         # does not already say; a column goes before the name is cut.
         optional = [
             ("status", "Status", 7),
-            ("arms", "A vs B", arms_w),
+            ("arms", "Variants", arms_w),
             ("traffic", "Traffic", 7),
-            ("split", "B share", 7),
+            ("split", "Split", split_w),
         ]
         while optional and name_need + 2 + sum(w + 2 for _, _, w in optional) > avail:
             optional.pop()
@@ -227,11 +246,11 @@ class ExperimentsScreen(BaseScreen):
             if "status" in shown:
                 cells.append(Text(e.status, style="bold" if e.status == "active" else "dim"))
             if "arms" in shown:
-                cells.append(lit(f"{e.control} vs {e.treatment}", limit=arms_w))
+                cells.append(lit(arms[e.id], limit=arms_w))
             if "traffic" in shown:
                 cells.append(right(pct(float(e.traffic_fraction), 0)))
             if "split" in shown:
-                cells.append(right(pct(float(e.treatment_share), 0)))
+                cells.append(right(splits[e.id]))
             rows.append((str(e.id), cells))
         table.sync(
             rows,
