@@ -73,6 +73,72 @@ async def test_kpi_numbers_are_never_cut(demo_db: Path, width: int) -> None:
         assert "…" not in kpis
 
 
+@pytest.fixture(scope="module")
+def abn_template(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo plus a simulated three-variant experiment (A = v1, B = v2, C = popular)."""
+    from smart_suggest.experiments.lifecycle import create_experiment
+    from smart_suggest.experiments.simulate import simulate
+
+    path = tmp_path_factory.mktemp("abn") / "abn.db"
+    shutil.copy(demo_template, path)
+    with open_store(path) as store:
+        exp = create_experiment(
+            store, "recs-abc", variants=["v1", "v2", "popular"], weights=[2.0, 1.0, 1.0]
+        )
+        simulate(
+            store,
+            exp.id,
+            users=3000,
+            days=4,
+            ctr=[0.30, 0.31, 0.37],
+            purchase=[0.12, 0.12, 0.15],
+            seed=5,
+        )
+    return path
+
+
+@pytest.mark.parametrize("width", [60, 80, 110, 120, 149, 200])
+@pilot_test
+async def test_every_variant_of_an_abn_test_has_its_own_numbers(
+    abn_template: Path, tmp_path: Path, width: int
+) -> None:
+    """Three variants: B's column showed C's interval and lift (the comparison the
+    statistics panel shows), C's column was cut, and the charts failed with IndexError."""
+    import re
+
+    db = tmp_path / "abn.db"
+    shutil.copy(abn_template, db)
+    async with make_app(db).run_test(size=(width, 50)) as pilot:
+        await goto(pilot, "3", "down")
+        screen = pilot.app.screen
+        view = screen.view
+        assert view.experiment.name == "recs-abc" and len(view.variants) == 3
+        assert not any("error" in n for n in notes(pilot)), notes(pilot)
+        kpis = widget_text(screen.query_one("#kpis"))
+        assert "…" not in kpis
+        lines = kpis.splitlines()
+        header = next(ln for ln in lines if "Metric" in ln)
+        assert [c for c in header.split() if c in ("A", "B", "C")] or "C · popular" in header
+        ctr_row = next(ln for ln in lines if ln.strip().startswith("CTR"))
+        ci_row = lines[lines.index(ctr_row) + 1]
+        lift_row = lines[lines.index(ctr_row) + 2]
+        ctrs = [float(x) for x in re.findall(r"(\d+\.\d)%", ctr_row)]
+        cis = re.findall(r"(\d+\.\d)(?:–|, )(\d+\.\d)", ci_row)
+        lifts = re.findall(r"([+-]\d+\.\d)%", lift_row)
+        assert len(ctrs) == 3 and len(cis) == 3 and len(lifts) == 2, (ctr_row, ci_row)
+        for r, shown, (low, high) in zip(view.variants, ctrs, cis, strict=True):
+            assert shown == pytest.approx(r.ctr * 100, abs=0.06)
+            assert float(low) <= shown <= float(high), (r.variant, low, high)
+        a = view.variants[0].ctr
+        for r, lift in zip(view.variants[1:], lifts, strict=True):
+            assert float(lift) == pytest.approx((r.ctr / a - 1) * 100, abs=0.3), r.variant
+        # Both charts draw a series per variant.
+        legend = screen.query_one("#bars").drawing(100, 25) + screen.query_one("#trend").drawing(
+            100, 25
+        )
+        assert all(f"{v} (" in legend for v in ("A", "B", "C")), legend
+
+
 @pytest.mark.parametrize("width", [110, 120, 149])
 @pilot_test
 async def test_experiment_names_are_whole_while_the_list_has_room(

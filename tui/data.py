@@ -426,6 +426,11 @@ class ExperimentView:
     #: "MM-DD" of a last day still in progress, left out of ``days`` (its CTR so far is
     #: not comparable with whole days); None when every day shown is complete.
     partial_day: str | None = None
+    #: metric -> variant -> the variant's own interval; every treatment of an A/B/n test
+    #: has its own (``stats`` holds one comparison only, whose "B" is the leading one).
+    variant_intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
+    #: metric -> treatment -> relative lift over A, each treatment its own.
+    variant_lifts: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def waiting(self) -> str | None:
@@ -475,11 +480,21 @@ def experiment_view(store: Store, exp_id: int, sequential: bool = True) -> Exper
                 None,
                 str(exc),
                 partial_day=partial,
+                variant_lifts={k: {"B": v} for k, v in lifts.items()},
             )
     variants = variant_rows([analysis.variants["A"], analysis.variants["B"]])
     lifts = {m.metric: _num(m.relative_lift) for m in analysis.metrics}
+    view = stats_view(analysis)
     return ExperimentView(
-        exp, variants, lifts, days, daily, stats_view(analysis), partial_day=partial
+        exp,
+        variants,
+        lifts,
+        days,
+        daily,
+        view,
+        partial_day=partial,
+        variant_intervals={m.metric: dict(m.intervals) for m in view.metrics},
+        variant_lifts={k: {"B": v} for k, v in lifts.items()},
     )
 
 
@@ -529,6 +544,17 @@ def _multi_view(
         f"{an.recommendation.text}: {an.recommendation.reason} ({per}; Holm across "
         f"{len(an.comparisons)} comparisons). Statistics below: {best.label} vs A."
     )
+    # Each comparison is a two-variant analysis whose "B" is that treatment; A's interval
+    # is taken from the comparison the statistics panel shows.
+    intervals: dict[str, dict[str, Interval]] = {}
+    variant_lifts: dict[str, dict[str, float | None]] = {}
+    for c in sorted(an.comparisons, key=lambda c: c is best):
+        for m in c.analysis.metrics:
+            own = intervals.setdefault(m.metric, {})
+            for key, label in (("A", "A"), ("B", c.label)):
+                if (iv := _interval(m.intervals.get(key))) is not None:
+                    own[label] = iv
+            variant_lifts.setdefault(m.metric, {})[c.label] = _num(m.relative_lift)
     return ExperimentView(
         exp,
         variant_rows(an.variants),
@@ -539,6 +565,8 @@ def _multi_view(
         None,
         summary,
         partial,
+        variant_intervals=intervals,
+        variant_lifts=variant_lifts,
     )
 
 
@@ -590,6 +618,7 @@ def _interleaving_view(
         "team credit, not an A/B test",
         summary,
         partial,
+        variant_lifts={"ctr": {"B": lift}},
     )
 
 

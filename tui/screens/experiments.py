@@ -432,13 +432,12 @@ class ExperimentsScreen(BaseScreen):
         so no number is ever cut, whatever the width and however many variants."""
         table = self.query_one("#kpis", SyncTable)
         table.show_header = True
-        ivs: dict[str, dict[str, data.Interval]] = {}
-        if stats is not None:
-            for m in stats.metrics:
-                ivs[m.metric] = m.intervals
+        # Each variant's own interval and lift (an A/B/n test compares every treatment).
+        ivs = view.variant_intervals if stats is not None else {}
         control = rows[0].variant if rows else "A"
         label_w = 15
-        room = table.available_width(56) - label_w - 2 * (len(rows) + 1) - 1
+        avail = table.available_width(56) - 1
+        room = avail - label_w - 2 * (len(rows) + 1)
         # The short interval form (no brackets) when the long one would not fit.
         long_form = all(
             len(_interval_text(iv).strip()) <= room // max(len(rows), 1)
@@ -456,13 +455,18 @@ class ExperimentsScreen(BaseScreen):
         def lift(r: data.VariantRow, metric: str) -> str:
             if r.variant == control:
                 return "base"
-            # The analysis compares B with A; other variants are not compared here.
-            return signed_pct(view.lifts.get(metric)) if r.variant == "B" else "–"
+            return signed_pct(view.variant_lifts.get(metric, {}).get(r.variant))
+
+        # Many variants on a narrow panel: the headers lose the strategy ("C" for
+        # "C · popular", named in the verdict) and engagement its spread, before any
+        # number is cut.
+        compact = label_w + sum(2 + max(11, len(r.variant) + 3 + len(r.strategy)) for r in rows)
+        compact = compact + 2 > avail and len(rows) > 2
 
         def engagement(r: data.VariantRow) -> str:
             if r.engagement_mean is None:
                 return "–"
-            sd = "" if r.engagement_sd is None else f" ± {r.engagement_sd:.0f}"
+            sd = "" if r.engagement_sd is None or compact else f" ± {r.engagement_sd:.0f}"
             return f"{r.engagement_mean:.1f}{sd} s"
 
         def metric_ivs(metric: str) -> dict[str, data.Interval]:
@@ -489,7 +493,7 @@ class ExperimentsScreen(BaseScreen):
         ]
         styles = {"ctr": "bold", "conversion": "bold"}
         cells = {key: [fn(r) for r in rows] for key, _, fn in spec}
-        headers = [f"{r.variant} · {r.strategy}" for r in rows]
+        headers = [r.variant if compact else f"{r.variant} · {r.strategy}" for r in rows]
         widths: dict[str, int] = {"metric": label_w}
         for i, r in enumerate(rows):
             widths[r.variant] = max(

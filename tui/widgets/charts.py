@@ -14,9 +14,21 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-# Distinct markers as well as colours, so the series stay apart under NO_COLOR.
-_SERIES = (("blue", "dot"), ("orange", "braille"))
-_BAR_MARKERS = ("sd", "▒")
+# Distinct markers as well as colours, so the series stay apart under NO_COLOR; an A/B/n
+# test has up to 26 variants, so they repeat (with the legend) past six.
+_SERIES = (
+    ("blue", "dot"),
+    ("orange", "braille"),
+    ("green", "x"),
+    ("magenta", "+"),
+    ("cyan", "*"),
+    ("red", "o"),
+)
+_BAR_MARKERS = ("sd", "▒", "░", "▓", "#", "+")
+
+
+def _series(n: int) -> list[tuple[str, str]]:
+    return [_SERIES[i % len(_SERIES)] for i in range(n)]
 
 
 class Chart(PlotextPlot):
@@ -68,8 +80,8 @@ class KpiBars(Chart):
                 ["CTR", "Conversion"],
                 [[100 * ctr[i], 100 * conversion[i]] for i in range(len(variants))],
                 labels=list(variants),
-                color=[c for c, _ in _SERIES][: len(variants)],
-                marker=list(_BAR_MARKERS[: len(variants)]),
+                color=[c for c, _ in _series(len(variants))],
+                marker=[_BAR_MARKERS[i % len(_BAR_MARKERS)] for i in range(len(variants))],
                 width=0.35,
             )
             plt.title("CTR and conversion per variant (%)")
@@ -108,7 +120,8 @@ class TrendChart(Chart):
         self.placeholder = None if days else "no events yet"
         if days:
             xs = list(range(1, len(days) + 1))
-            for (name, values), (color, marker) in zip(series.items(), _SERIES, strict=False):
+            styles = _series(len(series))
+            for (name, values), (color, marker) in zip(series.items(), styles, strict=True):
                 points = [(x, 100 * v) for x, v in zip(xs, values, strict=True) if v is not None]
                 if points:
                     plt.plot(
