@@ -139,6 +139,24 @@ async def test_every_variant_of_an_abn_test_has_its_own_numbers(
         assert all(f"{v} (" in legend for v in ("A", "B", "C")), legend
 
 
+@pilot_test
+async def test_the_daily_chart_of_an_interleaving_test_names_both_strategies(
+    demo_db: Path,
+) -> None:
+    from smart_suggest.experiments.lifecycle import create_experiment
+    from smart_suggest.experiments.simulate import simulate
+
+    with open_store(demo_db) as store:
+        exp = create_experiment(store, "rankers", "v1", "v2", design="interleaving")
+        simulate(store, exp.id, users=300, days=3, seed=2, click_model="position")
+    async with make_app(demo_db).run_test(size=(120, 40)) as pilot:
+        await goto(pilot, "3", "down")
+        screen = pilot.app.screen
+        assert screen.view.experiment.name == "rankers"
+        legend = screen.query_one("#trend").drawing(100, 25)
+        assert "AB (v1 + v2)" in legend and "?" not in legend
+
+
 @pytest.mark.parametrize("width", [110, 120, 149])
 @pilot_test
 async def test_experiment_names_are_whole_while_the_list_has_room(

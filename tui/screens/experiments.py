@@ -368,8 +368,10 @@ class ExperimentsScreen(BaseScreen):
             [r.ctr or 0.0 for r in rows],
             [r.conversion or 0.0 for r in rows],
         )
+        # An interleaving test logs every user as "AB": both strategies' lists, merged.
+        both = " + ".join(r.strategy for r in rows)
         labelled = {
-            f"{v} ({next((r.strategy for r in rows if r.variant == v), '?')})": s
+            f"{v} ({next((r.strategy for r in rows if r.variant == v), both)})": s
             for v, s in view.daily_ctr.items()
         }
         trend.show(view.days, labelled)
