@@ -237,3 +237,47 @@ def test_timeline_keeps_dates_and_counts_whole_at_80_columns(
         assert len(cells) == 9, row
         assert all(re.fullmatch(r"[\d,]+|\d+\.\d%|-", c) for c in cells[1:]), row
     assert any(re.search(r"\d\d,\d{3}", row) for row in rows)  # long counts fit
+
+
+def test_experiment_list_keeps_dates_and_splits_whole_at_80_columns(
+    run_cli: CliRunner, demo: Path
+) -> None:
+    """Boxed, the list folded its dates at 80 columns; an A/B/n test showed "-" under "to
+    B", and an interleaving test "(I)"."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    for args in (
+        [
+            "recs-abc",
+            "--variant",
+            "v1",
+            "--variant",
+            "v2",
+            "--variant",
+            "popular",
+            "--weights",
+            "2,1,1",
+        ],
+        ["rankers", "--design", "interleaving", "--control", "v1", "--treatment", "v2"],
+    ):
+        code, _, err = run_cli("experiment", "create", *args, "--db", demo)
+        assert code == 0, err
+    out = subprocess.run(
+        [sys.executable, "-m", "smart_suggest", "experiment", "list", "--db", str(demo)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "80"},
+    ).stdout
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "…" not in out
+    rows = [ln for ln in out.splitlines() if re.match(r"\s*\d+\s", ln)]
+    assert len(rows) == 3
+    assert all(re.search(r"\s\d{4}-\d\d-\d\d$", ln.rstrip()) for ln in rows), rows
+    split = {ln.split()[1]: ln for ln in rows}
+    assert " 50/50 " in rows[0]
+    assert " 50/25/25 " in split["recs-abc"] and " both " in split["rankers"]
+    assert "interleaved" in out

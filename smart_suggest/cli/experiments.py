@@ -222,19 +222,33 @@ def list_cmd(
             "status",
             "variants",
             ("traffic", "right"),
-            ("to B", "right"),
+            ("split", "right"),
             ("assigned", "right"),
             "created",
         ],
     )
+    # Names and strategies may wrap; dates, counts and splits stay whole (boxed at 80
+    # columns, the dates were folded: "2026-1" over "1-25").
+    from rich import box
+
+    table.box = box.SIMPLE_HEAD
+    table.pad_edge = False
+    table.show_edge = False
+    table.collapse_padding = True
+    for column in table.columns:
+        column.no_wrap = column.header not in ("name", "variants")
+        column.min_width = 8 if column.header in ("name", "variants") else None
     for e in exps:
+        total = sum(e.weights) or 1.0
+        split = "/".join(f"{w / total * 100:.0f}" for w in e.weights)
         table.add_row(
             str(e.id),
             safe(e.name, limit=40),
             e.status,
-            safe(" / ".join(v.strategy for v in e.variants) + (" (I)" if e.interleaving else "")),
+            safe(" / ".join(v.strategy for v in e.variants))
+            + (" interleaved" if e.interleaving else ""),
             f"{e.traffic_fraction:.0%}",
-            "-" if e.interleaving or len(e.variants) > 2 else f"{e.treatment_share:.0%}",
+            "both" if e.interleaving else split,
             f"{assigned[e.id]:,}",
             fmt_time(e.created_at)[:10],
         )
