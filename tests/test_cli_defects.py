@@ -281,3 +281,33 @@ def test_experiment_list_keeps_dates_and_splits_whole_at_80_columns(
     assert " 50/50 " in rows[0]
     assert " 50/25/25 " in split["recs-abc"] and " both " in split["rankers"]
     assert "interleaved" in out
+
+
+def test_every_command_but_power_takes_db_as_the_readme_says(run_cli: CliRunner) -> None:
+    """The README's sentence ("every command that reads or writes data takes --db ...;
+    power needs no database") against the commands themselves, sub-commands included."""
+    import re
+
+    from smart_suggest.cli import COMMANDS
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "`power` needs no database" in readme
+    assert ". .venv/bin/activate" in readme  # the tour's bare smart-suggest is on PATH
+    without = []
+    todo = [[name] for name in COMMANDS]
+    while todo:
+        path = todo.pop()
+        code, out, _ = run_cli(*path, "--help")
+        assert code == 0, path
+        subs = (
+            re.findall(r"^  (\w[\w-]*)  ", out.split("Commands:")[1], re.M)
+            if ("Commands:" in out)
+            else []
+        )
+        if subs:
+            todo += [[*path, sub] for sub in subs]
+        elif "--db" not in out:
+            without.append(" ".join(path))
+    assert without == ["power"]
+    code, _, err = run_cli("power", "--baseline", "0.1", "--mde", "0.02", "--db", "x.db")
+    assert code == 2 and len(err.strip().splitlines()) == 1
