@@ -21,6 +21,7 @@ from smart_suggest.recommend import (  # noqa: F401  (register)
     collaborative,
     content,
     itemitem,
+    persist,
     popular,
 )
 from smart_suggest.recommend._ops import top_rows
@@ -147,10 +148,10 @@ class Recommender:
         With ``background`` and a change too large to apply row by row, this returns the
         previous snapshot while the new one is built, unless ``wait`` (or there is none).
         """
-        revision = self.store.revision("catalog")
+        revision, stamp = self.store.revision_stamp("catalog")
         with self._lock:
             snap = self._snapshot
-            if snap is not None and snap.revision == revision:
+            if snap is not None and snap.revision == revision and snap.stamp in (stamp, None):
                 return snap
             if snap is not None:
                 newer = update_snapshot(self.store, snap)
@@ -166,8 +167,11 @@ class Recommender:
             return self.snapshot(wait=wait)
         with self._lock:
             snap = self._snapshot
-            if snap is None or snap.revision != self.store.revision("catalog"):
-                snap = build_snapshot(self.store)
+            if snap is None or (snap.revision, snap.stamp) != self.store.revision_stamp():
+                snap = persist.load(self.store)
+                if snap is None:
+                    snap = build_snapshot(self.store)
+                    persist.save(snap)  # for the next process that starts on this data
                 self._snapshot = snap
             return snap
 
@@ -214,9 +218,14 @@ class Recommender:
     def _rebuild_run(self) -> None:
         from smart_suggest.store import open_store
 
+        built = False
         try:
-            with open_store(self.store.path) as store:
-                snap = build_snapshot(store)
+            with open_store(self.store.path, read_only=self.store.read_only is not None) as store:
+                snap = persist.load(store)
+                if snap is None:
+                    snap = build_snapshot(store)
+                    built = True
+            snap.prepare()
         except Exception:  # the next foreground call rebuilds and reports the error
             return
         with self._lock:
@@ -224,6 +233,12 @@ class Recommender:
             if current is not None and (current.revision or 0) > (snap.revision or 0):
                 return
             self._snapshot = snap
+        if built:
+            # Saved after it serves, in a thread of its own: a caller waiting for this
+            # rebuild (``snapshot(wait=True)``) must not wait for the disk too.
+            threading.Thread(
+                target=persist.save, args=(snap,), name="snapshot-save", daemon=True
+            ).start()
         callback = self.on_rebuilt
         if callback is not None and current is not None and not self._closed:
             callback()  # answers given meanwhile came from the previous snapshot
