@@ -430,3 +430,25 @@ def test_tui_starts_loading_early_on_a_large_database(
         monkeypatch.setattr(rec, "build_snapshot", lambda store: pytest.fail("built again"))
         assert engine.snapshot().revision == store.revision("catalog")
         backend.close()
+
+
+def test_an_updated_snapshot_is_saved_after_a_pause_and_on_close(
+    demo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rec, "SAVE_AFTER_IDLE", 0.2)
+    with open_store(demo_copy) as store:
+        engine = Recommender(store, background=True)
+        engine.snapshot(wait=True)
+        tracking.log_interaction(store, 1, 3, "click")  # applied row by row
+        updated = engine.snapshot()
+        assert updated.revision == store.revision("catalog")
+        timer = engine._save_timer
+        assert timer is not None
+        timer.join(30)
+        assert persist.load(store) is not None
+        tracking.log_interaction(store, 2, 5, "view")
+        last = engine.snapshot()
+        engine.close()  # before the pause is over: saved now
+    monkeypatch.setattr(rec, "build_snapshot", lambda store: pytest.fail("built again"))
+    assert_same(next_start(demo_copy), last)
+    assert_same(last, fresh(demo_copy))

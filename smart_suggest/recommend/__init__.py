@@ -109,6 +109,11 @@ def similar_in(snap: Snapshot, item_index: int, count: int) -> list[tuple[int, f
     return list(zip(ids, vals[0][keep].tolist(), strict=True))
 
 
+#: A long-lived engine (``background``) saves the snapshot it updated row by row once the
+#: writes pause this long, or when it closes: the next start on the same data loads it.
+SAVE_AFTER_IDLE = 5.0
+
+
 class Recommender:
     """A long-lived recommendation engine over one store.
 
@@ -134,6 +139,7 @@ class Recommender:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._rebuild: threading.Thread | None = None
+        self._save_timer: threading.Timer | None = None
         self._closed = False
 
     @property
@@ -157,6 +163,8 @@ class Recommender:
                 newer = update_snapshot(self.store, snap)
                 if newer is not None:
                     self._snapshot = newer
+                    if self.background and newer is not snap:
+                        self._schedule_save()
                     return newer
                 if self.background and not wait:
                     self._start_rebuild()
@@ -203,9 +211,36 @@ class Recommender:
                 self._start_rebuild()
 
     def close(self) -> None:
-        """Stop caring about a background rebuild (its thread is a daemon and ends alone)."""
+        """Stop caring about a background rebuild (its thread is a daemon and ends alone);
+        save an updated snapshot still waiting for a pause in the writes."""
         self._closed = True
         self.on_rebuilt = None
+        with self._lock:
+            timer, self._save_timer = self._save_timer, None
+            snap = self._snapshot
+        if timer is not None:
+            timer.cancel()
+            if snap is not None:
+                persist.save(snap)
+
+    def _schedule_save(self) -> None:
+        # Called with self._lock held: each write restarts the countdown.
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+        timer = threading.Timer(SAVE_AFTER_IDLE, lambda: self._save_pending(timer))
+        timer.daemon = True
+        timer.name = "snapshot-save"
+        self._save_timer = timer
+        timer.start()
+
+    def _save_pending(self, timer: threading.Timer) -> None:
+        with self._lock:
+            if self._save_timer is not timer:
+                return  # a later write restarted the countdown, or close() saves
+            self._save_timer = None
+            snap = self._snapshot
+        if snap is not None:
+            persist.save(snap)
 
     def _start_rebuild(self) -> None:
         # Called with self._lock held.

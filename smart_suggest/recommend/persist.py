@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,8 @@ def save(snap: Snapshot, *, force: bool = False) -> Path | None:
     target = path_for(snap.revision, snap.stamp)
     if target.exists():
         return target
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # One temporary name per writer: two threads may save the same snapshot at once.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(tmp, "xb") as fh:
