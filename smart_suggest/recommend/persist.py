@@ -106,7 +106,8 @@ def save(snap: Snapshot, *, force: bool = False) -> Path | None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(tmp, "xb") as fh:
-            os.fchmod(fh.fileno(), 0o600)  # usernames and item names: the user's data
+            if hasattr(os, "fchmod"):  # POSIX: usernames and item names are the user's data
+                os.fchmod(fh.fileno(), 0o600)
             arrays: dict[str, Any] = _arrays(snap)
             np.savez(fh, **arrays)
         os.replace(tmp, target)
@@ -277,15 +278,3 @@ def _prune(folder: Path) -> None:
             path.unlink(missing_ok=True)
     except OSError:
         pass
-
-
-def load_or_build(store: Store, build: Any = None) -> Snapshot:
-    """The saved snapshot of the store's data, else a fresh build (saved when large)."""
-    snap = load(store)
-    if snap is not None:
-        return snap
-    if build is None:
-        from smart_suggest.recommend.snapshot import build_snapshot as build
-    snap = build(store)
-    save(snap)
-    return snap
