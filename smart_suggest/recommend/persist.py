@@ -163,8 +163,12 @@ def _arrays(snap: Snapshot) -> dict[str, np.ndarray]:
 
 def load(store: Store) -> Snapshot | None:
     """The saved snapshot of the store's current data, or None (then build it)."""
+    from smart_suggest.tracking import interaction_id_max
+
     with store.read():
         revision, stamp = store.revision_stamp("catalog")
+        if interaction_id_max(store) < MIN_INTERACTIONS:
+            return None  # never saved (ids are unique: fewer rows than the largest id)
     return load_key(revision, stamp)
 
 
