@@ -12,6 +12,7 @@ item or interaction added by this or any other process shows up in the next answ
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -110,8 +111,11 @@ def similar_in(snap: Snapshot, item_index: int, count: int) -> list[tuple[int, f
 
 
 #: A long-lived engine (``background``) saves the snapshot it updated row by row once the
-#: writes pause this long, or when it closes: the next start on the same data loads it.
+#: writes pause this long (the next start on the same data loads it), at most once per
+#: ``SAVE_INTERVAL`` (each save writes tens of MB at 1M interactions). Not when it closes:
+#: quitting must stay quick (0.5 s), so changes of a session's last seconds are not saved.
 SAVE_AFTER_IDLE = 5.0
+SAVE_INTERVAL = 60.0
 
 
 class Recommender:
@@ -140,6 +144,7 @@ class Recommender:
         self._lock = threading.Lock()
         self._rebuild: threading.Thread | None = None
         self._save_timer: threading.Timer | None = None
+        self._saved_at = -SAVE_INTERVAL  # monotonic time of the last save
         self._closed = False
 
     @property
@@ -215,23 +220,21 @@ class Recommender:
                 self._start_rebuild()
 
     def close(self) -> None:
-        """Stop caring about a background rebuild (its thread is a daemon and ends alone);
-        save an updated snapshot still waiting for a pause in the writes."""
+        """Stop caring about a background rebuild (its thread is a daemon and ends alone)
+        and about a save still waiting for a pause in the writes."""
         self._closed = True
         self.on_rebuilt = None
         with self._lock:
             timer, self._save_timer = self._save_timer, None
-            snap = self._snapshot
         if timer is not None:
             timer.cancel()
-            if snap is not None:
-                persist.save(snap)
 
     def _schedule_save(self) -> None:
         # Called with self._lock held: each write restarts the countdown.
         if self._save_timer is not None:
             self._save_timer.cancel()
-        timer = threading.Timer(SAVE_AFTER_IDLE, lambda: self._save_pending(timer))
+        delay = max(SAVE_AFTER_IDLE, self._saved_at + SAVE_INTERVAL - time.monotonic())
+        timer = threading.Timer(delay, lambda: self._save_pending(timer))
         timer.daemon = True
         timer.name = "snapshot-save"
         self._save_timer = timer
@@ -243,7 +246,8 @@ class Recommender:
                 return  # a later write restarted the countdown, or close() saves
             self._save_timer = None
             snap = self._snapshot
-        if snap is not None:
+            self._saved_at = time.monotonic()
+        if snap is not None and not self._closed:
             persist.save(snap)
 
     def _start_rebuild(self) -> None:
