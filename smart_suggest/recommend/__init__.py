@@ -243,7 +243,7 @@ class Recommender:
     def _save_pending(self, timer: threading.Timer) -> None:
         with self._lock:
             if self._save_timer is not timer:
-                return  # a later write restarted the countdown, or close() saves
+                return  # a later write restarted the countdown, or close() cancelled it
             self._save_timer = None
             snap = self._snapshot
             self._saved_at = time.monotonic()
