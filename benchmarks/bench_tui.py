@@ -325,6 +325,20 @@ def seeded(cli: list[str], path: Path, args: list[str]) -> float:
     return time.perf_counter() - t
 
 
+def compile_package() -> None:
+    """Write the bytecode caches of smart_suggest and tui, as a wheel install has them: with
+    PYTHONDONTWRITEBYTECODE set, an editable install compiles every module it imports again
+    in each session (tens of ms of CPU, more on the first visit of each screen)."""
+    import compileall
+    import importlib.util
+
+    for name in ("smart_suggest", "tui"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            for folder in spec.submodule_search_locations:
+                compileall.compile_dir(folder, quiet=1)
+
+
 def migrated(path: Path) -> None:
     """Bring ``path`` to the current schema once, before it is copied: a copy migrated
     by each session would draw its own catalog stamp, and no saved snapshot would match."""
@@ -345,6 +359,7 @@ def main() -> None:
     a = ap.parse_args()
     cols, rows = (int(v) for v in a.size.lower().split("x"))
     cli = command()
+    compile_package()
     with tempfile.TemporaryDirectory() as tmp:
         work = a.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
