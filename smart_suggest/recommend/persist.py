@@ -116,8 +116,8 @@ def save(snap: Snapshot, *, force: bool = False) -> Path | None:
             arrays: dict[str, Any] = _arrays(snap)
             np.savez(fh, **arrays)
         os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
+    except Exception:  # a full disk, no memory: saves often run in a thread of the TUI,
+        with contextlib.suppress(OSError):  # where a traceback would land on the screen
             tmp.unlink()
         return None
     _prune(target.parent)
