@@ -6,7 +6,9 @@ For each size, synthetic data of that shape (``sample.generate``, taste clusters
 experiment events) is written to a database (kept in ``--cache`` to skip the generation on
 the next run), then fresh subprocesses measure:
 
-* cold: open the database, build the snapshot, first answer (one process per strategy);
+* cold: open the database, build the snapshot, first answer (one process per strategy,
+  with an empty cache folder); then the same in a new process that finds the snapshot the
+  first one saved (``recommend/persist.py``; sizes from 100,000 interactions);
 * warm: one recommendation per user, median over 100 users spread over the id range;
 * all users: top-10 for every user (ids and scores only, as the CSV export does; and with
   the reasons);
@@ -147,13 +149,18 @@ def child_cold_items(path: str, repeat: int) -> dict[str, float]:
     return out
 
 
-def run_child(*args: str) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def run_child(*args: str, cache: Path | None = None) -> dict[str, float]:
+    """``cache``: the child's cache folder (saved snapshots); default: an empty one, so
+    no snapshot saved by an earlier run (or the user's own) is found."""
+    with tempfile.TemporaryDirectory() as empty:
+        env = {**os.environ, "XDG_CACHE_HOME": str(cache or empty)}
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
     if done.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{done.stderr}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -188,14 +195,19 @@ def main() -> None:
         cache = args.cache or Path(tmp)
         cache.mkdir(parents=True, exist_ok=True)
         rows = []
+        saved_rows = []
         for size in sizes:
             path = str(prepare(size, cache))
-            cold = {
-                strategy: [run_child("cold", path, strategy) for _ in range(args.repeat)]
-                for strategy in ("v1", "v2")
-            }
+            cold: dict[str, list[dict[str, float]]] = {"v1": [], "v2": []}
+            saved: dict[str, list[dict[str, float]]] = {"v1": [], "v2": []}
+            for strategy in ("v1", "v2"):
+                for k in range(args.repeat):
+                    folder = Path(tmp) / f"cache-{size}-{strategy}-{k}"
+                    cold[strategy].append(run_child("cold", path, strategy, cache=folder))
+                    saved[strategy].append(run_child("cold", path, strategy, cache=folder))
             warm = run_child("warm", path)
             rows.append((size, cold, warm))
+            saved_rows.append((size, saved))
         cold_items = None
         if not args.skip_cold_items:
             path = str(prepare("10k-items", cache))
@@ -243,6 +255,12 @@ def main() -> None:
             f"every user {rest:.2f} s without the cold-item fill, "
             f"{cold_items['with_cold_s']:.2f} s with it: the fill costs {extra:.2f} s, "
             f"{extra / rest:.0%} of the rest of the ranking (target: at most 100%)"
+        )
+    for size, saved in saved_rows:
+        print(
+            f"{size}: cold with the snapshot a previous process saved: v1 "
+            f"{statistics.median(r['cold_s'] for r in saved['v1']):.2f} s, v2 "
+            f"{statistics.median(r['cold_s'] for r in saved['v2']):.2f} s"
         )
     for size, cold, warm in rows:
         imports = statistics.median(r["import_s"] for r in cold["v1"])

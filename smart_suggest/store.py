@@ -779,6 +779,29 @@ CREATE TABLE IF NOT EXISTS user_attributes (
 );
 """
 
+
+#: v12: a random stamp beside the catalog revision, drawn anew by every change (the same
+#: triggers, ``stamp = random()``; a bulk load draws one for all its rows). The counter
+#: alone cannot name the data: a backup restored over a file and written to again
+#: reaches the same counter with other rows. (revision, stamp) can, so a recommender
+#: snapshot saved to disk under that key (``recommend/persist.py``) is reused only by a
+#: database holding exactly the data it was built from, whatever file or process wrote it.
+#: Idempotent (a file whose user_version was set back migrates again cleanly).
+def _schema_v12(conn: sqlite3.Connection) -> None:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(revisions)")}
+    if "stamp" not in columns:
+        conn.execute("ALTER TABLE revisions ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE revisions SET stamp = random()")
+    for table in ("users", "items", "item_categories", "interactions"):
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            name = f"{table}_{op.lower()}_rev"
+            conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+            conn.execute(
+                f"CREATE TRIGGER {name} AFTER {op} ON {table} BEGIN UPDATE revisions "
+                "SET value = value + 1, stamp = random() WHERE name = 'catalog'; END"
+            )
+
+
 #: A migration is a SQL script or, where Python logic is needed, a callable on the
 #: connection (run inside the migration's transaction).
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -795,6 +818,7 @@ MIGRATIONS: dict[int, Migration] = {
     9: _SCHEMA_V9,
     10: _SCHEMA_V10,
     11: _SCHEMA_V11,
+    12: _schema_v12,
 }
 
 #: Every table holding data, parents before children (export order; cleared in reverse).
@@ -970,7 +994,10 @@ class Store:
                     conn.execute("PRAGMA temp_store = MEMORY")
             for scope, scope_tables in REVISION_SCOPES.items():
                 if set(scope_tables) & set(tables):
-                    conn.execute("UPDATE revisions SET value = value + 1 WHERE name = ?", (scope,))
+                    conn.execute(
+                        "UPDATE revisions SET value = value + 1, stamp = random() WHERE name = ?",
+                        (scope,),
+                    )
             conn.execute(f"PRAGMA cache_size = {int(old_cache)}")
 
     @contextmanager
@@ -1007,6 +1034,16 @@ class Store:
         if value is None:
             raise KeyError(scope)
         return int(value)
+
+    def revision_stamp(self, scope: str = "catalog") -> tuple[int, int]:
+        """``revision(scope)`` and the random stamp every change of the scope draws anew
+        (schema v12): together they name the data, across files and processes."""
+        row = self.conn.execute(
+            "SELECT value, stamp FROM revisions WHERE name = ?", (scope,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(scope)
+        return int(row[0]), int(row[1])
 
     def counts(self) -> dict[str, int]:
         with self.read():

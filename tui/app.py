@@ -94,14 +94,16 @@ class SmartSuggestApp(App[None]):
         debounce: float | None = None,
         theme: str | None = None,
         settings: Settings | None = None,
+        backend: Backend | None = None,
     ) -> None:
+        """``backend``: one already made for ``store`` (``Backend.start_early``)."""
         self.started_at = time.perf_counter()
         #: perf_counter() when something was first on screen: "shell", then "data".
         self.paint_times: dict[str, float] = {}
         super().__init__()
         self._owns_store = store is None
         self.store = store if store is not None else open_store(db_path, read_only=read_only)
-        self.backend = Backend(self.store)
+        self.backend = backend if backend is not None else Backend(self.store)
         self.demo = demo
         #: Why the database cannot be changed here, or None (see Store.read_only).
         self.read_only: str | None = self.store.read_only

@@ -17,6 +17,7 @@ Database access happens off the event loop (``asyncio.to_thread``) in three lane
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 from collections.abc import Callable
@@ -29,6 +30,10 @@ from smart_suggest.errors import SmartSuggestError
 from smart_suggest.store import Store, open_store
 
 T = TypeVar("T")
+
+#: From about this many interactions the snapshot starts loading before Textual is imported
+#: (``Backend.start_early``); below, the imports would only delay the first screen.
+EARLY_START_ROWS = 100_000
 
 #: Returned by ``SmartSuggestApp.attempt`` when the work failed (the user was told why).
 FAILED: Any = object()
@@ -61,6 +66,7 @@ class Backend:
         self._heavy: Lane | None = None
         self._heavy_lock = threading.Lock()
         self._recommender: Any = None
+        self._recommender_lock = threading.Lock()
         self._closed = False
         #: called (from a worker thread) when a background snapshot rebuild is in place
         self.on_snapshot_rebuilt: Callable[[], None] | None = None
@@ -93,11 +99,32 @@ class Backend:
     def recommender(self, store: Store) -> Any:
         """The long-lived engine: updates its snapshot row by row, and rebuilds after a
         large change in the background while the previous snapshot keeps serving."""
-        if self._recommender is None:
-            from smart_suggest.recommend import Recommender
+        with self._recommender_lock:  # the early start's thread may ask at the same time
+            if self._recommender is None:
+                from smart_suggest.recommend import Recommender
 
-            self._recommender = Recommender(store, background=True, on_rebuilt=self._rebuilt)
-        return self._recommender
+                self._recommender = Recommender(store, background=True, on_rebuilt=self._rebuilt)
+            return self._recommender
+
+    def start_early(self) -> None:
+        """Import the recommenders (numpy, scipy: ~0.3 s) and start loading the snapshot
+        in a thread now, while Textual is still being imported: the first visit to the
+        recommendations screen, often right after the first screen, then finds it ready
+        or nearly. The app's own warm-up finds it started (``Recommender.start`` runs once).
+        """
+
+        from smart_suggest import tracking
+
+        with self.quick.lock:
+            large = tracking.interaction_id_max(self.quick.store) >= EARLY_START_ROWS
+        if not large:
+            return  # a small snapshot builds in moments: its imports wait for the first paint
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # only an optimisation; the warm-up retries
+                self.recommender(self.quick.store).start()
+
+        threading.Thread(target=run, name="early-start", daemon=True).start()
 
     def _rebuilt(self) -> None:
         callback = self.on_snapshot_rebuilt

@@ -84,9 +84,13 @@ def tui(
     store = open_store(path, read_only=read_only)
     app = None
     try:
+        from tui.data import Backend  # no Textual: the snapshot starts loading before it
+
+        backend = Backend(store)
+        backend.start_early()
         from tui.app import SmartSuggestApp
 
-        app = SmartSuggestApp(store=store, demo=demo, theme=theme)
+        app = SmartSuggestApp(store=store, demo=demo, theme=theme, backend=backend)
         app.run()
     finally:
         if app is not None:

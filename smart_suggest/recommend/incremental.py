@@ -76,11 +76,11 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
         return None
     conn = store.conn
     with store.read():
-        revision = store.revision("catalog")
-        if revision == snap.revision:
+        revision, stamp = store.revision_stamp("catalog")
+        if revision == snap.revision and snap.stamp in (stamp, None):
             return snap
-        if revision < snap.revision:
-            return None
+        if revision <= snap.revision:
+            return None  # other data at the same count (a restored file): rebuild
         marks = read_marks(store)
         n_new = (
             (marks.user_id - old.user_id)
@@ -179,4 +179,5 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
         revision=revision,
         marks=marks,
         last_touch=last_touch,
+        stamp=stamp,
     )

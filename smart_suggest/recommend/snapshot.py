@@ -144,6 +144,17 @@ def _l2_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv) @ m)
 
 
+def dense_to_csr(a: np.ndarray) -> sp.csr_matrix:
+    """``sp.csr_matrix(a)`` (zeros dropped) without its COO detour: one pass over the
+    non-zeros in row order, already sorted (4x faster on a 2,000 x 2,000 similarity)."""
+    n_rows, n_cols = a.shape
+    flat = np.flatnonzero(a)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat // max(n_cols, 1), minlength=n_rows), out=indptr[1:])
+    values = np.ascontiguousarray(a).ravel()[flat]
+    return sp.csr_matrix((values, flat % max(n_cols, 1), indptr), shape=(n_rows, n_cols))
+
+
 def similarity_rows(
     features: sp.csr_matrix, rows: np.ndarray, dense: np.ndarray | None = None
 ) -> sp.csr_matrix:
@@ -169,7 +180,7 @@ def similarity_rows(
             r, k = np.nonzero(cols >= 0)
             block = sp.csr_matrix((vals[r, k], (r, cols[r, k])), shape=(len(blk), n))
         else:
-            block = sp.csr_matrix(sims)
+            block = dense_to_csr(sims)
         blocks.append(block)
     if not blocks:
         return sp.csr_matrix((len(rows), n), dtype=np.float64)
@@ -213,7 +224,7 @@ def similarity_to(
             rr, kk = np.nonzero(top >= 0)
             block = sp.csr_matrix((vals[rr, kk], (rr, top[rr, kk])), shape=(hi - lo, len(cols)))
         else:
-            block = sp.csr_matrix(sims)
+            block = dense_to_csr(sims)
         blocks.append(block)
     if not blocks:
         return sp.csr_matrix((0, len(cols)), dtype=np.float64)
@@ -520,6 +531,36 @@ def last_touch_matrix(
     return sp.csr_matrix((latest, pairs % n_items, indptr), shape=shape)
 
 
+def pair_matrices(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    weights: np.ndarray,
+    times: np.ndarray | None,
+    shape: tuple[int, int],
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """(users x items) summed weights of each pair, rows sorted, and with ``times`` the
+    ``last_touch_matrix`` of the same pairs: both from one sort of the pairs (scipy's
+    COO -> CSR sum and a second sort for the times took 2.3x as long at 1M rows)."""
+    n_users, n_items = shape
+    key = np.asarray(user_index, dtype=np.int64) * n_items + np.asarray(item_index, np.int64)
+    order = np.argsort(key)
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+    w = np.asarray(weights, dtype=np.float64)[order]
+    # Integer weights in float64: the sums are exact in any order.
+    sums = np.add.reduceat(w, starts) if len(key) else w
+    pairs = key[starts]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs // max(n_items, 1), minlength=n_users), out=indptr[1:])
+    cols = pairs % max(n_items, 1)
+    matrix = sp.csr_matrix((sums, cols, indptr), shape=shape, dtype=np.float64)
+    if times is None:
+        return matrix, None
+    t = np.floor(np.asarray(times, dtype=np.float64))[order] + TIME_OFFSET
+    latest = np.maximum.reduceat(t, starts) if len(key) else t
+    return matrix, sp.csr_matrix((latest, matrix.indices, matrix.indptr), shape=shape)
+
+
 class Snapshot:
     """The weighted user-item matrix of one data revision, plus what is derived from it.
 
@@ -537,10 +578,14 @@ class Snapshot:
         revision: int | None = None,
         marks: Marks | None = None,
         times: np.ndarray | None = None,
+        stamp: int | None = None,
     ) -> None:
         """``times``: each interaction's Unix time, for ``last_touch`` (None: unknown)."""
         self.catalogue = catalogue
         self.revision = revision
+        #: the catalog's random stamp at ``revision`` (``Store.revision_stamp``): with it,
+        #: the key the snapshot may be saved under (``persist``); None: never saved
+        self.stamp = stamp
         #: where the data ends (see ``incremental``); None: cannot be updated in place
         self.marks = marks
         shape = (catalogue.n_users, catalogue.n_items)
@@ -553,13 +598,7 @@ class Snapshot:
             or item_index.max() >= shape[1]
         ):
             raise ValueError("interaction index outside the catalogue")
-        matrix = sp.csr_matrix(
-            (np.asarray(weights, dtype=np.float64), (user_index, item_index)),
-            shape=shape,
-            dtype=np.float64,
-        )
-        matrix.sum_duplicates()  # the per-pair sums of the action weights
-        matrix.sort_indices()
+        matrix, last_touch = pair_matrices(user_index, item_index, weights, times, shape)
         self.matrix: sp.csr_matrix = matrix
         self.interaction_count = len(user_index)
         #: raw interactions per item, and the weighted sum per item (popularity)
@@ -568,9 +607,7 @@ class Snapshot:
             item_index, weights=np.asarray(weights, dtype=np.float64), minlength=shape[1]
         )
         self.item_users = np.bincount(matrix.indices, minlength=shape[1]).astype(np.int64)
-        self.last_touch = (
-            None if times is None else last_touch_matrix(user_index, item_index, times, shape)
-        )
+        self.last_touch = last_touch
 
     @classmethod
     def from_parts(
@@ -584,11 +621,13 @@ class Snapshot:
         revision: int | None,
         marks: Marks | None,
         last_touch: sp.csr_matrix | None = None,
+        stamp: int | None = None,
     ) -> Snapshot:
-        """A snapshot from an already summed matrix (``incremental.update``)."""
+        """A snapshot from an already summed matrix (``incremental.update``, ``persist``)."""
         snap = cls.__new__(cls)
         snap.catalogue = catalogue
         snap.revision = revision
+        snap.stamp = stamp
         snap.marks = marks
         snap.matrix = matrix
         snap.interaction_count = interaction_count
@@ -657,6 +696,14 @@ class Snapshot:
         order = np.lexsort((np.arange(n), -self.item_interactions, -self.item_weight))
         return order[self.item_interactions[order] > 0]
 
+    def prepare(self) -> None:
+        """Compute now what the first v1 and v2 answers read (the row-normalised copies,
+        the item similarities, popularity): a background build calls it, so that the
+        first question after it does not pay for them (0.1 s at 1M x 2,000)."""
+        _ = (self.normalized_t, self.cold_similarity, self.popular_order, self.history_length)
+        if self.catalogue.exact and self.catalogue.has_content:
+            _ = self.catalogue.similarity
+
     def seen_mask(self, rows: np.ndarray) -> np.ndarray:
         """Dense (len(rows) x items) mask of the items each user already interacted with."""
         from smart_suggest.recommend._ops import gather
@@ -672,7 +719,7 @@ def build_snapshot(store: Store) -> Snapshot:
     from smart_suggest.recommend.incremental import read_marks
 
     with store.read():
-        revision = store.revision("catalog")
+        revision, stamp = store.revision_stamp("catalog")
         marks = read_marks(store)
         catalogue = load_catalogue(store)
         inter = load_interactions(store, catalogue, with_time=True, whole_seconds=True)
@@ -684,4 +731,5 @@ def build_snapshot(store: Store) -> Snapshot:
         revision=revision,
         marks=marks,
         times=inter.ts,
+        stamp=stamp,
     )
