@@ -257,9 +257,29 @@ def cells(m: sp.csr_matrix, keys: np.ndarray, rows: np.ndarray, cols: np.ndarray
     if len(keys) == 0 or not asked.any():
         return out
     want = rows[asked].astype(np.int64) * m.shape[1] + cols[asked]
-    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-    out[asked] = np.where(keys[at] == want, m.data[at], 0.0)
+    out[asked] = find(m, keys, want)
     return out
+
+
+#: From this many cells on, ``find`` sorts them first: numpy's binary search then starts
+#: each search where the previous one ended (2-3x faster for a block of users).
+SORTED_SEARCH = 4096
+
+
+def find(m: sp.csr_matrix, keys: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """The stored values of ``m`` at the flat positions ``want`` (row * columns + column),
+    0 where nothing is stored; ``keys`` is ``csr_keys(m)``."""
+    out = np.zeros(len(want), dtype=np.float64)
+    if len(keys) == 0 or len(want) == 0:
+        return out
+    if len(want) >= SORTED_SEARCH:
+        order = np.argsort(want)
+        at = np.empty(len(want), dtype=np.int64)
+        at[order] = np.searchsorted(keys, want[order])
+    else:
+        at = np.searchsorted(keys, want)
+    at = np.minimum(at, len(keys) - 1)
+    return np.where(keys[at] == want, m.data[at], 0.0)
 
 
 def block_top_contributors(contrib: np.ndarray, limit: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -81,14 +81,14 @@ class Ranking:
 
     ``items[b]`` holds snapshot item indices; -1 marks an empty slot. The valid entries of a
     row, left to right, are that user's list. ``extra`` carries what a strategy needs later
-    to explain its choices (e.g. v1's neighbours).
+    to explain its choices (e.g. v1's neighbours, v2's recency-weighted histories).
     """
 
     rows: np.ndarray  # (b,) snapshot user indices
     items: np.ndarray  # (b, L) int64, -1 = empty
     scores: np.ndarray  # (b, L) float64
     sources: np.ndarray  # (b, L) int8 codes into SOURCES
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     #: One line for the user when the strategy could not work as designed (e.g. v2 on a
     #: catalogue without text or categories fell back to popular items); "" otherwise.
     note: str = ""

@@ -22,11 +22,6 @@ import scipy.sparse as sp
 
 from smart_suggest.recommend._ops import (
     assemble,
-    block_cells,
-    block_top_contributors,
-    cells,
-    csr_keys,
-    last_axis_top_contributors,
     mark,
     row_products,
     top_rows,
@@ -40,7 +35,13 @@ from smart_suggest.recommend.base import (
     register,
 )
 from smart_suggest.recommend.popular import popular_block
-from smart_suggest.recommend.reasons import Slots, history_evidence, listing, popularity_texts
+from smart_suggest.recommend.reasons import (
+    Slots,
+    history_evidence,
+    listing,
+    neighbour_evidence,
+    popularity_texts,
+)
 from smart_suggest.recommend.snapshot import Snapshot
 
 #: Discount of a cold item's content score relative to collaborative scores.
@@ -117,31 +118,14 @@ class Collaborative:
         sim_all = ranking.extra["similarity"]
         at = slots.of(SOURCE_CODE["neighbours"])
         if len(at):
-            # Who contributed to each neighbour-sourced item, for the whole block at once.
-            from_nbrs = (ranking.items >= 0) & (ranking.sources == SOURCE_CODE["neighbours"])
-            wanted = np.where(from_nbrs, ranking.items, -1)
-            keys = csr_keys(snap.matrix) if len(ranking.rows) >= KEYED_BLOCK else None
-            if keys is not None:
-                # (user, item, neighbour) cells by binary search: the block's neighbours'
-                # whole rows are ~10x more entries than the cells wanted.
-                block = cells(snap.matrix, keys, nbr_all[:, None, :], wanted[:, :, None])
-                best_all, more_all = last_axis_top_contributors(block * sim_all[:, None, :])
-            else:
-                block = block_cells(snap.matrix, nbr_all, wanted)
-                best_all, more_all = block_top_contributors(block * sim_all[:, :, None])
-            b, col = slots.b[at], slots.col[at]
-            best = best_all[b, col]  # (k, 2) positions in the row's neighbour list
-            pick = np.maximum(best, 0)
-            who = np.where(best >= 0, nbr_all[b[:, None], pick], -1)
-            sims = sim_all[b[:, None], pick]
+            # Who contributed to each neighbour-sourced item: every (item, neighbour) cell
+            # of the block at once, found by binary search.
+            b = slots.b[at]
+            who, sims, more = neighbour_evidence(
+                snap.matrix, nbr_all[b], sim_all[b], slots.items[at]
+            )
             slots.reasons[at] = listing(
-                "liked by similar users ",
-                cat.usernames,
-                who,
-                sims,
-                ", ",
-                more_all[b, col],
-                " and %d more",
+                "liked by similar users ", cat.usernames, who, sims, ", ", more, " and %d more"
             )
         at = slots.of(SOURCE_CODE["popular"])
         if len(at):

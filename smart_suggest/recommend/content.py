@@ -141,7 +141,10 @@ class ContentBased:
             ranking = assemble(rows, [(items, scores, SOURCE_CODE["popular"])])
             ranking.note = NO_CONTENT_NOTE
             return ranking
-        scores = content_scores(snap, rows)
+        # Kept for ``explain``: weighing the histories by recency again cost as much as
+        # the rest of the evidence.
+        history = history_rows(snap, rows)
+        scores = content_scores(snap, np.arange(len(rows)), history)
         seen = snap.seen_mask(rows)
         scores[seen] = 0.0
         top, top_scores = top_by_score(snap, scores, options.count)
@@ -153,7 +156,9 @@ class ContentBased:
             fill = fill_rows(seen, snap.catalogue.representative_order, need)
             fill_scores = take(rep, fill)
             segments.append((fill, fill_scores, SOURCE_CODE["representative"]))
-        return assemble(rows, segments)
+        ranking = assemble(rows, segments)
+        ranking.extra["history"] = history
+        return ranking
 
     def explain(
         self, snap: Snapshot, ranking: Ranking, options: Options
@@ -165,9 +170,12 @@ class ContentBased:
             # Which of each user's items made each item: the whole block at once, reading
             # only the (item, history item) cells asked for.
             b = slots.b[at]
+            history = ranking.extra.get("history")
+            if history is None:  # a ranking made elsewhere
+                history = history_rows(snap, ranking.rows)
             liked, sims, more = history_evidence(
                 cat,
-                history_rows(snap, ranking.rows),
+                history,
                 b,
                 slots.items[at],
                 dense=len(ranking.rows) >= KEYED_BLOCK,

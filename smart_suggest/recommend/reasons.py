@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from smart_suggest.recommend._ops import cells, csr_keys, short_name
+from smart_suggest.recommend._ops import csr_keys, find, short_name
 from smart_suggest.recommend.base import SOURCES, Ranking, Recommendation
 
 if TYPE_CHECKING:
@@ -110,8 +110,10 @@ def similarity_pairs(
         keys = csr_keys(m)
         rows = np.searchsorted(distinct, liked)
     if keys is None:  # not canonical (never built so; kept correct anyway)
-        return np.asarray(sp.csr_matrix(m)[rows, items], dtype=np.float64).ravel()
-    return np.asarray(cells(m, keys, rows, items))
+        return np.asarray(m[rows, items], dtype=np.float64).ravel()
+    # Not scipy's m[rows, items]: below nnz / 10 cells it scans whole rows (900 entries
+    # of a 3,706-item similarity for each cell), where the cached keys need a search.
+    return find(m, keys, rows * m.shape[1] + items)
 
 
 def history_evidence(
@@ -153,6 +155,33 @@ def history_evidence(
         more_out[lo:hi] = more
         lo = hi
     return liked_out, sims_out, more_out
+
+
+def neighbour_evidence(
+    matrix: sp.csr_matrix, nbrs: np.ndarray, nsims: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each k, which neighbours ``nbrs[k]`` (users, -1 padded) pull most towards
+    ``items[k]``: their contribution is their similarity ``nsims[k]`` x their weight of
+    the item. Returns (who, sims, more) as ``history_evidence`` does (ties: the earlier
+    neighbour, i.e. the more similar one, then the lower id)."""
+    n = len(items)
+    who = np.full((n, 2), -1, dtype=np.int64)
+    sims = np.zeros((n, 2), dtype=np.float64)
+    seg, pos = np.nonzero(nbrs >= 0)  # slot by slot, neighbours in their order
+    users = nbrs[seg, pos]
+    # scipy reads single cells by binary search within each row (no keys to build).
+    weight = (
+        np.asarray(matrix[users, items[seg]], dtype=np.float64).ravel()
+        if len(users)
+        else np.zeros(0)
+    )
+    best, more = segment_top(weight * nsims[seg, pos], seg, n)
+    ok = best >= 0
+    at = np.maximum(best, 0)
+    if len(users):
+        who[ok] = users[at][ok]
+        sims[ok] = nsims[seg[at], pos[at]][ok]
+    return who, sims, more
 
 
 def listing(
