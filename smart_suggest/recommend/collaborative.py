@@ -36,6 +36,7 @@ from smart_suggest.recommend.base import (
 )
 from smart_suggest.recommend.popular import popular_block
 from smart_suggest.recommend.reasons import (
+    DENSE_BLOCK,
     Slots,
     history_evidence,
     listing,
@@ -70,11 +71,6 @@ def cold_item_block(snap: Snapshot, rows: np.ndarray, count: int) -> tuple[np.nd
     cols, vals = top_rows(scores, count)
     items = np.where(cols >= 0, cold[np.maximum(cols, 0)], -1)
     return items, vals
-
-
-#: Blocks of at least this many users find reason cells by binary search (one pass over
-#: the matrix to make the keys pays off; a single user's answer does not need it).
-KEYED_BLOCK = 64
 
 
 class Collaborative:
@@ -163,7 +159,7 @@ def _cold_reasons(snap: Snapshot, ranking: Ranking, slots: Slots, at: np.ndarray
         snap.matrix,
         ranking.rows[slots.b[at]],
         slots.items[at],
-        dense=len(ranking.rows) >= KEYED_BLOCK,
+        dense=len(ranking.rows) >= DENSE_BLOCK,
     )
     return listing(
         "new item (no interactions yet), resembles ", cat.item_names, liked, sims, " and "

@@ -41,9 +41,14 @@ from smart_suggest.recommend.base import (
     Recommendation,
     register,
 )
-from smart_suggest.recommend.collaborative import KEYED_BLOCK
 from smart_suggest.recommend.popular import popular_block
-from smart_suggest.recommend.reasons import Slots, history_evidence, listing, popularity_texts
+from smart_suggest.recommend.reasons import (
+    DENSE_BLOCK,
+    Slots,
+    history_evidence,
+    listing,
+    popularity_texts,
+)
 from smart_suggest.recommend.snapshot import Snapshot
 
 #: A history item's weight halves for every ``HALF_LIFE`` items the user touched after it
@@ -178,7 +183,7 @@ class ContentBased:
                 history,
                 b,
                 slots.items[at],
-                dense=len(ranking.rows) >= KEYED_BLOCK,
+                dense=len(ranking.rows) >= DENSE_BLOCK,
             )
             slots.reasons[at] = listing(
                 "resembles ",

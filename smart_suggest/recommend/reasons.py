@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: Upper bound on the (slot, history item) pairs read at once (~100 MB of temporaries).
 PAIR_CHUNK = 2_000_000
+#: Blocks of at least this many users read similarity cells from the dense similarity when
+#: the catalogue keeps one (worth building for a block, not for one user's answer).
+DENSE_BLOCK = 64
 
 
 class Slots:
