@@ -36,7 +36,6 @@ from smart_suggest.recommend.base import (
 )
 from smart_suggest.recommend.popular import popular_block
 from smart_suggest.recommend.reasons import (
-    DENSE_BLOCK,
     Slots,
     history_evidence,
     listing,
@@ -159,7 +158,9 @@ def _cold_reasons(snap: Snapshot, ranking: Ranking, slots: Slots, at: np.ndarray
         snap.matrix,
         ranking.rows[slots.b[at]],
         slots.items[at],
-        dense=len(ranking.rows) >= DENSE_BLOCK,
+        # Always the dense similarity when the catalogue keeps one: a TUI or CLI answer
+        # reads it too (built once, then one lookup per cell instead of a search).
+        dense=True,
     )
     return listing(
         "new item (no interactions yet), resembles ", cat.item_names, liked, sims, " and "
