@@ -147,20 +147,6 @@ def get_strategy(name: str) -> Strategy:
 
 def plain(ranking: Ranking, snap: Snapshot) -> list[list[Recommendation]]:
     """Recommendations without reasons (for exports that only need ids and scores)."""
-    out: list[list[Recommendation]] = []
-    item_ids = snap.catalogue.item_ids
-    for b in range(len(ranking.rows)):
-        valid = ranking.items[b] >= 0
-        idx = ranking.items[b][valid]
-        out.append(
-            [
-                Recommendation(int(i), float(s), "", SOURCES[int(c)])
-                for i, s, c in zip(
-                    item_ids[idx].tolist(),
-                    ranking.scores[b][valid].tolist(),
-                    ranking.sources[b][valid].tolist(),
-                    strict=True,
-                )
-            ]
-        )
-    return out
+    from smart_suggest.recommend.reasons import Slots
+
+    return Slots(ranking).rows(snap)
