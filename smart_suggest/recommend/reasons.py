@@ -21,8 +21,8 @@ from smart_suggest.recommend.base import SOURCES, Ranking, Recommendation
 if TYPE_CHECKING:
     from smart_suggest.recommend.snapshot import Catalogue, Snapshot
 
-#: Upper bound on the (slot, history item) pairs read at once (~100 MB of temporaries).
-PAIR_CHUNK = 2_000_000
+#: Upper bound on the (slot, history item) pairs read at once (~60 MB of temporaries).
+PAIR_CHUNK = 1_000_000
 #: Blocks of at least this many users read similarity cells from the dense similarity when
 #: the catalogue keeps one (worth building for a block, not for one user's answer).
 DENSE_BLOCK = 64
@@ -172,7 +172,8 @@ def neighbour_evidence(
     sims = np.zeros((n, 2), dtype=np.float64)
     seg, pos = np.nonzero(nbrs >= 0)  # slot by slot, neighbours in their order
     users = nbrs[seg, pos]
-    # scipy reads single cells by binary search within each row (no keys to build).
+    # scipy reads single cells row by row (a binary search in the row, or a scan of it
+    # for a few cells): no keys of the whole matrix to build for one user's answer.
     weight = (
         np.asarray(matrix[users, items[seg]], dtype=np.float64).ravel()
         if len(users)
