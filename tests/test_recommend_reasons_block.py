@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from smart_suggest.recommend import (
     Options,
@@ -23,6 +24,7 @@ from smart_suggest.recommend._ops import (
     top_contributors,
 )
 from smart_suggest.recommend.content import history_rows
+from smart_suggest.recommend.itemitem import fit
 from smart_suggest.store import Store
 
 
@@ -172,13 +174,20 @@ def _reference(
     matrix = snap.matrix
     row = int(ranking.rows[b])
     extra = ranking.extra
+    model = fit(snap, options)  # v3's weights (fitted once per snapshot)
     out = []
     for column in np.flatnonzero(ranking.items[b] >= 0).tolist():
         item = int(ranking.items[b, column])
         source = int(ranking.sources[b, column])
         score = float(ranking.scores[b, column])
         kind = ("neighbours", "content", "popular", "cold-item", "representative")[source]
-        if kind == "neighbours":
+        if kind == "neighbours" and strategy == "v3":
+            liked, values = row_of(model.history, row)
+            pulls = model.pull(liked, np.array([item]))[:, 0] * values
+            top, more = _contributors(pulls)
+            liked_names = " and ".join(short_name(cat.item_names[liked[j]]) for j in top)
+            out.append(f"because you liked {liked_names}" + (f" (and {more} more)" if more else ""))
+        elif kind == "neighbours":
             nbrs = [int(n) for n in extra["neighbours"][b] if n >= 0]
             sims = extra["similarity"][b][: len(nbrs)].tolist()
             weights = submatrix(matrix, np.array(nbrs, dtype=np.int64), np.array([item]))[:, 0]
@@ -207,6 +216,19 @@ def _reference(
         elif kind == "representative":
             why = "fill-in, " if matrix[row].nnz else "no history yet: "
             out.append(f"{why}representative of the catalogue (mean similarity {score:.2f})")
+        elif strategy == "v3":
+            assert kind == "popular"
+            got = int(extra["from_model"][b])
+            why = (
+                f"popular fill-in (the model found only {got})"
+                if model.history[row].nnz
+                else "popular (no history yet)"
+            )
+            n, users = int(snap.item_interactions[item]), int(snap.item_users[item])
+            out.append(
+                f"{why}: {n} interaction{'s' if n != 1 else ''} by {users} "
+                f"user{'s' if users != 1 else ''} (weighted {float(snap.item_weight[item]):g})"
+            )
         else:
             assert strategy == "v1"
             if not matrix[row].nnz:
@@ -258,17 +280,18 @@ def test_every_users_reasons_match_the_definitions(
 ) -> None:
     """Batch reasons (every user in one block), one user's reasons and reasons worked out
     item by item from the definitions are the same texts, for v1 (neighbours, popular
-    fill-in, cold items) and v2 (content, representative fill-in), whichever way the
-    similarity cells are read."""
+    fill-in, cold items), v2 (content, representative fill-in) and v3 (the model's pull,
+    popular fill-in), whichever way the similarity cells are read."""
     import shutil
 
-    from smart_suggest.recommend import reasons, snapshot
+    from smart_suggest.recommend import itemitem, reasons, snapshot
     from smart_suggest.store import open_store
 
     if path == "keys":
         monkeypatch.setattr(snapshot.Catalogue, "similarity_dense", None)
-    elif path == "large catalogue":
+    elif path == "large catalogue":  # top similar items only; v3 takes RP3beta (sparse)
         monkeypatch.setattr(snapshot, "EXACT_ITEM_LIMIT", 100)
+        monkeypatch.setattr(itemitem, "EASE_ITEM_LIMIT", 100)
     elif path == "small chunks":
         monkeypatch.setattr(reasons, "PAIR_CHUNK", 50)
     db = tmp_path / "copy.db"
@@ -277,8 +300,10 @@ def test_every_users_reasons_match_the_definitions(
         engine = Recommender(store)
         snap = engine.snapshot()
         assert len(snap.cold_items) >= 15 and snap.catalogue.exact == (path != "large catalogue")
+        sparse = isinstance(fit(snap, engine.options("v3", 10)).weights, sp.csr_matrix)
+        assert sparse == (path == "large catalogue")
         kinds: dict[str, int] = {}
-        for strategy in ("v1", "v2"):
+        for strategy in ("v1", "v2", "v3"):
             strat = get_strategy(strategy)
             options = engine.options(strategy, 10)
             rows = np.arange(snap.catalogue.n_users)

@@ -9,7 +9,7 @@ recommended slots as flat arrays; Python touches each reason once, to format it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -120,10 +120,17 @@ def similarity_pairs(
 
 
 def history_evidence(
-    cat: Catalogue, history: sp.csr_matrix, b: np.ndarray, items: np.ndarray, *, dense: bool
+    cat: Catalogue,
+    history: sp.csr_matrix,
+    b: np.ndarray,
+    items: np.ndarray,
+    *,
+    dense: bool = True,
+    pull: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each k, which items of user ``history[b[k]]`` pull most towards ``items[k]``:
-    their contribution is similarity x the user's weight of the liked item.
+    their contribution is similarity x the user's weight of the liked item (or
+    ``pull(liked, items)``, cell by cell, instead of the similarity: v3's weights).
 
     Returns (liked, sims, more): liked (k, 2) item indices, best first (ties: the lower
     index), -1 where fewer contribute; sims (k, 2) their similarity to ``items[k]``; more
@@ -149,7 +156,12 @@ def history_evidence(
             indptr[b[lo:hi]] - (np.cumsum(lens) - lens), lens
         )
         liked = history.indices[entry].astype(np.int64)
-        sims = similarity_pairs(cat, liked, items[lo:hi][seg], dense=dense)
+        wanted = items[lo:hi][seg]
+        sims = (
+            similarity_pairs(cat, liked, wanted, dense=dense)
+            if pull is None
+            else pull(liked, wanted)
+        )
         best, more = segment_top(sims * history.data[entry], seg, hi - lo)
         ok = best >= 0
         at = np.maximum(best, 0)
@@ -192,16 +204,29 @@ def listing(
     prefix: str,
     names: Sequence[str],
     who: np.ndarray,
-    sims: np.ndarray,
+    sims: np.ndarray | None,
     sep: str,
     more: np.ndarray | None = None,
     suffix: str = "",
 ) -> list[str]:
     """``prefix`` + "name (0.91)" for the one or two contributors of each row of ``who``
     (indices into ``names``, -1 = none) joined by ``sep``, + ``suffix % more`` when more
-    contribute. One template for every reason of a kind; each name is cut once."""
+    contribute; without ``sims``, the names alone. One template for every reason of a
+    kind; each name is cut once."""
     wanted = np.unique(who[who >= 0]).tolist()
     short = {i: short_name(names[i]) for i in wanted}
+    if sims is None:
+        short[-1] = ""
+        first, second = who[:, 0].tolist(), who[:, 1].tolist()
+        ends = (
+            [suffix % m if m else "" for m in more.tolist()]
+            if more is not None and suffix
+            else [""] * len(first)
+        )
+        return [
+            f"{prefix}{short[a]}{sep}{short[c]}{e}" if c >= 0 else f"{prefix}{short[a]}{e}"
+            for a, c, e in zip(first, second, ends, strict=True)
+        ]
     # Plain Python values: formatting numpy scalars one by one costs several times more.
     first, second = who[:, 0].tolist(), who[:, 1].tolist()
     x, y = sims[:, 0].tolist(), sims[:, 1].tolist()
