@@ -108,10 +108,16 @@ def similarity_pairs(
         m, keys, rows = cat.similarity, cat.similarity_keys, liked
     else:
         # Only the liked items' rows, computed once each (the ranking computed them).
-        distinct = np.unique(liked)
+        # A mask and a lookup table, not unique() and a search: there are ~10 pairs per
+        # liked item of the block.
+        seen = np.zeros(cat.n_items, dtype=bool)
+        seen[liked] = True
+        distinct = np.flatnonzero(seen)
         m = cat.similarity_of(distinct)
         keys = csr_keys(m)
-        rows = np.searchsorted(distinct, liked)
+        at = np.zeros(cat.n_items, dtype=np.int64)
+        at[distinct] = np.arange(len(distinct))
+        rows = at[liked]
     if keys is None:  # not canonical (never built so; kept correct anyway)
         return np.asarray(m[rows, items], dtype=np.float64).ravel()
     # Not scipy's m[rows, items]: below nnz / 10 cells it scans whole rows (900 entries
