@@ -3,45 +3,29 @@ per-item computation (``top_contributors`` on one user's submatrix) names."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from smart_suggest.recommend import Options, Recommender, get_strategy, rank_users
+from smart_suggest.recommend import (
+    Options,
+    Ranking,
+    Recommender,
+    Snapshot,
+    get_strategy,
+    rank_users,
+)
 from smart_suggest.recommend._ops import (
-    block_cells,
-    block_top_contributors,
     row_of,
     short_name,
     submatrix,
     top_contributors,
 )
 from smart_suggest.recommend.content import history_rows
+from smart_suggest.recommend.itemitem import fit
 from smart_suggest.store import Store
-
-
-def test_block_helpers_match_the_per_row_ones() -> None:
-    rng = np.random.default_rng(7)
-    import scipy.sparse as sp
-
-    dense = rng.integers(0, 4, size=(30, 25)).astype(np.float64)
-    dense[dense == 2] = 0
-    m = sp.csr_matrix(dense)
-    rows = rng.integers(-1, 30, size=(6, 8))
-    cols = np.array([rng.permutation(25)[:5] for _ in range(6)])
-    cols[0, 3] = -1
-    cells = block_cells(m, rows, cols)
-    for b in range(6):
-        for i in range(8):
-            for j in range(5):
-                want = dense[rows[b, i], cols[b, j]] if rows[b, i] >= 0 and cols[b, j] >= 0 else 0
-                assert cells[b, i, j] == want
-    ties = np.round(cells * 2) / 2  # many equal values: the lower index must win
-    best, more = block_top_contributors(ties)
-    for b in range(6):
-        for j in range(5):
-            ref, ref_more = top_contributors(ties[b, :, j])
-            got = [k for k in best[b, j].tolist() if k >= 0]
-            assert got == ref.tolist() and int(more[b, j]) == ref_more
 
 
 def test_block_reasons_equal_per_item_reasons(demo_store: Store) -> None:
@@ -82,34 +66,6 @@ def test_block_reasons_equal_per_item_reasons(demo_store: Store) -> None:
                             f" (+{more} more of your items)" if more else ""
                         )
                         assert rec.reason == want
-
-
-def test_cells_and_last_axis_contributors_match_the_block_helpers() -> None:
-    import scipy.sparse as sp
-
-    from smart_suggest.recommend._ops import cells, csr_keys, last_axis_top_contributors
-
-    rng = np.random.default_rng(11)
-    dense = rng.integers(0, 4, size=(40, 40)).astype(np.float64)
-    dense[dense == 2] = 0
-    m = sp.csr_matrix(dense)
-    keys = csr_keys(m)
-    assert keys is not None and (np.diff(keys) > 0).all()
-    liked = np.array([rng.permutation(40)[:9] for _ in range(7)])  # a user's distinct items
-    liked[:, 7:] = -1  # pads of shorter histories
-    wanted = np.array([rng.permutation(40)[:4] for _ in range(7)])  # a ranking: no repeats
-    wanted[2, 1] = -1
-    got = cells(m, keys, liked[:, None, :], wanted[:, :, None])  # (user, wanted, liked)
-    # The same cells through the transpose, as block_cells reads them.
-    want = block_cells(sp.csr_matrix(m.T), wanted, liked)
-    assert got.shape == (7, 4, 9) and np.array_equal(got, want)
-    ties = np.round(got * 2) / 2
-    best, more = last_axis_top_contributors(ties)
-    ref_best, ref_more = block_top_contributors(ties.transpose(0, 2, 1))
-    assert np.array_equal(best, ref_best) and np.array_equal(more, ref_more)
-    # A matrix with duplicate entries is not canonical: no keys (the caller falls back).
-    dup = sp.csr_matrix((np.ones(2), np.array([1, 1]), np.array([0, 2])), shape=(1, 3))
-    assert csr_keys(dup) is None
 
 
 def _cold_reason(snap: object, row: int, item: int) -> str:
@@ -156,3 +112,213 @@ def test_cold_item_reasons_of_a_block_equal_per_item_reasons(
                     assert rec.reason == _cold_reason(snap, row, item)
                     seen += 1
     assert seen > 100
+
+
+# -- the flat helpers --------------------------------------------------------------------
+def test_segment_top_names_what_top_contributors_names() -> None:
+    from smart_suggest.recommend.reasons import segment_top
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 9, size=300)
+    lengths[:3] = 0  # empty segments first, as a user without history gives
+    # Few distinct values, zeros and negatives: ties must go to the lower position.
+    values = rng.integers(-2, 4, size=int(lengths.sum())).astype(np.float64) / 2
+    seg = np.repeat(np.arange(len(lengths)), lengths)
+    best, more = segment_top(values, seg, len(lengths))
+    starts = np.cumsum(lengths) - lengths
+    ties = 0
+    for k, (lo, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        part = values[lo : lo + n]
+        ref, ref_more = top_contributors(part)
+        assert [j - lo for j in best[k].tolist() if j >= 0] == ref.tolist()
+        assert int(more[k]) == ref_more
+        ties += int(len(ref) == 2 and part[ref[0]] == part[ref[1]])
+    assert ties > 10  # the tie-break was exercised
+
+
+@pytest.mark.parametrize("count", [50, 5_000])  # one search per cell / sorted first
+def test_find_reads_the_stored_cells(count: int) -> None:
+    import scipy.sparse as sp
+
+    from smart_suggest.recommend._ops import SORTED_SEARCH, csr_keys, find
+
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 4, size=(60, 70)).astype(np.float64)
+    dense[dense == 2] = 0
+    m = sp.csr_matrix(dense)
+    keys = csr_keys(m)
+    assert keys is not None
+    want = rng.integers(0, 60 * 70, size=count)
+    assert (count >= SORTED_SEARCH) == (count == 5_000)
+    assert np.array_equal(find(m, keys, want), dense.ravel()[want])
+
+
+# -- every user of a generated database, against the definitions --------------------------
+def _named(names: list[str], sims: list[float], order: list[int], sep: str) -> str:
+    return sep.join(f"{short_name(names[j])} ({sims[j]:.2f})" for j in order)
+
+
+def _contributors(contrib: np.ndarray) -> tuple[list[int], int]:
+    """The two largest positive contributions (ties: the lower index), how many more."""
+    positive = sorted(
+        (j for j in range(len(contrib)) if contrib[j] > 0), key=lambda j: (-contrib[j], j)
+    )
+    return positive[:2], max(0, len(positive) - 2)
+
+
+def _reference(
+    snap: Snapshot, strategy: str, ranking: Ranking, b: int, options: Options
+) -> list[str]:
+    """The reasons of block row ``b``, worked out item by item from the definitions."""
+    cat = snap.catalogue
+    matrix = snap.matrix
+    row = int(ranking.rows[b])
+    extra = ranking.extra
+    model = fit(snap, options)  # v3's weights (fitted once per snapshot)
+    out = []
+    for column in np.flatnonzero(ranking.items[b] >= 0).tolist():
+        item = int(ranking.items[b, column])
+        source = int(ranking.sources[b, column])
+        score = float(ranking.scores[b, column])
+        kind = ("neighbours", "content", "popular", "cold-item", "representative")[source]
+        if kind == "neighbours" and strategy == "v3":
+            liked, values = row_of(model.history, row)
+            pulls = model.pull(liked, np.array([item]))[:, 0] * values
+            top, more = _contributors(pulls)
+            liked_names = " and ".join(short_name(cat.item_names[liked[j]]) for j in top)
+            out.append(f"because you liked {liked_names}" + (f" (and {more} more)" if more else ""))
+        elif kind == "neighbours":
+            nbrs = [int(n) for n in extra["neighbours"][b] if n >= 0]
+            sims = extra["similarity"][b][: len(nbrs)].tolist()
+            weights = submatrix(matrix, np.array(nbrs, dtype=np.int64), np.array([item]))[:, 0]
+            top, more = _contributors(weights * np.array(sims))
+            names = [cat.usernames[n] for n in nbrs]
+            out.append(
+                f"liked by similar users {_named(names, sims, top, ', ')}"
+                + (f" and {more} more" if more else "")
+            )
+        elif kind in ("content", "cold-item"):
+            # v2 weighs the history by recency; v1's cold items take the plain weights.
+            history = history_rows(snap, np.array([row])) if kind == "content" else matrix[[row]]
+            liked, weights = row_of(history, 0)
+            sims = cat.similarity_block(liked, np.array([item]))[:, 0].tolist()
+            top, more = _contributors(np.array(sims) * weights)
+            names = [cat.item_names[j] for j in liked]
+            if kind == "content":
+                out.append(
+                    f"resembles {_named(names, sims, top, ' and ')}"
+                    + (f" (+{more} more of your items)" if more else "")
+                )
+            else:
+                out.append(
+                    f"new item (no interactions yet), resembles {_named(names, sims, top, ' and ')}"
+                )
+        elif kind == "representative":
+            why = "fill-in, " if matrix[row].nnz else "no history yet: "
+            out.append(f"{why}representative of the catalogue (mean similarity {score:.2f})")
+        elif strategy == "v3":
+            assert kind == "popular"
+            got = int(extra["from_model"][b])
+            why = (
+                f"popular fill-in (the model found only {got})"
+                if model.history[row].nnz
+                else "popular (no history yet)"
+            )
+            n, users = int(snap.item_interactions[item]), int(snap.item_users[item])
+            out.append(
+                f"{why}: {n} interaction{'s' if n != 1 else ''} by {users} "
+                f"user{'s' if users != 1 else ''} (weighted {float(snap.item_weight[item]):g})"
+            )
+        else:
+            assert strategy == "v1"
+            if not matrix[row].nnz:
+                why = "popular (no history yet)"
+            elif not (extra["neighbours"][b] >= 0).any():
+                why = f"popular fill-in (no similar user at or above {options.threshold:g})"
+            else:
+                why = f"popular fill-in (neighbours gave only {int(extra['from_neighbours'][b])})"
+            n, users = int(snap.item_interactions[item]), int(snap.item_users[item])
+            out.append(
+                f"{why}: {n} interaction{'s' if n != 1 else ''} by {users} "
+                f"user{'s' if users != 1 else ''} (weighted {float(snap.item_weight[item]):g})"
+            )
+    return out
+
+
+@pytest.fixture(scope="module")
+def generated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated database (300 users, 400 items, 15,000 interactions) plus items nobody
+    touched yet (copies of old ones under new names) and a user without history."""
+    from smart_suggest.sample import SyntheticSpec, generate
+    from smart_suggest.store import open_store
+    from smart_suggest.tracking import add_item, add_user
+
+    path = tmp_path_factory.mktemp("generated") / "generated.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SMART_SUGGEST_NOW", "2026-11-20T12:00:00Z")
+        with open_store(path) as store:
+            generate(store, SyntheticSpec(300, 400, 15_000, events=0, seed=3))
+            old = store.conn.execute(
+                "SELECT id, name, description FROM items ORDER BY id LIMIT 15"
+            ).fetchall()
+            for item_id, name, description in old:
+                cats = [
+                    c
+                    for (c,) in store.conn.execute(
+                        "SELECT category FROM item_categories WHERE item_id = ? ORDER BY position",
+                        (item_id,),
+                    )
+                ]
+                add_item(store, f"{name} (new)", cats, description)
+            add_user(store, "newcomer")
+    return path
+
+
+@pytest.mark.parametrize("path", ["dense", "keys", "large catalogue", "small chunks"])
+def test_every_users_reasons_match_the_definitions(
+    generated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Batch reasons (every user in one block), one user's reasons and reasons worked out
+    item by item from the definitions are the same texts, for v1 (neighbours, popular
+    fill-in, cold items), v2 (content, representative fill-in) and v3 (the model's pull,
+    popular fill-in), whichever way the similarity cells are read."""
+    import shutil
+
+    from smart_suggest.recommend import itemitem, reasons, snapshot
+    from smart_suggest.store import open_store
+
+    if path == "keys":
+        monkeypatch.setattr(snapshot.Catalogue, "similarity_dense", None)
+    elif path == "large catalogue":  # top similar items only; v3 takes RP3beta (sparse)
+        monkeypatch.setattr(snapshot, "EXACT_ITEM_LIMIT", 100)
+        monkeypatch.setattr(itemitem, "EASE_ITEM_LIMIT", 100)
+    elif path == "small chunks":
+        monkeypatch.setattr(reasons, "PAIR_CHUNK", 50)
+    db = tmp_path / "copy.db"
+    shutil.copy(generated_db, db)
+    with open_store(db) as store:
+        engine = Recommender(store)
+        snap = engine.snapshot()
+        assert len(snap.cold_items) >= 15 and snap.catalogue.exact == (path != "large catalogue")
+        sparse = isinstance(fit(snap, engine.options("v3", 10)).weights, sp.csr_matrix)
+        assert sparse == (path == "large catalogue")
+        kinds: dict[str, int] = {}
+        for strategy in ("v1", "v2", "v3"):
+            strat = get_strategy(strategy)
+            options = engine.options(strategy, 10)
+            rows = np.arange(snap.catalogue.n_users)
+            (ranking,) = rank_users(snap, strategy, rows, options)  # one block: every user
+            batch = dict(engine.recommend_all(strategy, 10))
+            for b, recs in enumerate(strat.explain(snap, ranking, options)):
+                user_id = int(snap.catalogue.user_ids[b])
+                texts = [r.reason for r in recs]
+                assert texts == _reference(snap, strategy, ranking, b, options)
+                assert texts == [r.reason for r in batch[user_id]]
+                if b % 7 == 0 or b == len(rows) - 1:  # one user alone: another code path
+                    assert texts == [r.reason for r in engine.recommend(user_id, strategy, 10)]
+                for r in recs:
+                    kinds[r.source] = kinds.get(r.source, 0) + 1
+                    kinds["more"] = kinds.get("more", 0) + ("more" in r.reason)
+    # Every kind of reason was checked, the "N more" suffixes too.
+    assert kinds.keys() >= {"neighbours", "content", "popular", "cold-item", "representative"}
+    assert kinds["more"] > 1000

@@ -81,14 +81,14 @@ class Ranking:
 
     ``items[b]`` holds snapshot item indices; -1 marks an empty slot. The valid entries of a
     row, left to right, are that user's list. ``extra`` carries what a strategy needs later
-    to explain its choices (e.g. v1's neighbours).
+    to explain its choices (e.g. v1's neighbours, v2's recency-weighted histories).
     """
 
     rows: np.ndarray  # (b,) snapshot user indices
     items: np.ndarray  # (b, L) int64, -1 = empty
     scores: np.ndarray  # (b, L) float64
     sources: np.ndarray  # (b, L) int8 codes into SOURCES
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     #: One line for the user when the strategy could not work as designed (e.g. v2 on a
     #: catalogue without text or categories fell back to popular items); "" otherwise.
     note: str = ""
@@ -147,20 +147,6 @@ def get_strategy(name: str) -> Strategy:
 
 def plain(ranking: Ranking, snap: Snapshot) -> list[list[Recommendation]]:
     """Recommendations without reasons (for exports that only need ids and scores)."""
-    out: list[list[Recommendation]] = []
-    item_ids = snap.catalogue.item_ids
-    for b in range(len(ranking.rows)):
-        valid = ranking.items[b] >= 0
-        idx = ranking.items[b][valid]
-        out.append(
-            [
-                Recommendation(int(i), float(s), "", SOURCES[int(c)])
-                for i, s, c in zip(
-                    item_ids[idx].tolist(),
-                    ranking.scores[b][valid].tolist(),
-                    ranking.sources[b][valid].tolist(),
-                    strict=True,
-                )
-            ]
-        )
-    return out
+    from smart_suggest.recommend.reasons import Slots
+
+    return Slots(ranking).rows(snap)

@@ -43,19 +43,17 @@ from smart_suggest.recommend._ops import (
     dense_rows,
     mark,
     row_of,
-    short_name,
-    top_contributors,
     top_rows,
 )
 from smart_suggest.recommend.base import (
     SOURCE_CODE,
-    SOURCES,
     Options,
     Ranking,
     Recommendation,
     register,
 )
-from smart_suggest.recommend.popular import popular_block, popularity_text
+from smart_suggest.recommend.popular import popular_block
+from smart_suggest.recommend.reasons import Slots, history_evidence, listing, popularity_texts
 from smart_suggest.recommend.snapshot import Snapshot, block_size
 
 #: Up to this many items v3 fits EASE (dense: ~items^3 time, a few items^2 arrays of 4 and
@@ -248,6 +246,14 @@ class ItemModel:
             return dense_rows(self.history, rows) @ self.weights
         return np.asarray((self.history[rows] @ self.weights).toarray(), dtype=np.float64)
 
+    def cells(self, liked: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """W[liked[k], items[k]] for every k (the cells ``pull`` reads), as float64."""
+        if len(liked) == 0:
+            return np.zeros(0)
+        if isinstance(self.weights, np.ndarray):
+            return np.asarray(self.weights[liked, items], dtype=np.float64)
+        return np.asarray(self.weights[liked, items], dtype=np.float64).ravel()
+
     def pull(self, liked: np.ndarray, items: np.ndarray) -> np.ndarray:
         """W[liked][:, items] as a dense array (the contributions to explain)."""
         if isinstance(self.weights, np.ndarray):
@@ -352,40 +358,33 @@ class ItemItem:
     ) -> list[list[Recommendation]]:
         model = fit(snap, options)
         cat = snap.catalogue
-        out: list[list[Recommendation]] = []
-        for b, row in enumerate(ranking.rows.tolist()):
-            valid = ranking.items[b] >= 0
-            items = ranking.items[b][valid]
-            scores = ranking.scores[b][valid].tolist()
-            sources = [SOURCES[int(c)] for c in ranking.sources[b][valid]]
-            reasons = [""] * len(items)
-            liked, values = row_of(model.history, row)
-            model_pos = [p for p, s in enumerate(sources) if s == "neighbours"]
-            if model_pos and len(liked):
-                pull = model.pull(liked, items[model_pos]) * values[:, None]
-                for p, column in zip(model_pos, pull.T, strict=True):
-                    best, more = top_contributors(column)
-                    names = " and ".join(short_name(cat.item_names[liked[j]]) for j in best)
-                    reasons[p] = f"because you liked {names}" + (
-                        f" (and {more} more)" if more else ""
-                    )
-            got = int(ranking.extra["from_model"][b])
-            why = (
-                "popular (no history yet)"
-                if len(liked) == 0
-                else f"popular fill-in (the model found only {got})"
+        slots = Slots(ranking)
+        at = slots.of(SOURCE_CODE["neighbours"])
+        if len(at):
+            # The history items with the largest pull towards each item, for the whole
+            # block at once (one W cell per (item, history item) pair).
+            who, _pulls, more = history_evidence(
+                cat, model.history, ranking.rows[slots.b[at]], slots.items[at], pull=model.cells
             )
-            for p, s in enumerate(sources):
-                if s == "popular":
-                    reasons[p] = f"{why}: {popularity_text(snap, int(items[p]))}"
-            ids = cat.item_ids[items].tolist()
-            out.append(
-                [
-                    Recommendation(int(i), float(s), reason, src)
-                    for i, s, reason, src in zip(ids, scores, reasons, sources, strict=True)
-                ]
+            slots.reasons[at] = listing(
+                "because you liked ", cat.item_names, who, None, " and ", more, " (and %d more)"
             )
-        return out
+        at = slots.of(SOURCE_CODE["popular"])
+        if len(at):
+            b = slots.b[at]
+            lengths = np.diff(model.history.indptr)
+            got = ranking.extra["from_model"]
+            whys = {
+                row: "popular (no history yet)"
+                if lengths[ranking.rows[row]] == 0
+                else f"popular fill-in (the model found only {int(got[row])})"
+                for row in np.unique(b).tolist()
+            }
+            texts = popularity_texts(snap, slots.items[at])
+            slots.reasons[at] = [
+                f"{whys[row]}: {text}" for row, text in zip(b.tolist(), texts, strict=True)
+            ]
+        return slots.rows(snap)
 
 
 ITEM_ITEM = register(ItemItem())

@@ -52,19 +52,11 @@ class Popular:
     def explain(
         self, snap: Snapshot, ranking: Ranking, options: Options
     ) -> list[list[Recommendation]]:
-        out = []
-        ids = snap.catalogue.item_ids
-        for b in range(len(ranking.rows)):
-            recs = []
-            for i, s in zip(ranking.items[b].tolist(), ranking.scores[b].tolist(), strict=True):
-                if i >= 0:
-                    recs.append(
-                        Recommendation(
-                            int(ids[i]), s, "popular: " + popularity_text(snap, i), "popular"
-                        )
-                    )
-            out.append(recs)
-        return out
+        from smart_suggest.recommend.reasons import Slots, popularity_texts
+
+        slots = Slots(ranking)
+        slots.reasons[:] = ["popular: " + t for t in popularity_texts(snap, slots.items)]
+        return slots.rows(snap)
 
 
 POPULAR = register(Popular())
