@@ -802,6 +802,27 @@ def _schema_v12(conn: sqlite3.Connection) -> None:
             )
 
 
+#: v13: the lineage of the catalog key. Each write transaction through ``Store.write``
+#: that moves the catalog (revision, stamp) records the key it started from beside the
+#: key it left. A snapshot saved under an older key is then reusable after such writes,
+#: row by row (``recommend/persist.py``), because the chain proves the saved data is an
+#: ancestor of the current data. A write through any other path (the sqlite3 shell, a
+#: bulk load's own bump is still recorded) leaves no record, so the chain breaks and
+#: the snapshot is built again; a restored backup holds its own past only. Only keys
+#: within ``LINEAGE_SPAN`` revisions are kept: further back a rebuild is cheaper.
+_SCHEMA_V13 = """
+CREATE TABLE IF NOT EXISTS catalog_lineage (
+    after_revision INTEGER NOT NULL,
+    after_stamp INTEGER NOT NULL,
+    before_revision INTEGER NOT NULL,
+    before_stamp INTEGER NOT NULL,
+    PRIMARY KEY (after_revision, after_stamp)
+) WITHOUT ROWID;
+"""
+#: Revisions of lineage kept: as many as the rows ``recommend.incremental`` applies.
+LINEAGE_SPAN = 20_000
+
+
 #: A migration is a SQL script or, where Python logic is needed, a callable on the
 #: connection (run inside the migration's transaction).
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -819,6 +840,7 @@ MIGRATIONS: dict[int, Migration] = {
     10: _SCHEMA_V10,
     11: _SCHEMA_V11,
     12: _schema_v12,
+    13: _SCHEMA_V13,
 }
 
 #: Every table holding data, parents before children (export order; cleared in reverse).
@@ -917,6 +939,7 @@ class Store:
                 check = start_check(self.path)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            before = self.revision_stamp("catalog")
             try:
                 yield self.conn
             except sqlite3.DatabaseError as exc:
@@ -925,11 +948,33 @@ class Store:
                 raise
             if check is not None:
                 check.result()
+            self._record_lineage(before)
         except BaseException:
             _rollback(self.conn)
             raise
         self.conn.execute("COMMIT")
         self._checked = True
+
+    def _record_lineage(self, before: tuple[int, int]) -> None:
+        """Record that this transaction moved the catalog key from ``before`` (schema v13)."""
+        after = self.revision_stamp("catalog")
+        if after == before:
+            return
+        self.conn.execute(
+            "INSERT OR REPLACE INTO catalog_lineage VALUES (?, ?, ?, ?)", (*after, *before)
+        )
+        self.conn.execute(
+            "DELETE FROM catalog_lineage WHERE after_revision < ?", (after[0] - LINEAGE_SPAN,)
+        )
+
+    def catalog_parent(self, key: tuple[int, int]) -> tuple[int, int] | None:
+        """The catalog key a recorded write transaction left ``key`` from, if any."""
+        row = self.conn.execute(
+            "SELECT before_revision, before_stamp FROM catalog_lineage "
+            "WHERE after_revision = ? AND after_stamp = ?",
+            key,
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
 
     @contextmanager
     def bulk_load(

@@ -339,7 +339,13 @@ def add_item(
             (item_id, name, cats[0], description, created),
         )
         new_id = int(cur.lastrowid or 0)
-        set_categories(conn, new_id, cats)
+        # The insert trigger added the first category; only the rest are new rows. Not
+        # set_categories: its delete and re-insert would make an append look like an edit
+        # to a recommender catching up row by row (``recommend/incremental.py``).
+        conn.executemany(
+            "INSERT OR IGNORE INTO item_categories(item_id, category, position) VALUES (?, ?, ?)",
+            [(new_id, c, k) for k, c in enumerate(cats)],
+        )
     return Item(new_id, name, cats[0], description, created, cats)
 
 

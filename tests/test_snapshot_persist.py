@@ -289,6 +289,67 @@ def test_a_restored_backup_written_to_again_is_not_served_the_old_snapshot(
     assert_same(after, fresh(demo_copy))
 
 
+# -- after appends through smart-suggest, the saved file of the data before them serves ---
+def _sqlite_insert(run_cli: CliRunner, path: Path) -> None:
+    # An append as smart-suggest makes them, but by another tool: no lineage is recorded.
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO interactions (user_id, item_id, action, ts) VALUES (1, 2, 'view', 1)")
+    conn.commit()
+    conn.close()
+
+
+def _delete_through_store(run_cli: CliRunner, path: Path) -> None:
+    # Recorded in the lineage, but not an append: applying it row by row is refused.
+    with open_store(path) as store, store.write() as conn:
+        conn.execute("DELETE FROM interactions WHERE id = (SELECT min(id) FROM interactions)")
+
+
+@pytest.mark.parametrize("write", [_cli_log, _tui_log, _tui_add_item], ids=lambda f: f.__name__)
+def test_appends_through_smart_suggest_reuse_the_saved_snapshot(
+    demo_copy: Path, run_cli: CliRunner, write: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = next_start(demo_copy)
+    write(run_cli, demo_copy)
+    write(run_cli, demo_copy)  # two steps of lineage back to the saved file
+    monkeypatch.setattr(rec, "build_snapshot", lambda store: pytest.fail("built again"))
+    after = next_start(demo_copy)
+    assert after.revision is not None and before.revision is not None
+    assert after.revision > before.revision
+    assert_same(after, fresh(demo_copy))
+
+
+@pytest.mark.parametrize(
+    "write", [_sqlite_insert, _sqlite_edit, _sqlite_delete, _delete_through_store, _cli_seed],
+    ids=lambda f: f.__name__,
+)  # fmt: skip
+def test_other_changes_are_never_applied_to_a_saved_file(
+    demo_copy: Path, run_cli: CliRunner, write: Writer
+) -> None:
+    next_start(demo_copy)
+    write(run_cli, demo_copy)
+    with open_store(demo_copy) as store:
+        row = store.conn.execute("SELECT min(id), (SELECT min(id) FROM items) FROM users")
+        user, item = row.fetchone()
+        tracking.log_interaction(store, user, item, "view")  # recorded: does not mend the chain
+        assert persist.load(store) is None
+    assert_same(next_start(demo_copy), fresh(demo_copy))
+
+
+def test_a_restored_backup_never_reaches_a_snapshot_of_its_lost_future(demo_copy: Path) -> None:
+    backup = demo_copy.with_name("backup.db")
+    shutil.copy(demo_copy, backup)
+    with open_store(demo_copy) as store:
+        tracking.log_interaction(store, 1, 1, "view")
+    next_start(demo_copy)  # saved at revision r + 1: the future the backup will lose
+    shutil.copy(backup, demo_copy)
+    with open_store(demo_copy) as store:
+        # r + 2, with one row past the saved marks: by counts alone an append to it
+        tracking.log_interaction(store, 2, 4, "purchase")
+        tracking.log_interaction(store, 1, 1, "view")
+        assert persist.load(store) is None
+    assert_same(next_start(demo_copy), fresh(demo_copy))
+
+
 # -- nothing in a cache file is trusted ---------------------------------------------------
 def _saved(path: Path) -> tuple[Path, Snapshot]:
     snap = next_start(path)
@@ -458,5 +519,8 @@ def test_an_updated_snapshot_is_saved_after_a_pause_not_on_close(
         engine.close()  # quitting does not wait for a save
         assert engine._save_timer is None and timer.finished.is_set()
     assert saved_files() == files
-    with open_store(demo_copy) as store:
-        assert persist.load(store) is None  # the last write was not saved: built next time
+    with open_store(demo_copy) as store:  # the last write was not saved: applied next time
+        loaded = persist.load(store)
+    assert loaded is not None
+    assert_same(loaded, fresh(demo_copy))
+    assert saved_files() == files

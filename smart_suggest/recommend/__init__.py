@@ -261,13 +261,11 @@ class Recommender:
     def _rebuild_run(self) -> None:
         from smart_suggest.store import open_store
 
-        built = False
         try:
             with open_store(self.store.path, read_only=self.store.read_only is not None) as store:
                 snap = persist.load(store)
                 if snap is None:
                     snap = build_snapshot(store)
-                    built = True
             snap.prepare()
         except Exception:  # the next foreground call rebuilds and reports the error
             return
@@ -276,9 +274,10 @@ class Recommender:
             if current is not None and (current.revision or 0) > (snap.revision or 0):
                 return
             self._snapshot = snap
-        if built:
-            # Saved after it serves, in a thread of its own: a caller waiting for this
-            # rebuild (``snapshot(wait=True)``) must not wait for the disk too.
+        if persist.worth_saving(snap):
+            # Built, or a saved ancestor brought up to date (``save`` skips a file already
+            # there): saved after it serves, in a thread of its own, as a caller waiting
+            # for this rebuild must not wait for the disk too.
             threading.Thread(
                 target=persist.save, args=(snap,), name="snapshot-save", daemon=True
             ).start()

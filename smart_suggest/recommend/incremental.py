@@ -108,7 +108,8 @@ def update(store: Store, snap: Snapshot, *, row_limit: int = ROW_LIMIT) -> Snaps
             (old.item_id,),
         ):
             new_cats.setdefault(int(item_id), []).append(str(category))
-    appended = len(users) + len(items) + len(rows)
+    # A new item's categories are rows of their own (schema v6), each bumping the revision.
+    appended = len(users) + len(items) + len(rows) + sum(len(c) for c in new_cats.values())
     if (
         revision - snap.revision != appended
         or marks.n_users != old.n_users + len(users)

@@ -8,8 +8,10 @@ schema v12). Every insert, update and delete of users, items, item categories an
 interactions, by any writer (CLI, import, seed, TUI, serve, a bulk load, the sqlite3 shell),
 moves the revision and draws a new stamp in the same transaction; so a file is found only by
 a database that holds exactly the data it was built from (a copy of the file included),
-and a stale snapshot is never served. The name also carries ``FORMAT`` and the package
-version, for a change in what a snapshot holds.
+and a stale snapshot is never served. After a few appends through smart-suggest (a logged
+click, a new user), the file of the data before them still serves: the lineage each write
+transaction records (schema v13) proves it an ancestor, and its rows are applied. The
+name also carries ``FORMAT`` and the package version, for a change in what a snapshot holds.
 
 Loading trusts nothing in the file: no pickles, the key is checked again inside it, every
 array's type, length and range is checked before use (the zip's CRCs catch damaged
@@ -162,14 +164,46 @@ def _arrays(snap: Snapshot) -> dict[str, np.ndarray]:
 
 
 def load(store: Store) -> Snapshot | None:
-    """The saved snapshot of the store's current data, or None (then build it)."""
+    """The saved snapshot of the store's current data, or None (then build it).
+
+    Without a file for the current key, a file saved under an ancestor of it serves when
+    the writes since are appends: the recorded lineage (schema v13, ``Store.write``) proves
+    the ancestry, and ``incremental.update`` applies the rows (it refuses anything else).
+    """
+    from smart_suggest.recommend.incremental import update
     from smart_suggest.tracking import interaction_id_max
 
-    with store.read():
+    with store.read():  # one read snapshot: the chain and the rows it applies agree
         revision, stamp = store.revision_stamp("catalog")
         if interaction_id_max(store) < MIN_INTERACTIONS:
             return None  # never saved (ids are unique: fewer rows than the largest id)
-    return load_key(revision, stamp)
+        snap = load_key(revision, stamp)
+        if snap is not None:
+            return snap
+        base = _saved_ancestor(store, (revision, stamp))
+        if base is None:
+            return None
+        snap = load_key(*base)
+        return None if snap is None else update(store, snap)
+
+
+def _saved_ancestor(store: Store, key: tuple[int, int]) -> tuple[int, int] | None:
+    """The nearest key on the recorded lineage of ``key`` with a saved file, or None."""
+    from smart_suggest.recommend.incremental import ROW_LIMIT
+
+    try:
+        saved = {e.name for e in os.scandir(cache_dir()) if e.name.endswith(_SUFFIX)}
+    except OSError:
+        return None
+    revision = key[0]
+    parent: tuple[int, int] | None = key
+    # Each recorded step moved the revision by at least one row: past ROW_LIMIT revisions
+    # the rows in between are too many to apply anyway.
+    while parent is not None and revision - parent[0] <= ROW_LIMIT:
+        parent = store.catalog_parent(parent)
+        if parent is not None and path_for(*parent).name in saved:
+            return parent
+    return None
 
 
 def load_key(revision: int, stamp: int) -> Snapshot | None:
