@@ -319,7 +319,7 @@ def test_appends_through_smart_suggest_reuse_the_saved_snapshot(
 
 
 @pytest.mark.parametrize(
-    "write", [_sqlite_insert, _sqlite_edit, _sqlite_delete, _delete_through_store, _cli_seed],
+    "write", [_sqlite_insert, _sqlite_edit, _sqlite_delete, _delete_through_store],
     ids=lambda f: f.__name__,
 )  # fmt: skip
 def test_other_changes_are_never_applied_to_a_saved_file(
@@ -348,6 +348,25 @@ def test_a_restored_backup_never_reaches_a_snapshot_of_its_lost_future(demo_copy
         tracking.log_interaction(store, 1, 1, "view")
         assert persist.load(store) is None
     assert_same(next_start(demo_copy), fresh(demo_copy))
+
+
+@pytest.mark.parametrize("write", [_cli_seed, _cli_import], ids=lambda f: f.__name__)
+def test_a_seed_or_an_import_saves_the_snapshot_for_the_next_start(
+    demo_copy: Path, run_cli: CliRunner, write: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(run_cli, demo_copy)
+    assert len(saved_files()) == 1
+    built = fresh(demo_copy)
+    monkeypatch.setattr(rec, "build_snapshot", lambda store: pytest.fail("built again"))
+    assert_same(next_start(demo_copy), built)
+
+
+def test_a_seed_too_large_to_build_leaves_it_to_the_first_start(
+    demo_copy: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(persist, "PREPARE_MAX_INTERACTIONS", 299)
+    _cli_seed(run_cli, demo_copy)  # 300 interactions
+    assert saved_files() == []
 
 
 # -- nothing in a cache file is trusted ---------------------------------------------------

@@ -53,6 +53,7 @@ def seed(
     size with the same structure (defaults 10000/2000/1000000/1000000/14).
     """
     from smart_suggest import sample
+    from smart_suggest.recommend import persist
 
     synthetic = any(v is not None for v in (users, items, interactions, events, days))
     spec = None
@@ -76,6 +77,8 @@ def seed(
                 report = sample.load_demo(store, seed=seed, progress=update)
             else:
                 report = sample.generate(store, spec, progress=update)
+            # Saved for the next start (the TUI, recommend): it would read it all back.
+            persist.prepare_next_start(store, update)
         elapsed = time.perf_counter() - started
         path = store.path
     if json:
