@@ -23,6 +23,7 @@ Everything takes and returns Python floats; ``_dist`` maps them over arrays.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 __all__ = [
     "chdtr_pair",
@@ -325,7 +326,10 @@ def stdtr_pair(df: float, t: float) -> tuple[float, float]:
 
 
 def _t_log_pdf(df: float, t: float) -> float:
-    return -0.5 * (df + 1.0) * math.log1p(t * t / df) - 0.5 * math.log(df) - lbeta(0.5 * df, 0.5)
+    ratio = t * t / df
+    # log(1 + t^2/df), also where t^2 overflows (the density is still a double there).
+    log_term = math.log1p(ratio) if ratio < 1e300 else 2.0 * math.log(abs(t)) - math.log(df)
+    return -0.5 * (df + 1.0) * log_term - 0.5 * math.log(df) - lbeta(0.5 * df, 0.5)
 
 
 def _hill_isf(q: float, df: float) -> float:
@@ -371,43 +375,63 @@ def stdtrit(df: float, p: float) -> float:
         return ndtri(p)
     if p == 0.5:
         return 0.0
-    # Upper tail q < 0.5 of |t|, solved on s = log t, where log P(T > t) is near linear
-    # (Cauchy-like tails: slope -1; normal-like: -t^2), so Newton converges from Hill's
-    # start in a few steps; a bracket keeps every step safe.
+    # The upper tail q < 0.5 of |t|, solved in log space (see _solve_upper_tail).
     q = 1.0 - p if p > 0.5 else p
-    if p > 0.5 and p > 0.75:
-        pass  # q = 1 - p is exact in binary for p >= 0.5
     sign = 1.0 if p > 0.5 else -1.0
-    t = _hill_isf(q, df)
-    if not (math.isfinite(t) and t > 0.0):
-        t = 1.0
+    start = _hill_isf(q, df)
+
+    def tail(x: float) -> float:
+        return stdtr_pair(df, x)[1]
+
+    def log_slope(x: float, sf: float) -> float:
+        return -math.exp(math.log(x) + _t_log_pdf(df, x) - math.log(sf))
+
+    return sign * _solve_upper_tail(tail, log_slope, q, start)
+
+
+def _solve_upper_tail(
+    tail: Callable[[float], float],
+    log_slope: Callable[[float, float], float],
+    q: float,
+    start: float,
+) -> float:
+    """The x > 0 with tail(x) = q, for a decreasing tail, by Newton steps on log x.
+
+    log tail is near linear in log x (slope -1 for a Cauchy tail, about -x^2 for a
+    normal one), so from a good start a few steps reach full precision; x is updated
+    multiplicatively (x e^step) rather than through log x, which would cost |log x| ulps
+    at x = 1e300. A bracket catches any step that overshoots.
+    """
     log_q = math.log(q)
-    lo, hi = -745.0, 709.0
-    s = math.log(t)
-    for _ in range(200):
-        t = math.exp(s)
-        _cdf, sf = stdtr_pair(df, t)
+    lo, hi = 0.0, math.inf
+    x = start if math.isfinite(start) and start > 0.0 else 1.0
+    for _ in range(400):
+        sf = tail(x)
         if sf <= 0.0:
-            hi = s
-            s = 0.5 * (lo + hi)
+            hi = x
+            x = math.sqrt(lo * hi) if lo > 0.0 else 0.5 * x
             continue
         f = math.log(sf) - log_q
         if f == 0.0:
-            break
+            return x
         if f > 0.0:
-            lo = s
+            lo = x
         else:
-            hi = s
-        slope = -math.exp(math.log(t) + _t_log_pdf(df, t) - math.log(sf))  # d log sf / d s
-        step = -f / slope if slope < 0.0 else 0.0
-        s_new = s + step
-        if not (lo < s_new < hi) or step == 0.0:
-            s_new = 0.5 * (lo + hi)
-        if abs(s_new - s) <= 2.0 * _EPS * max(1.0, abs(s)):
-            s = s_new
-            break
-        s = s_new
-    return sign * math.exp(s)
+            hi = x
+        slope = log_slope(x, sf)
+        step = -f / slope if slope < 0.0 else math.nan
+        new = x * math.exp(step) if abs(step) < 700.0 else math.nan
+        if not lo < new < hi:
+            if hi == math.inf:
+                new = 16.0 * x
+            elif lo == 0.0:
+                new = x / 16.0
+            else:
+                new = math.sqrt(lo * hi)
+        if abs(new - x) <= 2.0 * _EPS * x:
+            return new
+        x = new
+    return x
 
 
 # -- chi-square (regularised incomplete gamma) ----------------------------------------------
@@ -488,33 +512,15 @@ def chdtri(df: float, q: float) -> float:
     z = -ndtri(q)
     h = 2.0 / (9.0 * df)
     x = df * max(1.0 - h + z * math.sqrt(h), 1e-3) ** 3
-    log_q = math.log(q)
-    lo, hi = -745.0, 709.0
-    s = math.log(x)
-    for _ in range(200):
-        x = math.exp(s)
-        _p, upper = _gamma_pair(a, 0.5 * x)
-        if upper <= 0.0:
-            hi = s
-            s = 0.5 * (lo + hi)
-            continue
-        f = math.log(upper) - log_q
-        if f == 0.0:
-            break
-        if f > 0.0:
-            lo = s
-        else:
-            hi = s
-        slope = -math.exp(_log_gamma_front(a, 0.5 * x) - math.log(upper))
-        step = -f / slope if slope < 0.0 else 0.0
-        s_new = s + step
-        if not (lo < s_new < hi) or step == 0.0:
-            s_new = 0.5 * (lo + hi)
-        if abs(s_new - s) <= 2.0 * _EPS * max(1.0, abs(s)):
-            s = s_new
-            break
-        s = s_new
-    return math.exp(s)
+
+    def tail(v: float) -> float:
+        return _gamma_pair(a, 0.5 * v)[1]
+
+    def log_slope(v: float, sf: float) -> float:
+        # d log Q / d log x = -x f(x) / Q, and x f(x) = (x/2)^a e^(-x/2) / Gamma(a).
+        return -math.exp(_log_gamma_front(a, 0.5 * v) - math.log(sf))
+
+    return _solve_upper_tail(tail, log_slope, q, x)
 
 
 # -- Fisher's exact test --------------------------------------------------------------------

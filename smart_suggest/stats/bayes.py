@@ -16,7 +16,7 @@ How P(p_B > p_A) is computed (``method``):
   Each density is taken relative to its mode with log(1 + t) - t computed without
   cancellation and normalised by the sum of its weights, so no log B(a, b) of size
   10^15 is ever subtracted. The CDF is the same density integrated panel by panel
-  (6-point Gauss-Legendre between the points of both grids, 0.05 of its SD apart at
+  (10-point Gauss-Legendre between the points of both grids, 0.05 of its SD apart at
   most) and summed from each end, so both tails keep their relative precision and no
   incomplete beta function (nor scipy) is needed. Checked against mpmath to 1e-15 from
   10^3 counts and agrees with the normal limit at 10^15 trials (tests).
@@ -71,20 +71,25 @@ _STIRLING_FROM = 1e5
 
 
 def _log1pmx(r: np.ndarray) -> np.ndarray:
-    """log(1 + r) - r without cancellation for small r (series), directly elsewhere."""
+    """log(1 + r) - r without cancellation (``_special.log1pmx`` element-wise).
+
+    For -0.5 < r < 1 through u = r / (2 + r): -r^2 / (2 + r) + 2 (u^3/3 + u^5/5 + ...),
+    with as many terms as the largest |u| needs; directly elsewhere.
+    """
     r = np.asarray(r, dtype=np.float64)
     out = np.log1p(r) - r
-    small = np.abs(r) < 0.1
-    if small.any():
-        x = r[small]
+    near = (r > -0.5) & (r < 1.0)
+    if near.any():
+        x = r[near]
+        u = x / (2.0 + x)
+        u2 = u * u
+        top = float(u2.max())
+        # Terms fall by u^2 each: enough of them for 1e-17 of the first.
+        terms = 1 if top == 0.0 else max(1, min(40, math.ceil(-39.1 / math.log(top)) + 1))
         acc = np.zeros_like(x)
-        term = -x * x / 2.0
-        power = x * x
-        for k in range(2, 40):  # |r| < 0.1: 40 terms reach 1e-40
-            acc += term
-            power = power * x
-            term = (-1.0) ** (k + 2) * power / (k + 1)
-        out[small] = acc
+        for k in range(2 * terms + 1, 1, -2):  # Horner in u^2 from the smallest term
+            acc = acc * u2 + 1.0 / k
+        out[near] = -x * x / (2.0 + x) + 2.0 * u * u2 * acc
     return out
 
 
@@ -173,30 +178,27 @@ def _beta_grid(alpha: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
     x = _grid_points(alpha, beta)
     logw = _log_density(alpha, beta, x)
     w = np.exp(logw - logw.max())
-    return x, w / math.fsum(w.tolist())
+    return x, w / float(w.sum())
 
 
-#: Gauss-Legendre nodes and weights on [-1, 1] (6 points: exact for degree 11).
-_GL_NODES = np.array(
-    [
-        -0.9324695142031521,
-        -0.6612093864662645,
-        -0.2386191860831969,
-        0.2386191860831969,
-        0.6612093864662645,
-        0.9324695142031521,
-    ]
+#: Gauss-Legendre nodes and weights on [0, 1] of [-1, 1] (10 points: exact for degree 19;
+#: the far tails of Beta(1000, 1000) change by e^2.7 over a panel, too much for fewer).
+_GL_HALF_NODES = (
+    0.1488743389816312,
+    0.4333953941292472,
+    0.6794095682990244,
+    0.8650633666889845,
+    0.9739065285171717,
 )
-_GL_WEIGHTS = np.array(
-    [
-        0.1713244923791704,
-        0.3607615730481386,
-        0.4679139345726910,
-        0.4679139345726910,
-        0.3607615730481386,
-        0.1713244923791704,
-    ]
+_GL_HALF_WEIGHTS = (
+    0.2955242247147529,
+    0.2692667193099963,
+    0.2190863625159820,
+    0.1494513491505806,
+    0.0666713443086881,
 )
+_GL_NODES = np.array([-v for v in reversed(_GL_HALF_NODES)] + list(_GL_HALF_NODES))
+_GL_WEIGHTS = np.array(list(reversed(_GL_HALF_WEIGHTS)) + list(_GL_HALF_WEIGHTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +214,9 @@ class _Tails:
 def _beta_tails(alpha: float, beta: float, points: np.ndarray) -> _Tails:
     """The CDF of Beta(alpha, beta) (alpha, beta >= 1,000) and its partial means at points.
 
-    The density (relative to its mode, as on the grid) is integrated by 6-point
+    The density (relative to its mode, as on the grid) is integrated by 10-point
     Gauss-Legendre over the panels between the points of its own +-40 SD grid and the
-    given points, at most 0.05 SD wide, where it is a polynomial of degree 11 to 1e-20.
+    given points, at most 0.05 SD wide, where it is a polynomial of degree 19 to 1e-16.
     Summing the panels from the left gives the lower tail and from the right the upper,
     each to full relative precision; beyond +-40 SDs lies less than e^-700 of the mass.
     """
@@ -225,7 +227,7 @@ def _beta_tails(alpha: float, beta: float, points: np.ndarray) -> _Tails:
     dens = np.exp(_log_density(alpha, beta, nodes)) * (half[:, None] * _GL_WEIGHTS[None, :])
     mass = dens.sum(axis=1)
     moment = (dens * nodes).sum(axis=1)
-    total = math.fsum(mass.tolist())
+    total = float(mass.sum())  # pairwise: ~1e-16 relative (fsum is slow on 1e-300s)
     # Mass and first moment left of each edge (0 at the first) and right of it.
     zero = np.zeros(1)
     below = np.concatenate([zero, np.cumsum(mass)]) / total
