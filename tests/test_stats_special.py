@@ -19,7 +19,7 @@ import pytest
 from scipy import special as sp
 from scipy import stats as sps
 
-from smart_suggest.stats import _dist, _special
+from smart_suggest.stats import _dist
 from smart_suggest.stats.bayes import _beta_tails
 
 REL = 1e-12
@@ -215,7 +215,9 @@ def test_fisher_matches_scipy_and_exact_on_small_tables() -> None:
         ((4, 6), (6, 4)),  # equal probabilities either side: exact ties are kept
     ],
 )
-def test_fisher_exact_at_large_counts_and_ties(table: tuple[tuple[int, int], tuple[int, int]]) -> None:
+def test_fisher_exact_at_large_counts_and_ties(
+    table: tuple[tuple[int, int], tuple[int, int]],
+) -> None:
     got = _dist.fisher_exact(table).pvalue
     assert got == pytest.approx(exact_fisher(table), rel=1e-12, abs=1e-300)
 
@@ -227,7 +229,10 @@ def test_fisher_far_tail_and_degenerate_tables() -> None:
     assert got == pytest.approx(want, rel=1e-12)
     assert _dist.fisher_exact(((0, 0), (3, 4))).pvalue == 1.0
     assert _dist.fisher_exact(((3, 0), (4, 0))).pvalue == 1.0
-    assert sps.fisher_exact(((2, 7), (8, 2))).statistic == _dist.fisher_exact(((2, 7), (8, 2))).statistic
+    assert (
+        sps.fisher_exact(((2, 7), (8, 2))).statistic
+        == _dist.fisher_exact(((2, 7), (8, 2))).statistic
+    )
 
 
 # -- arrays, as scipy's ufuncs ----------------------------------------------------------------
@@ -245,7 +250,8 @@ def test_distributions_take_arrays_and_broadcast() -> None:
 # mpmath's incomplete beta takes minutes beyond ~10^4 on both sides; larger posteriors are
 # checked through P(B > A) in test_stats_bayes_scale.py (mpmath sums and the normal limit).
 @pytest.mark.parametrize(
-    ("alpha", "beta"), [(1000.0, 1000.0), (1001.0, 10**9 - 999.0), (1500.0, 4000.0), (9000.0, 1200.0)]
+    ("alpha", "beta"),
+    [(1000.0, 1000.0), (1001.0, 10**9 - 999.0), (1500.0, 4000.0), (9000.0, 1200.0)],
 )
 def test_beta_tails_against_mpmath(alpha: float, beta: float) -> None:
     mean = alpha / (alpha + beta)

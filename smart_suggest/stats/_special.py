@@ -335,6 +335,8 @@ def _t_log_pdf(df: float, t: float) -> float:
 def _hill_isf(q: float, df: float) -> float:
     """Hill's (1970, ACM 396) approximation to the t quantile with upper tail q < 0.5."""
     p2 = 2.0 * q  # two-sided
+    if df < 1.0:
+        return math.nan  # outside the approximation: the solver starts from 1
     if df == 1.0:
         return 1.0 / math.tan(0.5 * math.pi * p2)
     if df == 2.0:
@@ -354,7 +356,10 @@ def _hill_isf(q: float, df: float) -> float:
         y = math.expm1(a * y * y)
     elif y > 0.0:
         y = (
-            (1.0 / (((df + 6.0) / (df * y) - 0.089 * d - 0.822) * (df + 2.0) * 3.0) + 0.5 / (df + 4.0))
+            (
+                1.0 / (((df + 6.0) / (df * y) - 0.089 * d - 0.822) * (df + 2.0) * 3.0)
+                + 0.5 / (df + 4.0)
+            )
             * y
             - 1.0
         ) * (df + 1.0) / (df + 2.0) + 1.0 / y
@@ -394,8 +399,11 @@ def _solve_upper_tail(
     log_slope: Callable[[float, float], float],
     q: float,
     start: float,
+    *,
+    increasing: bool = False,
 ) -> float:
-    """The x > 0 with tail(x) = q, for a decreasing tail, by Newton steps on log x.
+    """The x > 0 with tail(x) = q, for a decreasing tail (or an increasing lower tail,
+    ``increasing``), by Newton steps on log x.
 
     log tail is near linear in log x (slope -1 for a Cauchy tail, about -x^2 for a
     normal one), so from a good start a few steps reach full precision; x is updated
@@ -408,18 +416,22 @@ def _solve_upper_tail(
     for _ in range(400):
         sf = tail(x)
         if sf <= 0.0:
-            hi = x
-            x = math.sqrt(lo * hi) if lo > 0.0 else 0.5 * x
+            if increasing:
+                lo = x
+                x = math.sqrt(lo * hi) if hi < math.inf else 16.0 * x
+            else:
+                hi = x
+                x = math.sqrt(lo * hi) if lo > 0.0 else 0.5 * x
             continue
         f = math.log(sf) - log_q
         if f == 0.0:
             return x
-        if f > 0.0:
+        if (f > 0.0) != increasing:
             lo = x
         else:
             hi = x
         slope = log_slope(x, sf)
-        step = -f / slope if slope < 0.0 else math.nan
+        step = -f / slope if (slope > 0.0) == increasing and slope != 0.0 else math.nan
         new = x * math.exp(step) if abs(step) < 700.0 else math.nan
         if not lo < new < hi:
             if hi == math.inf:
@@ -485,6 +497,8 @@ def chdtr_pair(df: float, x: float) -> tuple[float, float]:
         return math.nan, math.nan
     if x <= 0.0:
         return 0.0, 1.0
+    if df == math.inf:  # the mass has gone to infinity
+        return (0.0, 1.0) if x < math.inf else (1.0, 0.0)
     if df == 1.0:
         # P(X > x) = P(|Z| > sqrt(x)): erfc is exact in both tails.
         z = math.sqrt(0.5 * x)
@@ -502,6 +516,8 @@ def chdtri(df: float, q: float) -> float:
         return math.inf
     if q == 1.0:
         return 0.0
+    if df == math.inf:
+        return math.nan  # as scipy: no finite quantile
     if df == 1.0:
         z = ndtri(0.5 * q)
         return z * z
@@ -513,14 +529,20 @@ def chdtri(df: float, q: float) -> float:
     h = 2.0 / (9.0 * df)
     x = df * max(1.0 - h + z * math.sqrt(h), 1e-3) ** 3
 
+    # Above q = 1/2 solve on the lower tail p = 1 - q (exact there): near q = 1 the upper
+    # tail, 1 - tiny, would leave the tiny part with few digits.
+    lower = q > 0.5
+    target = 1.0 - q if lower else q
+
     def tail(v: float) -> float:
-        return _gamma_pair(a, 0.5 * v)[1]
+        return _gamma_pair(a, 0.5 * v)[0 if lower else 1]
 
-    def log_slope(v: float, sf: float) -> float:
+    def log_slope(v: float, prob: float) -> float:
         # d log Q / d log x = -x f(x) / Q, and x f(x) = (x/2)^a e^(-x/2) / Gamma(a).
-        return -math.exp(_log_gamma_front(a, 0.5 * v) - math.log(sf))
+        slope = math.exp(_log_gamma_front(a, 0.5 * v) - math.log(prob))
+        return slope if lower else -slope
 
-    return _solve_upper_tail(tail, log_slope, q, x)
+    return _solve_upper_tail(tail, log_slope, target, x, increasing=lower)
 
 
 # -- Fisher's exact test --------------------------------------------------------------------

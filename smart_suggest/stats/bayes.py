@@ -96,9 +96,7 @@ def _log1pmx(r: np.ndarray) -> np.ndarray:
 def _lgamma(x: np.ndarray) -> np.ndarray:
     """math.lgamma element-wise (arrays here have at most a few thousand entries)."""
     x = np.asarray(x, dtype=np.float64)
-    return np.array([math.lgamma(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(
-        x.shape
-    )
+    return np.array([math.lgamma(v) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
 
 
 def _omega(x: np.ndarray) -> np.ndarray:
