@@ -31,10 +31,8 @@ def _map(fn: Callable[..., float], *args: Any) -> Any:
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in args))
     if arrays[0].ndim == 0:
         return fn(*(float(a) for a in arrays))
-    out = np.empty(arrays[0].shape, dtype=np.float64)
-    for index in np.ndindex(out.shape):
-        out[index] = fn(*(float(a[index]) for a in arrays))
-    return out
+    # A ufunc over Python floats: ~0.2 us an element (P(best) grids have 20,001 points).
+    return np.frompyfunc(fn, len(arrays), 1)(*arrays).astype(np.float64)
 
 
 def _t_cdf(x: float, df: float) -> float:
