@@ -102,8 +102,8 @@ def test_unknown_command_still_exit_2(run_cli) -> None:  # type: ignore[no-untyp
 
 
 def test_stats_distributions_do_not_load_scipy_stats() -> None:
-    """The normal, t and chi-square tails come from scipy.special; scipy.stats (0.5-1 s
-    to import) loads only for Fisher's exact test, power solving and Bayesian integrals."""
+    """The normal, t and chi-square tails need no scipy (stats._special); scipy.stats
+    (0.5-1 s to import) loads only for what the default analysis does not run."""
     code = (
         "import sys\n"
         "from smart_suggest import stats\n"
