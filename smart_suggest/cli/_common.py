@@ -104,7 +104,7 @@ class BackgroundImport:
     """Imports ``module`` in a thread; ``join()`` before importing it here.
 
     For commands that read the database before they compute: SQLite runs a statement
-    without holding the GIL, so the imports (numpy and scipy.special: ~0.2 s of CPU) and
+    without holding the GIL, so the imports (numpy and the statistics: ~0.1 s of CPU) and
     the queries overlap on a second core. Meanwhile the thread switch interval is short:
     every row a query returns takes the GIL back, and at the default 5 ms the queries
     waited longer for it than the imports saved. The caller imports what it needs

@@ -42,7 +42,7 @@ VERDICT_STYLES: dict[str, tuple[str, str]] = {
     "invalid": ("bold red", "✖"),
 }
 
-# Kept in step with analysis.FAIL_CONDITIONS (importing it here would load scipy on --help).
+# Kept in step with analysis.FAIL_CONDITIONS (importing it here would load numpy on --help).
 _FAIL_HELP = (
     "Exit with a non-zero code when a listed condition holds, so CI can gate on the "
     "result (comma-separated, repeatable). Codes: srm 3 (sample ratio mismatch), invalid 4 "
@@ -67,7 +67,7 @@ def _check_unit(value: float, name: str) -> None:
 
 def _parse_fail_on(values: list[str] | None) -> list[str]:
     if not values:
-        return []  # without importing the analysis (and scipy) here
+        return []  # without importing the analysis (and numpy) here
     from smart_suggest.analysis import FAIL_CONDITIONS
     from smart_suggest.errors import InputError
 
