@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import importlib
 import io
 import json
@@ -79,10 +78,6 @@ SINGLE_THREADED = {
 }
 
 
-#: The collector's thresholds in the apps (see serve()).
-GC_THRESHOLD = (10_000, 50, 100)
-
-
 def preload() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
@@ -101,16 +96,9 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 def serve(sock: socket.socket) -> int:
     preload()
-    # Everything imported so far lives as long as the process: the collector need not
-    # scan it again (in every child, after every few thousand allocations), and leaving
-    # it untouched keeps the pages shared with the zygote.
-    gc.collect()
-    gc.freeze()
-    # Textual allocates many short-lived objects per frame: with the default threshold
-    # (700) the young generation is collected dozens of times per screen switch. Measured
-    # on the demo (headless, 24 switches): collection time per switch 21 ms -> 3 ms, CPU per
-    # switch 95 -> 75 ms, for a few MB of garbage waiting a little longer.
-    gc.set_threshold(GC_THRESHOLD[0], GC_THRESHOLD[1], GC_THRESHOLD[2])
+    from tui.app import tune_collector
+
+    tune_collector(collect=True)  # the imported pages stay shared with every visitor
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)

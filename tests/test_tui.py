@@ -566,6 +566,8 @@ def test_tui_demo_runs_the_app_on_the_demo_database(
         seen["demo"] = self.demo
 
     monkeypatch.setattr(tui.app.SmartSuggestApp, "run", fake_run)
+    # The collector is left as the test process has it (freezing it would last).
+    monkeypatch.setattr(tui.app, "tune_collector", lambda **_: None)
     code, _, err = run_cli("tui", "--demo")
     assert code == 0, err
     assert seen["demo"] is True and seen["path"].name == "demo.db"

@@ -88,9 +88,10 @@ def tui(
 
         backend = Backend(store)
         backend.start_early()
-        from tui.app import SmartSuggestApp
+        from tui.app import SmartSuggestApp, tune_collector
 
         app = SmartSuggestApp(store=store, demo=demo, theme=theme, backend=backend)
+        tune_collector()
         app.run()
     finally:
         if app is not None:
