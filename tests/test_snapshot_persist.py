@@ -543,3 +543,34 @@ def test_an_updated_snapshot_is_saved_after_a_pause_not_on_close(
     assert loaded is not None
     assert_same(loaded, fresh(demo_copy))
     assert saved_files() == files
+
+
+# -- the times read on a second connection ---------------------------------------------------
+def test_times_read_beside_give_the_same_snapshot(
+    demo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smart_suggest.recommend import snapshot as snapshot_module
+
+    with open_store(demo_copy) as store:
+        tracking.log_interaction(store, 1, 2, "view")  # times are whole seconds either way
+        monkeypatch.setattr(snapshot_module, "PARALLEL_TIMES_ROWS", 10**9)
+        alone = build_snapshot(store)
+        monkeypatch.setattr(snapshot_module, "PARALLEL_TIMES_ROWS", 0)
+        started: list[object] = []
+        real = snapshot_module._TimesBeside
+
+        def spy(path: Path, key: tuple[int, int]) -> object:
+            started.append(key)
+            return real(path, key)
+
+        monkeypatch.setattr(snapshot_module, "_TimesBeside", spy)
+        beside = build_snapshot(store)
+        assert started == [store.revision_stamp()]
+        assert_same(beside, alone)
+
+        # The other connection sees other data (here: a key that is not the file's): its
+        # times are not used, and the build reads them itself.
+        monkeypatch.setattr(
+            snapshot_module, "_TimesBeside", lambda path, key: real(path, (key[0], key[1] + 1))
+        )
+        assert_same(build_snapshot(store), alone)

@@ -35,6 +35,8 @@ waits for all n x n products.
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +51,8 @@ from smart_suggest.store import NO_CATEGORY
 from smart_suggest.tracking import WEIGHT_SQL
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from smart_suggest.recommend.incremental import Marks
     from smart_suggest.store import Store
 
@@ -437,8 +441,55 @@ def _concat_ints(store: Store, expr: str, lo: int, hi: int) -> np.ndarray:
     return np.fromstring(text, dtype=np.int64, sep=" ")
 
 
+#: From this many interactions, ``build_snapshot`` reads their times on a second connection.
+PARALLEL_TIMES_ROWS = 200_000
+
+
+class _TimesBeside:
+    """Every interaction's time in whole seconds, in id order, read on a second (read-only)
+    connection while the first reads the rest: SQLite steps without the GIL, so on two
+    cores the two scans of a 1M-row build overlap (~0.15 s of ~0.5 s of SQL). The result
+    counts only if that connection saw the same catalog key (revision and stamp) as the
+    caller's read transaction: then it read the same rows."""
+
+    def __init__(self, path: Path, key: tuple[int, int]) -> None:
+        self.path, self.key = path, key
+        self.times: np.ndarray | None = None
+        self._thread = threading.Thread(target=self._run, name="snapshot-times", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("BEGIN")
+            row = conn.execute("SELECT value, stamp FROM revisions WHERE name = 'catalog'")
+            if tuple(row.fetchone() or ()) != self.key:
+                return
+            text = conn.execute(
+                "SELECT group_concat(v, ' ') FROM (SELECT CAST(ts AS INTEGER) AS v "
+                "FROM interactions ORDER BY id)"
+            ).fetchone()[0]
+            self.times = np.fromstring(text or "", dtype=np.int64, sep=" ").astype(np.float64)
+        except (sqlite3.Error, ValueError):
+            self.times = None
+        finally:
+            conn.close()
+
+    def result(self) -> np.ndarray | None:
+        self._thread.join()
+        return self.times
+
+
 def load_interactions(
-    store: Store, catalogue: Catalogue, *, with_time: bool = False, whole_seconds: bool = False
+    store: Store,
+    catalogue: Catalogue,
+    *,
+    with_time: bool = False,
+    whole_seconds: bool = False,
+    times_beside: _TimesBeside | None = None,
 ) -> InteractionArrays:
     """All interactions mapped to ``catalogue`` indices (call inside ``store.read()``).
 
@@ -476,7 +527,9 @@ def load_interactions(
             w = p % 8
             items.append(p // 8 + i_lo)
         weights.append(w.astype(np.float32))
-        if with_time and whole_seconds:
+        if times_beside is not None:
+            pass  # read on the other connection
+        elif with_time and whole_seconds:
             times.append(_concat_ints(store, "CAST(ts AS INTEGER)", lo, hi).astype(np.float64))
         elif with_time:
             text = store.scalar(
@@ -491,6 +544,11 @@ def load_interactions(
     i_idx, i_ok = _map_ids(catalogue.item_ids, item_ids)
     ok = u_ok & i_ok  # rows of deleted users/items only exist with foreign keys off
     weight = np.concatenate(weights)
+    if times_beside is not None:
+        beside = times_beside.result()
+        if beside is None or len(beside) != len(weight):  # the other connection saw other data
+            return load_interactions(store, catalogue, with_time=with_time, whole_seconds=True)
+        times = [beside]
     ts = np.concatenate(times)[ok] if with_time else None
     return InteractionArrays(u_idx[ok], i_idx[ok], weight[ok], ts)
 
@@ -730,8 +788,13 @@ def build_snapshot(store: Store) -> Snapshot:
     with store.read():
         revision, stamp = store.revision_stamp("catalog")
         marks = read_marks(store)
+        beside = None
+        if marks.interaction_id - marks.first_interaction_id >= PARALLEL_TIMES_ROWS:
+            beside = _TimesBeside(store.path, (revision, stamp))
         catalogue = load_catalogue(store)
-        inter = load_interactions(store, catalogue, with_time=True, whole_seconds=True)
+        inter = load_interactions(
+            store, catalogue, with_time=True, whole_seconds=True, times_beside=beside
+        )
     return Snapshot(
         catalogue,
         inter.user,
