@@ -47,7 +47,10 @@ def main() -> None:
                     str(a.interactions),
                     "--events",
                     str(a.events),
-                ]
+                ],
+                # The seed saves the recommender snapshot of its data (up to 2M
+                # interactions): in a cache folder of the benchmark's, not the user's.
+                env={"XDG_CACHE_HOME": str(Path(tmp) / "cache")},
             )
             times.append(secs)
             peaks.append(rss)

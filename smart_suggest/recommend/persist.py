@@ -92,7 +92,7 @@ def _unpack(blob: np.ndarray, lengths: np.ndarray) -> list[str]:
 
 #: ``prepare_next_start`` builds snapshots up to this many interactions (a larger build
 #: would break a seed's or an import's flat memory; the first start builds it instead).
-PREPARE_MAX_INTERACTIONS = 5_000_000
+PREPARE_MAX_INTERACTIONS = 2_000_000
 
 
 def prepare_next_start(store: Store, progress: Any = None) -> Path | None:
