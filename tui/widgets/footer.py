@@ -33,14 +33,22 @@ class KeyFooter(Footer):
             self._laid_out_for = width
             self.compact = width < self.COMPACT_BELOW
             self.show_command_palette = width >= self.COMPACT_BELOW
-            self.call_after_refresh(self.recompose)
+            self.call_after_refresh(self._recompose_if_changed)
+
+    def _recompose_if_changed(self) -> None:
+        # Each compose mounts and styles a dozen keys (~15 ms). On a screen's first show
+        # the keys are composed once the bindings are known, for the width they will have:
+        # the first resize then changes nothing.
+        if self._composed is not None and self._signature() != self._composed:
+            self.recompose()
 
     def _signature(self) -> tuple[Any, ...]:
         shown = tuple(
             (b.key, b.action, b.description, enabled, tooltip)
             for b, enabled, tooltip in self.visible_bindings()
         )
-        return (shown, self.compact, self.show_command_palette, self.size.width)
+        width = self.size.width or self.app.size.width  # the width visible_bindings used
+        return (shown, self.compact, self.show_command_palette, width)
 
     def bindings_changed(self, screen: Any) -> None:
         # Textual recomposes the footer (a dozen new widgets to style and lay out) whenever
