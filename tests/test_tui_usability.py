@@ -475,6 +475,24 @@ async def test_the_footer_always_offers_help_and_quit(demo_db: Path, size: tuple
 
 
 @pilot_test
+async def test_the_footer_follows_a_resize_of_the_terminal(demo_db: Path) -> None:
+    async with make_app(demo_db).run_test(size=(160, 40)) as pilot:
+        await goto(pilot, "2")
+        wide = footer_text(pilot)
+        assert "+Item" in wide and "palette" in wide
+        await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        await pilot.pause()
+        narrow = footer_text(pilot)
+        assert "+Item" not in narrow and "palette" not in narrow, narrow
+        assert "F1/? Help" in narrow and "^q Quit" in narrow, narrow
+        await pilot.resize_terminal(160, 40)
+        await pilot.pause()
+        await pilot.pause()
+        assert footer_text(pilot) == wide
+
+
+@pilot_test
 async def test_the_footer_keeps_the_screen_keys_in_their_order_of_importance(
     demo_db: Path,
 ) -> None:

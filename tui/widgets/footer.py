@@ -35,12 +35,12 @@ class KeyFooter(Footer):
             self.show_command_palette = width >= self.COMPACT_BELOW
             self.call_after_refresh(self._recompose_if_changed)
 
-    def _recompose_if_changed(self) -> None:
+    async def _recompose_if_changed(self) -> None:
         # Each compose mounts and styles a dozen keys (~15 ms). On a screen's first show
         # the keys are composed once the bindings are known, for the width they will have:
         # the first resize then changes nothing.
         if self._composed is not None and self._signature() != self._composed:
-            self.recompose()
+            await self.recompose()
 
     def _signature(self) -> tuple[Any, ...]:
         shown = tuple(
