@@ -270,3 +270,18 @@ def test_beta_tails_against_mpmath(alpha: float, beta: float) -> None:
             # E[X; X <= x] = mean * I_x(alpha + 1, beta).
             part = mpmath.mpf(mean) * mpmath.betainc(a + 1, b, 0, x, regularized=True)
             assert close(float(tails.lower_mean[i]), float(part)), (i, x)
+
+
+@pytest.mark.parametrize("df", [1.0, 2.5, 30.0, 1e6])
+@pytest.mark.parametrize("t", [2.869124013282273e-231, -1e-160, 1e-300, 5e-324])
+def test_t_at_a_statistic_whose_square_underflows(df: float, t: float) -> None:
+    # t^2 is 0 in doubles here; the tails are 0.5 to all digits (found by a Welch test of
+    # two samples whose means differ by 2e-231).
+    from smart_suggest.stats._special import stdtr_pair
+
+    assert stdtr_pair(df, t) == (0.5, 0.5)
+
+
+def test_a_quantile_below_the_smallest_double_is_zero_as_in_scipy() -> None:
+    # chi-square with df 0.001: half its mass lies below ~1e-301... and far below that.
+    assert _dist.chi2.isf(0.5, 0.001) == float(sps.chi2.isf(0.5, 0.001)) == 0.0

@@ -313,7 +313,8 @@ def stdtr_pair(df: float, t: float) -> tuple[float, float]:
         ratio = t2 / df
         x, y = 1.0 / (1.0 + ratio), ratio / (1.0 + ratio)
         log_x = -math.log1p(ratio)
-        log_y = math.log(t2) - math.log(df) + log_x
+        # 2 log|t| - log(df): t^2 underflows to 0 for |t| < ~1e-154 (log(0) is no number).
+        log_y = 2.0 * math.log(abs(t)) - math.log(df) + log_x
     else:
         ratio = df / t2
         x, y = ratio / (1.0 + ratio), 1.0 / (1.0 + ratio)
@@ -414,6 +415,8 @@ def _solve_upper_tail(
     lo, hi = 0.0, math.inf
     x = start if math.isfinite(start) and start > 0.0 else 1.0
     for _ in range(400):
+        if x == 0.0 or x == math.inf:
+            return x  # the quantile is beyond the doubles (chi-square at df 0.001, q 1/2)
         sf = tail(x)
         if sf <= 0.0:
             if increasing:
