@@ -187,21 +187,6 @@ SPAN_SQL = (
     f"AND {HOURS_IN_RANGE}"
 )
 
-_INT_FIELDS = (
-    "users_assigned",
-    "users_exposed",
-    "impressions",
-    "clicks",
-    "users_converted",
-    "purchases",
-    "engagement_n",
-    "n_users",
-    "sum_clicks",
-    "sum_impressions",
-    "sum_clicks_sq",
-    "sum_impressions_sq",
-    "sum_clicks_x_impressions",
-)
 
 #: The metrics compared between variants (``lifts``): name -> VariantKPIs attribute.
 LIFT_METRICS: dict[str, str] = {
@@ -411,6 +396,10 @@ STATS_COLUMNS: tuple[str, ...] = (
     "sum_clicks_sq",
     "sum_impressions_sq",
     "sum_clicks_x_impressions",
+)
+#: The counts among them (the engagement sums are floats).
+_INT_FIELDS = tuple(
+    c for c in STATS_COLUMNS if c not in ("variant", "engagement_sum", "engagement_sumsq")
 )
 
 
