@@ -453,6 +453,12 @@ def log_interaction(
     return Interaction(new_id, u.id, it.id, it.name, it.category, action, when)
 
 
+#: From this many interactions a recommender snapshot is saved to disk for the next process
+#: (``recommend/persist.py``) and the TUI loads it early: smaller ones build in moments.
+#: Here, not there, so a command can ask before importing numpy and scipy.
+SNAPSHOT_ROWS = 100_000
+
+
 def interaction_id_max(store: Store) -> int:
     """The largest interaction id (0 for none): about how many there are, in one index
     lookup (``count(*)`` reads the whole table)."""

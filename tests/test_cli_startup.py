@@ -65,6 +65,18 @@ def test_status_needs_no_numpy(demo_copy: Path) -> None:
     assert "numpy" not in heavy and "scipy" not in heavy
 
 
+def test_a_small_import_loads_no_recommender(tmp_path: Path) -> None:
+    # Too small for its snapshot to be saved for the next start: numpy and scipy are not
+    # imported for nothing (the importer itself needs neither).
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,rating\n1,1,5\n2,1,3\n")
+    code, heavy, out = _modules_after(
+        ["import", str(ratings), "--db", str(tmp_path / "new.db"), "--json"]
+    )
+    assert code == 0, out
+    assert "numpy" not in heavy and "scipy" not in heavy
+
+
 def test_command_table_matches_the_commands() -> None:
     """``COMMANDS`` (what --help lists without building every command) says what each
     command's own help says, and lists every command a module registers."""

@@ -354,6 +354,7 @@ def test_a_restored_backup_never_reaches_a_snapshot_of_its_lost_future(demo_copy
 def test_a_seed_or_an_import_saves_the_snapshot_for_the_next_start(
     demo_copy: Path, run_cli: CliRunner, write: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(tracking, "SNAPSHOT_ROWS", 0)  # the seed's and import's own check
     write(run_cli, demo_copy)
     assert len(saved_files()) == 1
     built = fresh(demo_copy)
@@ -365,6 +366,7 @@ def test_a_seed_too_large_to_build_leaves_it_to_the_first_start(
     demo_copy: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(persist, "PREPARE_MAX_INTERACTIONS", 299)
+    monkeypatch.setattr(tracking, "SNAPSHOT_ROWS", 0)
     _cli_seed(run_cli, demo_copy)  # 300 interactions
     assert saved_files() == []
 

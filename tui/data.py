@@ -28,12 +28,13 @@ from typing import Any, TypeVar
 from smart_suggest.clock import iso
 from smart_suggest.errors import SmartSuggestError
 from smart_suggest.store import Store, open_store
+from smart_suggest.tracking import SNAPSHOT_ROWS
 
 T = TypeVar("T")
 
 #: From about this many interactions the snapshot starts loading before Textual is imported
 #: (``Backend.start_early``); below, the imports would only delay the first screen.
-EARLY_START_ROWS = 100_000
+EARLY_START_ROWS = SNAPSHOT_ROWS
 
 #: Returned by ``SmartSuggestApp.attempt`` when the work failed (the user was told why).
 FAILED: Any = object()

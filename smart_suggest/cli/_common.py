@@ -315,3 +315,16 @@ def info(message: str) -> None:
     from smart_suggest.termsafe import escape
 
     err_console.print(escape(message))
+
+
+def save_snapshot_for_next_start(store: Any, progress: Any) -> None:
+    """After a seed or an import: the recommender snapshot of what it wrote, saved for the
+    next start (``recommend/persist.py``). A database too small to be saved returns before
+    numpy and scipy are imported (0.2 s, more than a small import takes)."""
+    from smart_suggest.tracking import SNAPSHOT_ROWS, interaction_id_max
+
+    if interaction_id_max(store) < SNAPSHOT_ROWS:
+        return
+    from smart_suggest.recommend import persist
+
+    persist.prepare_next_start(store, progress)

@@ -19,6 +19,7 @@ from smart_suggest.cli._common import (
     open_db,
     progress_bar,
     safe,
+    save_snapshot_for_next_start,
 )
 
 
@@ -53,7 +54,6 @@ def seed(
     size with the same structure (defaults 10000/2000/1000000/1000000/14).
     """
     from smart_suggest import sample
-    from smart_suggest.recommend import persist
 
     synthetic = any(v is not None for v in (users, items, interactions, events, days))
     spec = None
@@ -78,7 +78,7 @@ def seed(
             else:
                 report = sample.generate(store, spec, progress=update)
             # Saved for the next start (the TUI, recommend): it would read it all back.
-            persist.prepare_next_start(store, update)
+            save_snapshot_for_next_start(store, update)
         elapsed = time.perf_counter() - started
         path = store.path
     if json:

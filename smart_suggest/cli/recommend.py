@@ -20,6 +20,7 @@ from smart_suggest.cli._common import (
     open_db,
     progress_bar,
     safe,
+    save_snapshot_for_next_start,
 )
 
 if TYPE_CHECKING:
@@ -790,7 +791,6 @@ def import_cmd(
     written (a new database file is removed).
     """
     from smart_suggest.importer import ColumnOptions, detect, import_layout
-    from smart_suggest.recommend import persist
 
     options = ColumnOptions(
         user_col=user_col,
@@ -812,7 +812,7 @@ def import_cmd(
     with _removed_on_failure(db), open_db(db) as store, progress_bar(not json) as update:
         report = import_layout(store, layout, progress=update)
         # Saved for the next start (the TUI, recommend): it would read it all back.
-        persist.prepare_next_start(store, update)
+        save_snapshot_for_next_start(store, update)
     if json:
         emit_json(report.to_dict())
         return

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from smart_suggest import __version__
 from smart_suggest.recommend.incremental import Marks
 from smart_suggest.recommend.snapshot import Catalogue, Snapshot
-from smart_suggest.tracking import WEIGHT_SQL
+from smart_suggest.tracking import SNAPSHOT_ROWS, WEIGHT_SQL
 
 if TYPE_CHECKING:
     from smart_suggest.store import Store
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 #: Bump when what a saved snapshot holds, or how a snapshot is computed, changes.
 FORMAT = 1
 #: Smaller snapshots are not saved: building them costs about what loading would.
-MIN_INTERACTIONS = 100_000
+MIN_INTERACTIONS = SNAPSHOT_ROWS
 #: The item similarities (v1's cold items, v2) are saved with the snapshot up to this many
 #: cells (48 MB): 1M at 2,000 items (0.06 s to compute), 3.4M at MovieLens 1M's 3,706
 #: (0.4 s); a 5,000-item catalogue's can reach 6M (75 MB) and is computed again instead.
